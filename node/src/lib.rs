@@ -1,0 +1,6 @@
+//! ssb-node: a Secure Scuttlebutt node for Raspberry Pi-class hardware.
+//!
+//! Layers, bottom up: [`feed`] (identities, classic messages, validation),
+//! the fjall-backed store, and the command-line front end in the binary.
+
+pub mod feed;

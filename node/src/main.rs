@@ -1,0 +1,4 @@
+//! The `ssb-node` command-line program.
+fn main() {
+    println!("ssb-node");
+}
