@@ -1,1 +1,13 @@
-//! Feed layer.
+//! The feed layer: identities, JSON with JavaScript semantics, and classic
+//! signed messages, bit-exact with the JavaScript reference (ssb-keys,
+//! ssb-validate).
+
+pub mod ids;
+pub mod json;
+pub mod keys;
+pub mod message;
+
+pub use ids::{BlobId, FeedId, MsgId};
+pub use json::Value;
+pub use keys::Keypair;
+pub use message::{BatchVerifier, FeedHead, HmacKey, Invalid, Message};
