@@ -3,4 +3,10 @@
 //! Layers, bottom up: [`feed`] (identities, classic messages, validation),
 //! the fjall-backed store, and the command-line front end in the binary.
 
+pub mod blobs;
+pub mod data_dir;
 pub mod feed;
+pub mod ingest;
+pub mod net;
+pub mod publish;
+pub mod store;

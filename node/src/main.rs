@@ -1,4 +1,341 @@
-//! The `ssb-node` command-line program.
-fn main() {
-    println!("ssb-node");
+//! `ssb-node`: the command-line program. Scripts call these commands, so
+//! their arguments and outputs are kept stable; every failure is one line on
+//! stderr and a non-zero exit, never a panic.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use ssb_node::data_dir::DataDir;
+use ssb_node::feed::{BatchVerifier, BlobId, FeedId, Message, MsgId, Value};
+use ssb_node::ingest::{parse_line, Ingest};
+use ssb_node::publish::publish;
+
+#[derive(Parser)]
+#[command(
+    name = "ssb-node",
+    version,
+    about = "A Secure Scuttlebutt node for small hardware"
+)]
+struct Cli {
+    /// Data directory (identity, store, blobs).
+    #[arg(long, global = true, env = "SSB_NODE_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the identity and store (or adopt an ssb-keys secret file); prints the feed id.
+    Init {
+        /// An existing ssb-keys `secret` file to adopt.
+        #[arg(long, value_name = "FILE")]
+        secret: Option<PathBuf>,
+    },
+    /// Print this node's feed id.
+    Whoami,
+    /// Publish a message; prints its id.
+    Publish {
+        /// The content, a JSON object with a `type`.
+        #[arg(
+            long,
+            value_name = "JSON",
+            conflicts_with = "stdin",
+            required_unless_present = "stdin"
+        )]
+        content: Option<String>,
+        /// Read one content object per line from stdin; prints one id per line.
+        #[arg(long)]
+        stdin: bool,
+    },
+    /// Print a feed as JSON lines {"key","value","timestamp"}.
+    Feed {
+        /// The feed (default: this node's).
+        feed: Option<String>,
+        /// First sequence number to print.
+        #[arg(long, default_value_t = 1)]
+        from: u32,
+        /// Print at most this many messages.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Print one message as {"key","value","timestamp"}.
+    Get {
+        /// The message id.
+        id: String,
+    },
+    /// Print the vector clock (feed → latest sequence) as one JSON object.
+    Clock,
+    /// Add messages of any feeds from JSON lines (a file or - for stdin).
+    Ingest {
+        /// The input file, or - for stdin.
+        input: PathBuf,
+    },
+    /// Verify every stored feed: chains, signatures, ids, indexes.
+    Check,
+    /// Single-message tools.
+    Message {
+        #[command(subcommand)]
+        command: MessageCommand,
+    },
+    /// Blob store.
+    Blobs {
+        #[command(subcommand)]
+        command: BlobsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MessageCommand {
+    /// Check a message (value or {key,value}); prints its id, or why it is invalid.
+    Verify {
+        /// The message file.
+        file: PathBuf,
+        /// The message it should follow.
+        #[arg(long, value_name = "FILE")]
+        prev: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BlobsCommand {
+    /// Store a file as a blob; prints its id.
+    Add {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Write a blob to stdout or a file.
+    Get {
+        /// The blob id.
+        id: String,
+        /// Write here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Say whether a blob is held (prints true/false; exit 0 either way).
+    Has {
+        /// The blob id.
+        id: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SSB_NODE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let data = DataDir::new(cli.data.clone().unwrap_or_else(DataDir::default_root));
+    match run(cli.command, &data) {
+        Ok(code) => code,
+        Err(e) => {
+            // A closed stdout (`ssb-node feed | head`) is not an error.
+            if e.downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("ssb-node: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match command {
+        Command::Init { secret } => {
+            let (keys, created) = data.init(secret.as_deref())?;
+            if created {
+                tracing::info!(dir = %data.root().display(), "created identity and store");
+            }
+            writeln!(out, "{}", keys.id())?;
+        }
+        Command::Whoami => writeln!(out, "{}", data.keys()?.id())?,
+        Command::Publish { content, stdin } => {
+            let keys = data.keys()?;
+            let store = data.open_store()?;
+            let contents: Vec<Value> = if stdin {
+                let mut v = Vec::new();
+                for (i, line) in io::stdin().lock().lines().enumerate() {
+                    let line = line.context("reading stdin")?;
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    v.push(
+                        Value::parse(line.as_bytes()).with_context(|| format!("line {}", i + 1))?,
+                    );
+                }
+                v
+            } else {
+                let text = content.unwrap_or_default();
+                vec![Value::parse(text.as_bytes()).context("--content is not valid JSON")?]
+            };
+            for id in publish(&store, &keys, contents)? {
+                writeln!(out, "{id}")?;
+            }
+        }
+        Command::Feed { feed, from, limit } => {
+            let feed: FeedId = match feed {
+                Some(f) => f.parse()?,
+                None => data.keys()?.id(),
+            };
+            let store = data.open_store()?;
+            for m in store.feed(&feed, from).take(limit.unwrap_or(usize::MAX)) {
+                writeln!(out, "{}", m?.to_kvt_json())?;
+            }
+        }
+        Command::Get { id } => {
+            let id: MsgId = id.parse()?;
+            let store = data.open_store()?;
+            match store.get(&id)? {
+                Some(m) => writeln!(out, "{}", m.to_kvt_json())?,
+                None => bail!("message {id} is not in the store"),
+            }
+        }
+        Command::Clock => {
+            let store = data.open_store()?;
+            let mut text = String::from("{");
+            for (i, (feed, seq)) in store.clock()?.into_iter().enumerate() {
+                if i > 0 {
+                    text.push(',');
+                }
+                text.push_str(&format!("\"{feed}\":{seq}"));
+            }
+            text.push('}');
+            writeln!(out, "{text}")?;
+        }
+        Command::Ingest { input } => {
+            let store = data.open_store()?;
+            let mut ingest = Ingest::new(&store, BatchVerifier::with_threads(2));
+            let mut reader: Box<dyn BufRead> = if input == Path::new("-") {
+                Box::new(BufReader::new(io::stdin()))
+            } else {
+                let f =
+                    std::fs::File::open(&input).with_context(|| format!("{}", input.display()))?;
+                Box::new(BufReader::with_capacity(256 * 1024, f))
+            };
+            // Keep what was read so far even if the input breaks off.
+            let read = ingest.read_all(&mut reader);
+            let report = ingest.finish()?;
+            let mut line = format!(
+                "added {} skipped {} rejected {}",
+                report.added, report.skipped, report.rejected
+            );
+            if let Some((n, why)) = &report.first_rejection {
+                line.push_str(&format!(" (first: line {n}: {why})"));
+            }
+            writeln!(out, "{line}")?;
+            read?;
+            if report.rejected > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Check => {
+            let store = data.open_store()?;
+            let report = store.check()?;
+            for p in &report.problems {
+                writeln!(out, "problem: {p}")?;
+            }
+            writeln!(
+                out,
+                "checked {} feeds, {} messages: {}",
+                report.feeds,
+                report.messages,
+                if report.problems.is_empty() {
+                    "ok".to_owned()
+                } else {
+                    format!("{} problems", report.problems.len())
+                }
+            )?;
+            if !report.problems.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Message {
+            command: MessageCommand::Verify { file, prev },
+        } => {
+            let read = |p: &Path| -> Result<Message> {
+                let text = read_small(p, 1024 * 1024)?;
+                parse_line(text.trim_ascii())
+                    .map_err(|e| anyhow::anyhow!("{}: invalid: {e}", p.display()))
+            };
+            let m = read(&file)?;
+            let prev = prev.as_deref().map(read).transpose()?;
+            let result = m.verify().and_then(|()| match &prev {
+                Some(p) => m.check_chain(Some(&p.head())),
+                None if m.sequence() == 1 => m.check_chain(None),
+                None => Ok(()),
+            });
+            match result {
+                Ok(()) => writeln!(out, "{}", m.id())?,
+                Err(e) => bail!("{}: invalid: {e}", file.display()),
+            }
+        }
+        Command::Blobs { command } => return blobs(command, data, &mut out),
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn blobs(command: BlobsCommand, data: &DataDir, out: &mut dyn Write) -> Result<ExitCode> {
+    let store = data.open_blobs()?;
+    match command {
+        BlobsCommand::Add { file } => {
+            let mut f =
+                std::fs::File::open(&file).with_context(|| format!("{}", file.display()))?;
+            let (id, _) = store.add(&mut f, None, u64::MAX)?;
+            writeln!(out, "{id}")?;
+        }
+        BlobsCommand::Has { id } => {
+            let id: BlobId = id.parse()?;
+            writeln!(out, "{}", store.has(&id))?;
+        }
+        BlobsCommand::Get { id, out: file } => {
+            let id: BlobId = id.parse()?;
+            match file {
+                None => {
+                    store.get(&id, out)?;
+                }
+                Some(path) => {
+                    // Write beside the target and rename, so a damaged blob
+                    // never leaves a file that looks complete.
+                    let tmp = path.with_extension("part");
+                    let result = (|| -> Result<()> {
+                        let mut f = std::fs::File::create(&tmp)
+                            .with_context(|| format!("{}", tmp.display()))?;
+                        store.get(&id, &mut f)?;
+                        f.sync_all()?;
+                        std::fs::rename(&tmp, &path)
+                            .with_context(|| format!("{}", path.display()))?;
+                        Ok(())
+                    })();
+                    if let Err(e) = result {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a file that must be small (a single message, say).
+fn read_small(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("{}", path.display()))?
+        .len();
+    if len > max {
+        bail!("{}: larger than {max} bytes", path.display());
+    }
+    std::fs::read(path).with_context(|| format!("{}", path.display()))
 }

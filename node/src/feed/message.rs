@@ -104,6 +104,9 @@ pub enum Invalid {
         /// The sequence the message has.
         got: u32,
     },
+    /// A `{key, value}` wrapper whose key is not the value's id.
+    #[error("the key given with the message is not its id")]
+    KeyMismatch,
     /// Right sequence, wrong previous: a fork of the feed.
     #[error("previous does not match message {sequence} of this feed (a fork)")]
     Fork {
@@ -369,18 +372,49 @@ fn is_boxed(s: &[u8]) -> bool {
 /// Verifies many signatures at once, with a cache of decoded author keys.
 ///
 /// Batch verification (ed25519-dalek `verify_batch`) is about twice as fast as
-/// one by one. It checks the cofactored equation, so a signature its own
-/// author crafted to be malleable could pass here and fail in libsodium;
-/// that admits no forgery. Weak (small-order) author keys are refused.
-#[derive(Default)]
+/// one by one, and large batches are split over `threads` threads. It checks
+/// the cofactored equation, so a signature its own author crafted to be
+/// malleable could pass here and fail in libsodium; that admits no forgery.
+/// Weak (small-order) author keys are refused.
 pub struct BatchVerifier {
     keys: HashMap<FeedId, Option<VerifyingKey>>,
+    threads: usize,
+    batch: bool,
 }
 
+impl Default for BatchVerifier {
+    fn default() -> Self {
+        BatchVerifier {
+            keys: HashMap::new(),
+            threads: 1,
+            batch: true,
+        }
+    }
+}
+
+/// Below this many messages a batch is not worth a second thread.
+const MIN_PER_THREAD: usize = 64;
+
 impl BatchVerifier {
-    /// An empty verifier.
+    /// A batch verifier on the calling thread.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A batch verifier that splits large batches over `threads` threads.
+    pub fn with_threads(threads: usize) -> Self {
+        BatchVerifier {
+            threads: threads.max(1),
+            ..Self::default()
+        }
+    }
+
+    /// A verifier that checks signatures one by one (for comparison).
+    pub fn one_by_one() -> Self {
+        BatchVerifier {
+            batch: false,
+            ..Self::default()
+        }
     }
 
     fn key(&mut self, author: FeedId) -> Option<VerifyingKey> {
@@ -393,24 +427,50 @@ impl BatchVerifier {
 
     /// Verifies every message; on failure says which is the first bad one
     /// and why, so the caller can keep the good ones before it.
-    pub fn verify(&mut self, msgs: &[Message]) -> Result<(), (usize, Invalid)> {
+    pub fn verify<M: std::borrow::Borrow<Message> + Sync>(
+        &mut self,
+        msgs: &[M],
+    ) -> Result<(), (usize, Invalid)> {
+        if !self.batch {
+            for (i, m) in msgs.iter().enumerate() {
+                m.borrow().verify().map_err(|e| (i, e))?;
+            }
+            return Ok(());
+        }
         if self.keys.len() > 100_000 {
             self.keys.clear(); // bound the cache
         }
         let mut keys = Vec::with_capacity(msgs.len());
         for (i, m) in msgs.iter().enumerate() {
-            keys.push(self.key(m.author).ok_or((i, Invalid::AuthorKey))?);
+            keys.push(self.key(m.borrow().author).ok_or((i, Invalid::AuthorKey))?);
         }
-        let sigs: Vec<Signature> = msgs
-            .iter()
-            .map(|m| Signature::from_bytes(&m.signature))
-            .collect();
-        let bytes: Vec<&[u8]> = msgs.iter().map(|m| m.signed.as_slice()).collect();
-        if ed25519_dalek::verify_batch(&bytes, &sigs, &keys).is_ok() {
+        let parts = self.threads.min(msgs.len() / MIN_PER_THREAD).max(1);
+        let per = msgs.len().div_ceil(parts).max(1);
+        let check = |(ms, ks): (&[M], &[VerifyingKey])| {
+            let sigs: Vec<Signature> = ms
+                .iter()
+                .map(|m| Signature::from_bytes(&m.borrow().signature))
+                .collect();
+            let bytes: Vec<&[u8]> = ms.iter().map(|m| m.borrow().signed.as_slice()).collect();
+            ed25519_dalek::verify_batch(&bytes, &sigs, ks).is_ok()
+        };
+        let all_ok = if parts == 1 {
+            check((msgs, &keys))
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = msgs
+                    .chunks(per)
+                    .zip(keys.chunks(per))
+                    .map(|part| s.spawn(move || check(part)))
+                    .collect();
+                handles.into_iter().all(|h| h.join().unwrap_or(false))
+            })
+        };
+        if all_ok {
             return Ok(());
         }
         for (i, m) in msgs.iter().enumerate() {
-            m.verify().map_err(|e| (i, e))?;
+            m.borrow().verify().map_err(|e| (i, e))?;
         }
         // The batch failed but each one passes: cannot happen for honest
         // input; refuse the first rather than accept unverified data.
@@ -622,10 +682,31 @@ mod tests {
             head = Some(m.head());
             msgs.push(m);
         }
-        let mut v = BatchVerifier::new();
-        v.verify(&msgs).expect("all good");
+        for mut v in [
+            BatchVerifier::new(),
+            BatchVerifier::one_by_one(),
+            BatchVerifier::with_threads(2),
+        ] {
+            v.verify(&msgs).expect("all good");
+        }
         msgs[6].signature[0] ^= 1;
-        assert_eq!(v.verify(&msgs), Err((6, Invalid::BadSignature)));
+        for mut v in [
+            BatchVerifier::new(),
+            BatchVerifier::one_by_one(),
+            BatchVerifier::with_threads(2),
+        ] {
+            assert_eq!(v.verify(&msgs), Err((6, Invalid::BadSignature)));
+        }
+        // Split over threads: a bad one in the second half is found too.
+        let many: Vec<&Message> = msgs.iter().cycle().take(300).collect();
+        assert_eq!(
+            BatchVerifier::with_threads(2).verify(&many),
+            Err((6, Invalid::BadSignature))
+        );
+        let good: Vec<&Message> = many.iter().copied().filter(|m| m.sequence() != 7).collect();
+        BatchVerifier::with_threads(2)
+            .verify(&good)
+            .expect("all good over threads");
     }
 
     #[test]

@@ -1,0 +1,271 @@
+//! Content-addressed blob files (`&<base64 sha256>.sha256`).
+//!
+//! A blob lives at `blobs/sha256/<first 2 hex>/<other 62 hex>`. Adding one
+//! streams it into `blobs/tmp/` while hashing, fsyncs, renames it into place
+//! and fsyncs the directory, so a crash leaves either the whole blob or a
+//! temp file that the next open removes. Reads re-hash what they return, so
+//! a blob damaged on disk is reported, never passed on.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::feed::BlobId;
+
+/// Why a blob operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The blob is not held here.
+    #[error("blob {0} is not in the store")]
+    Missing(BlobId),
+    /// The bytes on disk no longer hash to the blob's id.
+    #[error("blob {id} is damaged on disk (its bytes hash to {actual})")]
+    Damaged {
+        /// The blob asked for.
+        id: BlobId,
+        /// What its bytes hash to now.
+        actual: BlobId,
+    },
+    /// The data is not the blob it was said to be.
+    #[error("expected blob {expected}, but the bytes hash to {actual}")]
+    WrongHash {
+        /// The id that was promised.
+        expected: BlobId,
+        /// What the bytes hash to.
+        actual: BlobId,
+    },
+    /// The data is larger than allowed.
+    #[error("blob is larger than the limit of {0} bytes")]
+    TooLarge(u64),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BlobError + '_ {
+    move |source| BlobError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The blob store rooted at a directory.
+pub struct BlobStore {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Copies `from` into `to` in 64 KiB steps, hashing and counting; stops with
+/// [`BlobError::TooLarge`] past `max` bytes.
+fn copy_hashing(
+    from: &mut dyn Read,
+    to: &mut dyn Write,
+    max: u64,
+    to_path: &Path,
+) -> Result<(BlobId, u64), BlobError> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(BlobError::Io {
+                    path: "input".into(),
+                    source,
+                })
+            }
+        };
+        size += n as u64;
+        if size > max {
+            return Err(BlobError::TooLarge(max));
+        }
+        hasher.update(&buf[..n]);
+        to.write_all(&buf[..n]).map_err(io_err(to_path))?;
+    }
+    Ok((BlobId(hasher.finalize().into()), size))
+}
+
+impl BlobStore {
+    /// Opens (creating) the store under `dir`, removing temp files a crash
+    /// left behind.
+    pub fn open(dir: &Path) -> Result<BlobStore, BlobError> {
+        let root = dir.join("sha256");
+        let tmp = dir.join("tmp");
+        fs::create_dir_all(&root).map_err(io_err(&root))?;
+        fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+        // Temp files are named `<pid>-<n>.tmp`: remove those whose writer is
+        // gone (a crash or a pulled plug), never another live process's.
+        for entry in fs::read_dir(&tmp).map_err(io_err(&tmp))?.flatten() {
+            let name = entry.file_name();
+            let pid = name
+                .to_str()
+                .and_then(|n| n.split('-').next())
+                .unwrap_or("");
+            let alive = !pid.is_empty()
+                && pid != std::process::id().to_string()
+                && Path::new("/proc").join(pid).exists();
+            if !alive {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(BlobStore { root, tmp })
+    }
+
+    /// Where blob `id` lives.
+    pub fn path(&self, id: &BlobId) -> PathBuf {
+        let h = hex(id.as_bytes());
+        self.root.join(&h[..2]).join(&h[2..])
+    }
+
+    /// Whether blob `id` is held.
+    pub fn has(&self, id: &BlobId) -> bool {
+        self.path(id).is_file()
+    }
+
+    /// The size of blob `id` in bytes, if held.
+    pub fn size(&self, id: &BlobId) -> Option<u64> {
+        fs::metadata(self.path(id)).ok().map(|m| m.len())
+    }
+
+    /// Stores everything `reader` yields (at most `max` bytes); returns the
+    /// blob id and size. With `expected`, refuses bytes that hash otherwise.
+    pub fn add(
+        &self,
+        reader: &mut dyn Read,
+        expected: Option<&BlobId>,
+        max: u64,
+    ) -> Result<(BlobId, u64), BlobError> {
+        let tmp_path = self.tmp.join(format!(
+            "{}-{}.tmp",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let result = self.add_via(&tmp_path, reader, expected, max);
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp_path);
+        }
+        result
+    }
+
+    fn add_via(
+        &self,
+        tmp_path: &Path,
+        reader: &mut dyn Read,
+        expected: Option<&BlobId>,
+        max: u64,
+    ) -> Result<(BlobId, u64), BlobError> {
+        let mut file = File::create(tmp_path).map_err(io_err(tmp_path))?;
+        let (id, size) = copy_hashing(reader, &mut file, max, tmp_path)?;
+        if let Some(want) = expected {
+            if *want != id {
+                return Err(BlobError::WrongHash {
+                    expected: *want,
+                    actual: id,
+                });
+            }
+        }
+        file.sync_all().map_err(io_err(tmp_path))?;
+        drop(file);
+        let dest = self.path(&id);
+        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        fs::rename(tmp_path, &dest).map_err(io_err(&dest))?;
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(&dir))?;
+        Ok((id, size))
+    }
+
+    /// Writes blob `id` to `out`, checking its hash as it goes. If the bytes
+    /// on disk are damaged, the error comes after they were written: callers
+    /// writing to a file should remove it on error.
+    pub fn get(&self, id: &BlobId, out: &mut dyn Write) -> Result<u64, BlobError> {
+        let path = self.path(id);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(BlobError::Missing(*id)),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let (actual, size) = copy_hashing(&mut file, out, u64::MAX, Path::new("output"))?;
+        if actual != *id {
+            return Err(BlobError::Damaged { id: *id, actual });
+        }
+        Ok(size)
+    }
+}
+
+static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_get_has_and_damage() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = BlobStore::open(dir.path()).expect("open");
+        let data = vec![7u8; 200_000];
+        let (id, size) = store.add(&mut &data[..], None, u64::MAX).expect("add");
+        assert_eq!((id, size), (BlobId::of(&data), 200_000));
+        assert!(store.has(&id));
+        assert_eq!(store.size(&id), Some(200_000));
+        let mut out = Vec::new();
+        store.get(&id, &mut out).expect("get");
+        assert_eq!(out, data);
+        // Adding again is harmless.
+        store
+            .add(&mut &data[..], Some(&id), u64::MAX)
+            .expect("again");
+        // Wrong expected hash and size cap are refused, leaving no temp file.
+        assert!(matches!(
+            store.add(&mut &b"x"[..], Some(&id), 10),
+            Err(BlobError::WrongHash { .. })
+        ));
+        assert!(matches!(
+            store.add(&mut &data[..], None, 10),
+            Err(BlobError::TooLarge(10))
+        ));
+        assert_eq!(
+            fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),
+            0
+        );
+        // Damage on disk is reported on read.
+        fs::write(store.path(&id), b"not it").expect("damage");
+        assert!(matches!(
+            store.get(&id, &mut Vec::new()),
+            Err(BlobError::Damaged { .. })
+        ));
+        let missing = BlobId::of(b"nope");
+        assert!(!store.has(&missing));
+        assert!(matches!(
+            store.get(&missing, &mut Vec::new()),
+            Err(BlobError::Missing(_))
+        ));
+    }
+
+    #[test]
+    fn leftover_temp_files_are_removed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        drop(BlobStore::open(dir.path()).expect("open"));
+        fs::write(dir.path().join("tmp/4294967294-0.tmp"), b"half a blob").expect("write");
+        BlobStore::open(dir.path()).expect("reopen");
+        assert_eq!(
+            fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),
+            0
+        );
+    }
+}

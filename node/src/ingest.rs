@@ -1,0 +1,213 @@
+//! Bulk import of messages from JSON lines, in bounded memory.
+//!
+//! Each line is a bare message value or `{"key","value",…}` as
+//! createHistoryStream and `ssb-node feed` print them. Lines are parsed and
+//! shape-checked as they come, collected into batches of [`BATCH`] messages,
+//! signature-checked together, and written with one fjall batch each (see
+//! [`Store::append`]). Memory stays flat however long the input is.
+
+use std::io::BufRead;
+
+use crate::feed::{BatchVerifier, Invalid, Message, Value};
+use crate::store::{AppendReport, Store, StoreError};
+
+/// Messages per store batch: big enough for batch verification to pay off,
+/// small enough to keep memory flat.
+pub const BATCH: usize = 1024;
+
+/// The longest line accepted: well above any valid message (8192 UTF-16
+/// units is at most ~24 KiB of UTF-8, more with a KVT wrapper).
+pub const MAX_LINE: usize = 256 * 1024;
+
+/// Streams messages into a store. Feed it lines, then call [`Ingest::finish`].
+pub struct Ingest<'a> {
+    store: &'a Store,
+    verifier: BatchVerifier,
+    pending: Vec<Message>,
+    /// Input line number (1-based) of each pending message.
+    lines: Vec<usize>,
+    line: usize,
+    report: AppendReport,
+}
+
+/// Parses one line: a bare message value or a `{key, value, …}` wrapper
+/// (whose key must then be the message id). Shape checks only.
+pub fn parse_line(text: &[u8]) -> Result<Message, Invalid> {
+    let value = Value::parse(text)?;
+    let Value::Object(obj) = &value else {
+        return Message::from_value(value, None);
+    };
+    // A `{key, value, …}` wrapper has `value` and no `signature`.
+    if obj.get("signature").is_none() {
+        if let Some(inner) = obj.get("value") {
+            let claimed = obj.get("key").and_then(Value::as_str).map(str::to_owned);
+            let m = Message::from_value(inner.clone(), None)?;
+            if let Some(key) = claimed {
+                if key != m.id().to_string() {
+                    return Err(Invalid::KeyMismatch);
+                }
+            }
+            return Ok(m);
+        }
+    }
+    Message::from_value(value, None)
+}
+
+impl<'a> Ingest<'a> {
+    /// Starts an import into `store` with `verifier`.
+    pub fn new(store: &'a Store, verifier: BatchVerifier) -> Self {
+        Ingest {
+            store,
+            verifier,
+            pending: Vec::with_capacity(BATCH),
+            lines: Vec::with_capacity(BATCH),
+            line: 0,
+            report: AppendReport::default(),
+        }
+    }
+
+    /// Takes one input line (blank lines are ignored).
+    pub fn push_line(&mut self, text: &[u8]) -> Result<(), StoreError> {
+        self.line += 1;
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        match parse_line(text) {
+            Ok(m) => self.push(m)?,
+            Err(e) => self.reject(e),
+        }
+        Ok(())
+    }
+
+    /// Takes one parsed message (counts as the next input line).
+    pub fn push(&mut self, m: Message) -> Result<(), StoreError> {
+        self.pending.push(m);
+        self.lines.push(self.line);
+        if self.pending.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, e: Invalid) {
+        self.report.rejected += 1;
+        if self.report.first_rejection.is_none() {
+            self.report.first_rejection = Some((self.line, e));
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let msgs = std::mem::take(&mut self.pending);
+        let mut r = self.store.append(msgs, &mut self.verifier)?;
+        if let Some((i, _)) = &mut r.first_rejection {
+            *i = self.lines[*i];
+        }
+        self.lines.clear();
+        self.report.merge(r, 0);
+        Ok(())
+    }
+
+    /// Writes what is pending and makes it durable; returns the totals, with
+    /// the first rejection's line number (1-based).
+    pub fn finish(mut self) -> Result<AppendReport, StoreError> {
+        self.flush()?;
+        self.store.persist()?;
+        Ok(self.report)
+    }
+
+    /// Reads `input` to the end, line by line (each at most [`MAX_LINE`]).
+    pub fn read_all(&mut self, input: &mut dyn BufRead) -> Result<(), IngestError> {
+        let mut buf = Vec::with_capacity(4096);
+        loop {
+            buf.clear();
+            let n = std::io::Read::take(&mut *input, MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut buf)
+                .map_err(IngestError::Read)?;
+            if n == 0 {
+                return Ok(());
+            }
+            if buf.len() > MAX_LINE && buf.last() != Some(&b'\n') {
+                return Err(IngestError::LineTooLong(self.line + 1));
+            }
+            self.push_line(&buf)?;
+        }
+    }
+}
+
+/// Why an import stopped early (refused messages do not stop it).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The input could not be read.
+    #[error("reading input: {0}")]
+    Read(std::io::Error),
+    /// A line is longer than any message can be.
+    #[error("line {0} is longer than {MAX_LINE} bytes")]
+    LineTooLong(usize),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::Keypair;
+
+    #[test]
+    fn mixed_input() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("open");
+        let keys = Keypair::from_seed(&[9; 32]);
+        let mut head = None;
+        let mut text = String::new();
+        for i in 1..=5 {
+            let c = Value::parse(format!(r#"{{"type":"post","i":{i}}}"#).as_bytes()).expect("json");
+            let m = Message::create(&keys, head.as_ref(), f64::from(i), c, None).expect("create");
+            head = Some(m.head());
+            if i % 2 == 0 {
+                text.push_str(&format!(
+                    "{{\"key\":\"{}\",\"value\":{},\"timestamp\":1}}\n",
+                    m.id(),
+                    m.value().to_compact()
+                ));
+            } else {
+                text.push_str(&m.value().to_pretty().replace('\n', " "));
+                text.push('\n');
+            }
+            if i == 3 {
+                text.push_str("\nnot json\n");
+            }
+        }
+        let mut ingest = Ingest::new(&store, BatchVerifier::new());
+        ingest.read_all(&mut text.as_bytes()).expect("read");
+        let r = ingest.finish().expect("finish");
+        assert_eq!((r.added, r.skipped, r.rejected), (5, 0, 1));
+        assert_eq!(r.first_rejection.map(|(line, _)| line), Some(5));
+        // Again: all skipped.
+        let mut ingest = Ingest::new(&store, BatchVerifier::new());
+        ingest.read_all(&mut text.as_bytes()).expect("read");
+        let r = ingest.finish().expect("finish");
+        assert_eq!((r.added, r.skipped, r.rejected), (0, 5, 1));
+    }
+
+    #[test]
+    fn wrong_key_in_wrapper_is_refused() {
+        let keys = Keypair::from_seed(&[9; 32]);
+        let m = Message::create(
+            &keys,
+            None,
+            1.0,
+            Value::parse(br#"{"type":"post"}"#).expect("json"),
+            None,
+        )
+        .expect("create");
+        let line = format!(
+            "{{\"key\":\"%AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=.sha256\",\"value\":{}}}",
+            m.value().to_compact()
+        );
+        assert!(parse_line(line.as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,568 @@
+//! The message store: fjall on disk, every message verified before it is
+//! written.
+//!
+//! Keyspaces:
+//! - `log`: author (32 B) ‖ sequence (u32 BE) → received time (f64 BE) ‖
+//!   message id (32 B) ‖ the message value as compact JSON;
+//! - `msg`: message id → author ‖ sequence;
+//! - `clock`: author → sequence ‖ id of the feed's latest message.
+//!
+//! One [`Store::append`] call is one fjall write batch, which fjall's journal
+//! applies entirely or not at all. A feed therefore only ever grows by whole,
+//! verified, contiguous runs: after a crash (even `kill -9` mid-write) every
+//! feed is still a valid prefix, which [`Store::check`] proves.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+
+use crate::feed::{BatchVerifier, FeedHead, FeedId, Invalid, Message, MsgId, Value};
+
+/// Why the store failed (not why a message was refused: see [`Invalid`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// fjall reported an error.
+    #[error("store: {0}")]
+    Db(#[from] fjall::Error),
+    /// The store is held by another process.
+    #[error("the store at {0} is in use by another process (is `ssb-node run` running?)")]
+    Locked(String),
+    /// Bytes on disk are not what this program writes.
+    #[error("store is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A message as stored: its id, when it was received, and its value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredMsg {
+    /// The message id.
+    pub id: MsgId,
+    /// When this node received it (ms since the epoch).
+    pub received: f64,
+    /// The signed value, compact JSON in its original key order.
+    pub json: String,
+}
+
+impl StoredMsg {
+    /// `{"key","value","timestamp"}` as createHistoryStream sends it.
+    pub fn to_kvt_json(&self) -> String {
+        let mut out = String::with_capacity(self.json.len() + 100);
+        out.push_str("{\"key\":\"");
+        out.push_str(&self.id.to_string());
+        out.push_str("\",\"value\":");
+        out.push_str(&self.json);
+        out.push_str(",\"timestamp\":");
+        crate::feed::json::write_number(&mut out, self.received);
+        out.push('}');
+        out
+    }
+
+    /// Parses the stored value back into a message.
+    pub fn message(&self) -> Result<Message, Invalid> {
+        Message::parse(self.json.as_bytes(), None)
+    }
+}
+
+/// What one [`Store::append`] did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct AppendReport {
+    /// Messages written.
+    pub added: usize,
+    /// Messages already held (same id at the same place).
+    pub skipped: usize,
+    /// Messages refused.
+    pub rejected: usize,
+    /// The first refusal: the message's index in the input and why.
+    pub first_rejection: Option<(usize, Invalid)>,
+}
+
+impl AppendReport {
+    /// Adds another report's counts (keeps the earlier first rejection,
+    /// shifting the other's index by `offset`).
+    pub fn merge(&mut self, other: AppendReport, offset: usize) {
+        self.added += other.added;
+        self.skipped += other.skipped;
+        self.rejected += other.rejected;
+        if self.first_rejection.is_none() {
+            self.first_rejection = other.first_rejection.map(|(i, e)| (i + offset, e));
+        }
+    }
+}
+
+/// What [`Store::check`] found.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CheckReport {
+    /// Feeds checked.
+    pub feeds: usize,
+    /// Messages checked.
+    pub messages: usize,
+    /// Problems found, each a sentence.
+    pub problems: Vec<String>,
+}
+
+/// The store: open one per process; all methods take `&self`.
+pub struct Store {
+    db: Database,
+    log: Keyspace,
+    msgs: Keyspace,
+    clock: Keyspace,
+}
+
+fn log_key(author: &FeedId, seq: u32) -> [u8; 36] {
+    let mut k = [0u8; 36];
+    k[..32].copy_from_slice(author.as_bytes());
+    k[32..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn head_value(h: &FeedHead) -> [u8; 36] {
+    let mut v = [0u8; 36];
+    v[..4].copy_from_slice(&h.sequence.to_be_bytes());
+    v[4..].copy_from_slice(h.id.as_bytes());
+    v
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_owned())
+}
+
+fn arr<const N: usize>(b: &[u8], what: &str) -> Result<[u8; N], StoreError> {
+    b.try_into().map_err(|_| corrupt(what))
+}
+
+fn decode_log_value(v: &[u8]) -> Result<StoredMsg, StoreError> {
+    if v.len() < 40 {
+        return Err(corrupt("short log entry"));
+    }
+    let received = f64::from_be_bytes(arr(&v[..8], "log time")?);
+    let id = MsgId(arr(&v[8..40], "log id")?);
+    let json =
+        String::from_utf8(v[40..].to_vec()).map_err(|_| corrupt("log entry is not UTF-8"))?;
+    Ok(StoredMsg { id, received, json })
+}
+
+fn now_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_millis() as f64)
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, sized for small machines.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = Database::builder(dir)
+            .cache_size(8 * 1024 * 1024)
+            .max_journaling_size(64 * 1024 * 1024)
+            .worker_threads(1)
+            .open()
+            .map_err(|e| match e {
+                fjall::Error::Locked => StoreError::Locked(dir.display().to_string()),
+                e => StoreError::Db(e),
+            })?;
+        let small =
+            |mb: u64| move || KeyspaceCreateOptions::default().max_memtable_size(mb * 1024 * 1024);
+        let log = db.keyspace("log", small(8))?;
+        let msgs = db.keyspace("msg", small(4))?;
+        let clock = db.keyspace("clock", small(2))?;
+        Ok(Store {
+            db,
+            log,
+            msgs,
+            clock,
+        })
+    }
+
+    /// Makes everything written so far durable (fsync).
+    pub fn persist(&self) -> Result<(), StoreError> {
+        Ok(self.db.persist(PersistMode::SyncAll)?)
+    }
+
+    /// The latest message of `feed`, if any.
+    pub fn head(&self, feed: &FeedId) -> Result<Option<FeedHead>, StoreError> {
+        self.clock
+            .get(feed.as_bytes())?
+            .map(|v| {
+                if v.len() != 36 {
+                    return Err(corrupt("clock entry"));
+                }
+                Ok(FeedHead {
+                    sequence: u32::from_be_bytes(arr(&v[..4], "clock seq")?),
+                    id: MsgId(arr(&v[4..], "clock id")?),
+                })
+            })
+            .transpose()
+    }
+
+    /// The vector clock: every feed held and its latest sequence.
+    pub fn clock(&self) -> Result<Vec<(FeedId, u32)>, StoreError> {
+        let mut out = Vec::new();
+        for g in self.clock.iter() {
+            let (k, v) = g.into_inner()?;
+            if v.len() != 36 {
+                return Err(corrupt("clock entry"));
+            }
+            out.push((
+                FeedId(arr(&k, "clock key")?),
+                u32::from_be_bytes(arr(&v[..4], "clock seq")?),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// A message by id.
+    pub fn get(&self, id: &MsgId) -> Result<Option<StoredMsg>, StoreError> {
+        let Some(loc) = self.msgs.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let v = self
+            .log
+            .get(&*loc)?
+            .ok_or_else(|| corrupt("message index points at nothing"))?;
+        decode_log_value(&v).map(Some)
+    }
+
+    /// Message `seq` of `feed`.
+    pub fn get_at(&self, feed: &FeedId, seq: u32) -> Result<Option<StoredMsg>, StoreError> {
+        self.log
+            .get(log_key(feed, seq))?
+            .map(|v| decode_log_value(&v))
+            .transpose()
+    }
+
+    /// Messages of `feed` from sequence `from` on, in order, streamed.
+    pub fn feed(
+        &self,
+        feed: &FeedId,
+        from: u32,
+    ) -> impl Iterator<Item = Result<StoredMsg, StoreError>> + '_ {
+        let start = log_key(feed, from.max(1));
+        let end = log_key(feed, u32::MAX);
+        self.log.range(start..=end).map(|g| {
+            let (_, v) = g.into_inner()?;
+            decode_log_value(&v)
+        })
+    }
+
+    /// Verifies `msgs` against the stored heads and each other, and writes
+    /// the valid ones in one atomic batch. Messages already held are
+    /// skipped; a refused message does not stop the rest (later messages of
+    /// its feed then fail their chain check).
+    pub fn append(
+        &self,
+        msgs: Vec<Message>,
+        verifier: &mut BatchVerifier,
+    ) -> Result<AppendReport, StoreError> {
+        let mut report = AppendReport::default();
+        let reject = |report: &mut AppendReport, i: usize, e: Invalid| {
+            report.rejected += 1;
+            if report.first_rejection.is_none() {
+                report.first_rejection = Some((i, e));
+            }
+        };
+        // 1. Stored heads of the feeds involved; sort out what is already held.
+        let mut heads: HashMap<FeedId, Option<FeedHead>> = HashMap::new();
+        let mut fresh = Vec::with_capacity(msgs.len());
+        for (i, m) in msgs.into_iter().enumerate() {
+            let head = match heads.get(&m.author()) {
+                Some(h) => *h,
+                None => {
+                    let h = self.head(&m.author())?;
+                    heads.insert(m.author(), h);
+                    h
+                }
+            };
+            match head {
+                Some(h) if m.sequence() <= h.sequence => {
+                    let held = self.get_at(&m.author(), m.sequence())?;
+                    if held.is_some_and(|s| s.id == m.id()) {
+                        report.skipped += 1;
+                    } else {
+                        reject(
+                            &mut report,
+                            i,
+                            Invalid::Fork {
+                                sequence: m.sequence().saturating_sub(1),
+                            },
+                        );
+                    }
+                }
+                _ => fresh.push((i, m)),
+            }
+        }
+        // 2. Signatures, in one batch; a failure marks just the bad ones.
+        let mut bad_sig = vec![false; fresh.len()];
+        let mut from = 0;
+        while from < fresh.len() {
+            let chunk: Vec<&Message> = fresh[from..].iter().map(|(_, m)| m).collect();
+            match verifier.verify(&chunk) {
+                Ok(()) => break,
+                Err((k, _)) => {
+                    bad_sig[from + k] = true;
+                    from += k + 1;
+                }
+            }
+        }
+        // 3. Chains, in input order, and the write batch.
+        let now = now_ms();
+        let mut batch = self.db.batch();
+        let mut written: HashMap<FeedId, FeedHead> = HashMap::new();
+        for ((i, m), bad) in fresh.into_iter().zip(bad_sig) {
+            if bad {
+                let e = m.verify().err().unwrap_or(Invalid::BadSignature);
+                reject(&mut report, i, e);
+                continue;
+            }
+            let head = written.get(&m.author()).copied().or(heads[&m.author()]);
+            if let Err(e) = m.check_chain(head.as_ref()) {
+                // Already held within this batch (a repeated line) counts as skipped.
+                if head.is_some_and(|h| m.sequence() <= h.sequence) {
+                    report.skipped += 1;
+                } else {
+                    reject(&mut report, i, e);
+                }
+                continue;
+            }
+            let key = log_key(&m.author(), m.sequence());
+            let json = m.value().to_compact();
+            let mut v = Vec::with_capacity(40 + json.len());
+            v.extend_from_slice(&now.to_be_bytes());
+            v.extend_from_slice(m.id().as_bytes());
+            v.extend_from_slice(json.as_bytes());
+            batch.insert(&self.log, key, v);
+            batch.insert(&self.msgs, *m.id().as_bytes(), key);
+            written.insert(m.author(), m.head());
+            report.added += 1;
+        }
+        for (author, head) in &written {
+            batch.insert(&self.clock, *author.as_bytes(), head_value(head));
+        }
+        batch.commit()?;
+        Ok(report)
+    }
+
+    /// Re-verifies everything: each feed's chain from sequence 1, every
+    /// signature and id, the id index and the clock.
+    pub fn check(&self) -> Result<CheckReport, StoreError> {
+        let mut report = CheckReport::default();
+        let mut verifier = BatchVerifier::new();
+        let clock = self.clock()?;
+        let mut clock_map: HashMap<FeedId, u32> = clock.iter().copied().collect();
+        let mut current: Option<(FeedId, Option<FeedHead>)> = None;
+        let mut pending: Vec<Message> = Vec::new();
+        let problem = |r: &mut CheckReport, p: String| {
+            if r.problems.len() < 1000 {
+                r.problems.push(p);
+            }
+        };
+        let flush =
+            |pending: &mut Vec<Message>, verifier: &mut BatchVerifier, r: &mut CheckReport| {
+                if let Err((k, e)) = verifier.verify(pending) {
+                    let m = &pending[k];
+                    r.problems
+                        .push(format!("{} seq {}: {e}", m.author(), m.sequence()));
+                }
+                pending.clear();
+            };
+        for g in self.log.iter() {
+            let (k, v) = g.into_inner()?;
+            let author = FeedId(arr(&k[..32.min(k.len())], "log key")?);
+            let seq = u32::from_be_bytes(arr(&k[32.min(k.len())..], "log key")?);
+            if current.as_ref().map(|c| c.0) != Some(author) {
+                if let Some((prev, head)) = current.take() {
+                    let held = head.map_or(0, |h| h.sequence);
+                    if clock_map.remove(&prev) != Some(held) {
+                        problem(
+                            &mut report,
+                            format!("{prev}: clock does not say sequence {held}"),
+                        );
+                    }
+                }
+                report.feeds += 1;
+                current = Some((author, None));
+            }
+            let stored = decode_log_value(&v)?;
+            report.messages += 1;
+            let Some((_, head)) = current.as_mut() else {
+                continue;
+            };
+            match stored.message() {
+                Err(e) => problem(&mut report, format!("{author} seq {seq}: {e}")),
+                Ok(m) => {
+                    if m.author() != author || m.sequence() != seq {
+                        problem(
+                            &mut report,
+                            format!("{author} seq {seq}: stored under the wrong key"),
+                        );
+                    }
+                    if m.id() != stored.id {
+                        problem(
+                            &mut report,
+                            format!("{author} seq {seq}: stored id is not the message's id"),
+                        );
+                    }
+                    if let Err(e) = m.check_chain(head.as_ref()) {
+                        problem(&mut report, format!("{author} seq {seq}: {e}"));
+                    }
+                    match self.msgs.get(m.id().as_bytes())? {
+                        Some(loc) if *loc == k[..] => {}
+                        _ => problem(
+                            &mut report,
+                            format!("{author} seq {seq}: missing from the id index"),
+                        ),
+                    }
+                    *head = Some(m.head());
+                    pending.push(m);
+                    if pending.len() >= 256 {
+                        flush(&mut pending, &mut verifier, &mut report);
+                    }
+                }
+            }
+        }
+        flush(&mut pending, &mut verifier, &mut report);
+        if let Some((prev, head)) = current.take() {
+            let held = head.map_or(0, |h| h.sequence);
+            if clock_map.remove(&prev) != Some(held) {
+                report
+                    .problems
+                    .push(format!("{prev}: clock does not say sequence {held}"));
+            }
+        }
+        for (feed, seq) in clock_map {
+            report.problems.push(format!(
+                "{feed}: clock says sequence {seq} but no messages are stored"
+            ));
+        }
+        Ok(report)
+    }
+
+    /// The last message of `feed` as a value (to continue its timestamps).
+    pub fn last_value(&self, feed: &FeedId) -> Result<Option<Value>, StoreError> {
+        let Some(head) = self.head(feed)? else {
+            return Ok(None);
+        };
+        let Some(stored) = self.get_at(feed, head.sequence)? else {
+            return Err(corrupt("clock points past the log"));
+        };
+        Value::parse(stored.json.as_bytes())
+            .map(Some)
+            .map_err(|e| corrupt(&format!("stored message is not JSON: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::Keypair;
+
+    fn chain(keys: &Keypair, n: u32) -> Vec<Message> {
+        let mut head = None;
+        (1..=n)
+            .map(|i| {
+                let c = Value::parse(format!(r#"{{"type":"post","text":"m{i}"}}"#).as_bytes())
+                    .expect("json");
+                let m =
+                    Message::create(keys, head.as_ref(), f64::from(i), c, None).expect("create");
+                head = Some(m.head());
+                m
+            })
+            .collect()
+    }
+
+    #[test]
+    fn append_read_back_and_skip() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("open");
+        let keys = Keypair::from_seed(&[5; 32]);
+        let msgs = chain(&keys, 20);
+        let mut v = BatchVerifier::new();
+        let r = store.append(msgs[..10].to_vec(), &mut v).expect("append");
+        assert_eq!((r.added, r.skipped, r.rejected), (10, 0, 0));
+        let r = store.append(msgs.clone(), &mut v).expect("append");
+        assert_eq!((r.added, r.skipped, r.rejected), (10, 10, 0));
+        assert_eq!(store.clock().expect("clock"), vec![(keys.id(), 20)]);
+        let back: Vec<StoredMsg> = store
+            .feed(&keys.id(), 5)
+            .collect::<Result<_, _>>()
+            .expect("feed");
+        assert_eq!(back.len(), 16);
+        assert_eq!(back[0].json, msgs[4].value().to_compact());
+        assert_eq!(
+            store.get(&msgs[7].id()).expect("get").map(|s| s.id),
+            Some(msgs[7].id())
+        );
+        let report = store.check().expect("check");
+        assert_eq!(
+            (report.feeds, report.messages, report.problems.len()),
+            (1, 20, 0)
+        );
+    }
+
+    #[test]
+    fn refuses_gaps_forks_and_bad_signatures() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("open");
+        let keys = Keypair::from_seed(&[6; 32]);
+        let msgs = chain(&keys, 6);
+        let mut v = BatchVerifier::new();
+        // A gap: 1, 2, then 4.
+        let r = store
+            .append(
+                vec![msgs[0].clone(), msgs[1].clone(), msgs[3].clone()],
+                &mut v,
+            )
+            .expect("append");
+        assert_eq!((r.added, r.rejected), (2, 1));
+        assert_eq!(
+            r.first_rejection,
+            Some((
+                2,
+                Invalid::Sequencing {
+                    expected: 3,
+                    got: 4
+                }
+            ))
+        );
+        // A fork at sequence 2.
+        let other = Message::create(
+            &keys,
+            Some(&msgs[0].head()),
+            9.0,
+            Value::parse(br#"{"type":"fork"}"#).expect("json"),
+            None,
+        )
+        .expect("create");
+        let r = store.append(vec![other], &mut v).expect("append");
+        assert_eq!(r.rejected, 1);
+        // A bad signature (same author, swapped content) in the middle of a run:
+        // the messages before it stay, the ones after it fail their chain.
+        let forged = {
+            let mut value = msgs[3].value().to_compact();
+            value = value.replace("\"m4\"", "\"m5\"");
+            Message::parse(value.as_bytes(), None).expect("shape")
+        };
+        let r = store
+            .append(vec![msgs[2].clone(), forged, msgs[4].clone()], &mut v)
+            .expect("append");
+        assert_eq!((r.added, r.rejected), (1, 2));
+        assert_eq!(r.first_rejection, Some((1, Invalid::BadSignature)));
+        assert_eq!(
+            store.head(&keys.id()).expect("head").map(|h| h.sequence),
+            Some(3)
+        );
+        assert!(store.check().expect("check").problems.is_empty());
+    }
+
+    #[test]
+    fn kvt_shape() {
+        let s = StoredMsg {
+            id: MsgId([0; 32]),
+            received: 1.5,
+            json: "{}".into(),
+        };
+        assert_eq!(
+            s.to_kvt_json(),
+            r#"{"key":"%AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=.sha256","value":{},"timestamp":1.5}"#
+        );
+    }
+}
