@@ -295,6 +295,7 @@ impl Decryptor {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
     use crate::net::test_util::{hex, hex_array, str_at, vector};

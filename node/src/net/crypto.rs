@@ -155,6 +155,7 @@ pub(crate) fn ed25519_seed_to_x25519(seed: &[u8; 32]) -> [u8; 32] {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 

@@ -345,6 +345,7 @@ impl RequestNumbers {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
     use crate::net::test_util::{hex, str_at, vector};

@@ -707,6 +707,7 @@ impl Handshake {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
     use crate::net::test_util::{hex, hex_array, str_at, vector};
