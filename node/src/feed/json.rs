@@ -106,9 +106,9 @@ impl From<String> for JsString {
 
 impl fmt::Debug for JsString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = String::new();
+        let mut s = Vec::new();
         write_quoted(&mut s, &self.0);
-        f.write_str(&s)
+        f.write_str(&into_string(s))
     }
 }
 
@@ -155,6 +155,15 @@ impl Object {
     pub fn push(&mut self, key: &str, value: Value) {
         debug_assert!(self.get(key).is_none() && array_index(key.as_bytes()).is_none());
         self.0.push((JsString::from(key), value));
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        let i = self
+            .0
+            .iter()
+            .position(|(k, _)| k.as_bytes() == key.as_bytes())?;
+        Some(self.0.remove(i).1)
     }
 
     /// Removes and returns the last entry.
@@ -253,63 +262,64 @@ impl Value {
 
     /// `JSON.stringify(value)`: compact.
     pub fn to_compact(&self) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
         self.write_compact(&mut out);
-        out
+        into_string(out)
     }
 
     /// `JSON.stringify(value, null, 2)`: what SSB signs and hashes.
     pub fn to_pretty(&self) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
         self.write_pretty(&mut out, 0);
-        out
+        into_string(out)
     }
 
-    /// Appends the compact form to `out`.
-    pub fn write_compact(&self, out: &mut String) {
+    /// Appends the compact form to `out` (always valid UTF-8: lone
+    /// surrogates are written as escapes).
+    pub fn write_compact(&self, out: &mut Vec<u8>) {
         match self {
-            Value::Null => out.push_str("null"),
-            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Null => out.extend_from_slice(b"null"),
+            Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
             Value::Number(n) => write_number(out, *n),
             Value::String(s) => write_quoted(out, s.as_bytes()),
             Value::Array(items) => {
-                out.push('[');
+                out.push(b'[');
                 for (i, v) in items.iter().enumerate() {
                     if i > 0 {
-                        out.push(',');
+                        out.push(b',');
                     }
                     v.write_compact(out);
                 }
-                out.push(']');
+                out.push(b']');
             }
             Value::Object(o) => {
-                out.push('{');
+                out.push(b'{');
                 for (i, (k, v)) in o.0.iter().enumerate() {
                     if i > 0 {
-                        out.push(',');
+                        out.push(b',');
                     }
                     write_quoted(out, k.as_bytes());
-                    out.push(':');
+                    out.push(b':');
                     v.write_compact(out);
                 }
-                out.push('}');
+                out.push(b'}');
             }
         }
     }
 
     /// Appends the 2-space-indented form to `out`, `level` levels deep.
-    pub fn write_pretty(&self, out: &mut String, level: usize) {
+    pub fn write_pretty(&self, out: &mut Vec<u8>, level: usize) {
         match self {
             Value::Array(items) if !items.is_empty() => {
-                out.push('[');
+                out.push(b'[');
                 for (i, v) in items.iter().enumerate() {
-                    out.push_str(if i > 0 { ",\n" } else { "\n" });
+                    out.extend_from_slice(if i > 0 { b",\n" } else { b"\n" });
                     indent(out, level + 1);
                     v.write_pretty(out, level + 1);
                 }
-                out.push('\n');
+                out.push(b'\n');
                 indent(out, level);
-                out.push(']');
+                out.push(b']');
             }
             Value::Object(o) if !o.is_empty() => write_pretty_entries(out, &o.0, level),
             other => other.write_compact(out),
@@ -319,84 +329,90 @@ impl Value {
 
 /// Writes `{ entries }` in the 2-space form (the caller guarantees at least
 /// one entry). Used to print an object without some of its keys.
-pub fn write_pretty_entries(out: &mut String, entries: &[(JsString, Value)], level: usize) {
-    out.push('{');
+pub fn write_pretty_entries(out: &mut Vec<u8>, entries: &[(JsString, Value)], level: usize) {
+    out.push(b'{');
     for (i, (k, v)) in entries.iter().enumerate() {
-        out.push_str(if i > 0 { ",\n" } else { "\n" });
+        out.extend_from_slice(if i > 0 { b",\n" } else { b"\n" });
         indent(out, level + 1);
         write_quoted(out, k.as_bytes());
-        out.push_str(": ");
+        out.extend_from_slice(b": ");
         v.write_pretty(out, level + 1);
     }
-    out.push('\n');
+    out.push(b'\n');
     indent(out, level);
-    out.push('}');
+    out.push(b'}');
 }
 
-fn indent(out: &mut String, level: usize) {
+fn indent(out: &mut Vec<u8>, level: usize) {
     for _ in 0..level {
-        out.push_str("  ");
+        out.extend_from_slice(b"  ");
     }
+}
+
+/// Serialised JSON is valid UTF-8 by construction; stay total anyway.
+fn into_string(out: Vec<u8>) -> String {
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// `Number.prototype.toString` for a finite double.
-pub fn write_number(out: &mut String, n: f64) {
+pub fn write_number(out: &mut Vec<u8>, n: f64) {
     if n.is_finite() {
         let mut buf = ryu_js::Buffer::new();
-        out.push_str(buf.format_finite(if n == 0.0 { 0.0 } else { n }));
+        out.extend_from_slice(buf.format_finite(if n == 0.0 { 0.0 } else { n }).as_bytes());
     } else {
-        out.push_str("null");
+        out.extend_from_slice(b"null");
     }
 }
 
 /// ES `QuoteJSONString` over WTF-8 bytes: escapes `"`, `\`, control
 /// characters and lone surrogates; everything else is copied as UTF-8.
-pub fn write_quoted(out: &mut String, s: &[u8]) {
-    out.push('"');
+pub fn write_quoted(out: &mut Vec<u8>, s: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(s.len() + 2);
+    out.push(b'"');
     let mut start = 0;
     let mut i = 0;
     while i < s.len() {
         let b = s[i];
-        let escape: Option<&str> = match b {
-            b'"' => Some("\\\""),
-            b'\\' => Some("\\\\"),
-            b'\n' => Some("\\n"),
-            b'\r' => Some("\\r"),
-            b'\t' => Some("\\t"),
-            0x08 => Some("\\b"),
-            0x0c => Some("\\f"),
-            _ => None,
-        };
-        let lone_surrogate = b == 0xED && i + 2 < s.len() && s[i + 1] >= 0xA0;
-        if escape.is_none() && b >= 0x20 && !lone_surrogate {
+        // Only these bytes can need work; 0xED may start a lone surrogate.
+        if b >= 0x20 && b != b'"' && b != b'\\' && b != 0xED {
             i += 1;
             continue;
         }
-        push_utf8(out, &s[start..i]);
-        if let Some(e) = escape {
-            out.push_str(e);
+        let lone_surrogate = b == 0xED && i + 2 < s.len() && s[i + 1] >= 0xA0;
+        if b == 0xED && !lone_surrogate {
             i += 1;
-        } else if lone_surrogate {
-            let unit = 0xD000 | (u32::from(s[i + 1] & 0x3F) << 6) | u32::from(s[i + 2] & 0x3F);
-            out.push_str(&format!("\\u{unit:04x}"));
-            i += 3;
-        } else {
-            out.push_str(&format!("\\u{b:04x}"));
-            i += 1;
+            continue;
         }
+        out.extend_from_slice(&s[start..i]);
+        let unit = if lone_surrogate {
+            0xD000 | (u32::from(s[i + 1] & 0x3F) << 6) | u32::from(s[i + 2] & 0x3F)
+        } else {
+            u32::from(b)
+        };
+        i += if lone_surrogate { 3 } else { 1 };
         start = i;
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            _ => b"",
+        };
+        if short.is_empty() {
+            out.extend_from_slice(b"\\u");
+            for shift in [12, 8, 4, 0] {
+                out.push(HEX[((unit >> shift) & 0xF) as usize]);
+            }
+        } else {
+            out.extend_from_slice(short);
+        }
     }
-    push_utf8(out, &s[start..]);
-    out.push('"');
-}
-
-/// Appends a run that holds no lone surrogate (the caller split them off).
-fn push_utf8(out: &mut String, run: &[u8]) {
-    match std::str::from_utf8(run) {
-        Ok(s) => out.push_str(s),
-        // Unreachable for WTF-8 split at surrogates; stay total anyway.
-        Err(_) => out.push_str(&String::from_utf8_lossy(run)),
-    }
+    out.extend_from_slice(&s[start..]);
+    out.push(b'"');
 }
 
 /// Length in UTF-16 code units of WTF-8 (or UTF-8) bytes.
@@ -410,14 +426,14 @@ pub fn utf16_len(s: &[u8]) -> usize {
         .sum()
 }
 
-/// The low byte of every UTF-16 code unit of `s`: node's
+/// The low byte of every UTF-16 code unit of UTF-8 text `s`: node's
 /// `Buffer.from(s, 'binary')`, which the SSB message id hashes.
-pub fn latin1_bytes(s: &str) -> std::borrow::Cow<'_, [u8]> {
+pub fn latin1_bytes(s: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     if s.is_ascii() {
-        return std::borrow::Cow::Borrowed(s.as_bytes());
+        return std::borrow::Cow::Borrowed(s);
     }
     let mut out = Vec::with_capacity(s.len());
-    for c in s.chars() {
+    for c in String::from_utf8_lossy(s).chars() {
         let c = c as u32;
         if c < 0x10000 {
             out.push(c as u8);
@@ -754,9 +770,9 @@ mod tests {
 
     #[test]
     fn latin1_truncation() {
-        assert_eq!(&*latin1_bytes("\"ß\""), &[0x22, 0xDF, 0x22]);
-        assert_eq!(&*latin1_bytes("😀"), &[0x3D, 0x00]);
-        assert_eq!(&*latin1_bytes("\u{2019}"), &[0x19]);
+        assert_eq!(&*latin1_bytes("\"ß\"".as_bytes()), &[0x22, 0xDF, 0x22]);
+        assert_eq!(&*latin1_bytes("😀".as_bytes()), &[0x3D, 0x00]);
+        assert_eq!(&*latin1_bytes("\u{2019}".as_bytes()), &[0x19]);
     }
 
     #[test]

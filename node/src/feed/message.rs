@@ -178,22 +178,27 @@ impl Message {
             .ok_or(Invalid::SignatureFormat)?;
 
         // Signing text: the value without its last key (`signature`).
-        let mut text = String::with_capacity(1024);
+        let mut text = Vec::with_capacity(1024);
         write_pretty_entries(&mut text, &obj.entries()[..6], 0);
-        let signed = match hmac {
-            Some(key) => key.apply(text.as_bytes()),
-            None => text.as_bytes().to_vec(),
-        };
-        // The full text is the signing text with the signature appended.
-        text.truncate(text.len() - 2);
-        text.push_str(",\n  \"signature\": ");
-        write_quoted(&mut text, signature_text.as_bytes());
-        text.push_str("\n}");
-        let len = utf16_len(text.as_bytes());
+        // The full text is the signing text with `,\n  "signature": "…"\n}`
+        // in place of its closing `\n}`: hash and measure it in two parts.
+        let mut tail = Vec::with_capacity(120);
+        tail.extend_from_slice(b",\n  \"signature\": ");
+        write_quoted(&mut tail, signature_text.as_bytes());
+        tail.extend_from_slice(b"\n}");
+        let head = &text[..text.len() - 2];
+        let len = utf16_len(head) + utf16_len(&tail);
         if len > MAX_MESSAGE_UTF16 {
             return Err(Invalid::TooLarge(len));
         }
-        let id = MsgId(sha2::Sha256::digest(latin1_bytes(&text)).into());
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(latin1_bytes(head));
+        hasher.update(latin1_bytes(&tail));
+        let id = MsgId(hasher.finalize().into());
+        let signed = match hmac {
+            Some(key) => key.apply(&text),
+            None => text,
+        };
 
         Ok(Message {
             value,
@@ -227,11 +232,11 @@ impl Message {
         obj.push("timestamp", Value::Number(timestamp));
         obj.push("hash", Value::string("sha256"));
         obj.push("content", content);
-        let mut text = String::with_capacity(1024);
+        let mut text = Vec::with_capacity(1024);
         write_pretty_entries(&mut text, obj.entries(), 0);
         let signed = match hmac {
-            Some(key) => key.apply(text.as_bytes()),
-            None => text.into_bytes(),
+            Some(key) => key.apply(&text),
+            None => text,
         };
         let sig = keys.sign(&signed);
         obj.push(

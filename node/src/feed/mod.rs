@@ -6,6 +6,7 @@ pub mod ids;
 pub mod json;
 pub mod keys;
 pub mod message;
+pub mod refs;
 
 pub use ids::{BlobId, FeedId, MsgId};
 pub use json::Value;
