@@ -7,6 +7,7 @@
 //! [`Store::append`]). Memory stays flat however long the input is.
 
 use std::io::BufRead;
+use std::sync::mpsc::{sync_channel, SyncSender};
 
 use crate::feed::{BatchVerifier, Invalid, Message, Value};
 use crate::store::{AppendReport, Store, StoreError};
@@ -33,24 +34,62 @@ pub struct Ingest<'a> {
 /// Parses one line: a bare message value or a `{key, value, …}` wrapper
 /// (whose key must then be the message id). Shape checks only.
 pub fn parse_line(text: &[u8]) -> Result<Message, Invalid> {
-    let value = Value::parse(text)?;
-    let Value::Object(obj) = &value else {
-        return Message::from_value(value, None);
-    };
+    let mut value = Value::parse(text)?;
     // A `{key, value, …}` wrapper has `value` and no `signature`.
-    if obj.get("signature").is_none() {
-        if let Some(inner) = obj.get("value") {
-            let claimed = obj.get("key").and_then(Value::as_str).map(str::to_owned);
-            let m = Message::from_value(inner.clone(), None)?;
-            if let Some(key) = claimed {
-                if key != m.id().to_string() {
-                    return Err(Invalid::KeyMismatch);
+    if let Value::Object(obj) = &mut value {
+        if obj.get("signature").is_none() {
+            if let Some(inner) = obj.remove("value") {
+                let m = Message::from_value(inner, None)?;
+                if let Some(key) = obj.get("key") {
+                    if key.as_str() != Some(m.id().to_string().as_str()) {
+                        return Err(Invalid::KeyMismatch);
+                    }
                 }
+                return Ok(m);
             }
-            return Ok(m);
         }
     }
     Message::from_value(value, None)
+}
+
+/// Lines parsed together by the reader thread: (line number, result).
+type Parsed = Vec<(usize, Result<Message, Invalid>)>;
+
+/// Lines per hand-over from the reader thread.
+const PARSE_CHUNK: usize = 256;
+
+/// The reader thread: splits `input` into lines and parses them, so parsing
+/// runs beside verification and writing.
+fn parse_lines<R: BufRead>(mut input: R, tx: SyncSender<Parsed>) -> Result<(), IngestError> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = Vec::with_capacity(PARSE_CHUNK);
+    let mut line = 0;
+    loop {
+        buf.clear();
+        let n = std::io::Read::take(&mut input, MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(IngestError::Read)?;
+        if n == 0 {
+            break;
+        }
+        line += 1;
+        if buf.len() > MAX_LINE && buf.last() != Some(&b'\n') {
+            let _ = tx.send(chunk);
+            return Err(IngestError::LineTooLong(line));
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        chunk.push((line, parse_line(&buf)));
+        if chunk.len() >= PARSE_CHUNK {
+            if tx.send(std::mem::take(&mut chunk)).is_err() {
+                return Ok(()); // the writer stopped; it reports why
+            }
+            chunk.reserve(PARSE_CHUNK);
+        }
+    }
+    let _ = tx.send(chunk);
+    Ok(())
 }
 
 impl<'a> Ingest<'a> {
@@ -72,11 +111,22 @@ impl<'a> Ingest<'a> {
         if text.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
-        match parse_line(text) {
-            Ok(m) => self.push(m)?,
-            Err(e) => self.reject(e),
+        self.push_parsed(self.line, parse_line(text))
+    }
+
+    fn push_parsed(
+        &mut self,
+        line: usize,
+        parsed: Result<Message, Invalid>,
+    ) -> Result<(), StoreError> {
+        self.line = line;
+        match parsed {
+            Ok(m) => self.push(m),
+            Err(e) => {
+                self.reject(e);
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// Takes one parsed message (counts as the next input line).
@@ -118,22 +168,32 @@ impl<'a> Ingest<'a> {
         Ok(self.report)
     }
 
-    /// Reads `input` to the end, line by line (each at most [`MAX_LINE`]).
-    pub fn read_all(&mut self, input: &mut dyn BufRead) -> Result<(), IngestError> {
-        let mut buf = Vec::with_capacity(4096);
-        loop {
-            buf.clear();
-            let n = std::io::Read::take(&mut *input, MAX_LINE as u64 + 1)
-                .read_until(b'\n', &mut buf)
-                .map_err(IngestError::Read)?;
-            if n == 0 {
-                return Ok(());
+    /// Reads `input` to the end, line by line (each at most [`MAX_LINE`]),
+    /// parsing on a second thread. What was read before an error is kept.
+    pub fn read_all<R: BufRead + Send>(&mut self, input: R) -> Result<(), IngestError> {
+        let (tx, rx) = sync_channel::<Parsed>(4);
+        std::thread::scope(|s| {
+            let reader = s.spawn(move || parse_lines(input, tx));
+            let mut result = Ok(());
+            for chunk in rx.iter() {
+                for (line, parsed) in chunk {
+                    if let Err(e) = self.push_parsed(line, parsed) {
+                        result = Err(IngestError::Store(e));
+                        break;
+                    }
+                }
+                if result.is_err() {
+                    break;
+                }
             }
-            if buf.len() > MAX_LINE && buf.last() != Some(&b'\n') {
-                return Err(IngestError::LineTooLong(self.line + 1));
-            }
-            self.push_line(&buf)?;
-        }
+            drop(rx);
+            let read = reader
+                .join()
+                .unwrap_or(Err(IngestError::Read(std::io::Error::other(
+                    "reader thread panicked",
+                ))));
+            result.and(read)
+        })
     }
 }
 
@@ -182,13 +242,13 @@ mod tests {
             }
         }
         let mut ingest = Ingest::new(&store, BatchVerifier::new());
-        ingest.read_all(&mut text.as_bytes()).expect("read");
+        ingest.read_all(text.as_bytes()).expect("read");
         let r = ingest.finish().expect("finish");
         assert_eq!((r.added, r.skipped, r.rejected), (5, 0, 1));
         assert_eq!(r.first_rejection.map(|(line, _)| line), Some(5));
         // Again: all skipped.
         let mut ingest = Ingest::new(&store, BatchVerifier::new());
-        ingest.read_all(&mut text.as_bytes()).expect("read");
+        ingest.read_all(text.as_bytes()).expect("read");
         let r = ingest.finish().expect("finish");
         assert_eq!((r.added, r.skipped, r.rejected), (0, 5, 1));
     }

@@ -74,6 +74,12 @@ enum Command {
     Ingest {
         /// The input file, or - for stdin.
         input: PathBuf,
+        /// How to check signatures (one-by-one is for comparison).
+        #[arg(long, value_enum, default_value_t = VerifyMode::Batch)]
+        verify: VerifyMode,
+        /// Threads for batch verification.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
     },
     /// Verify every stored feed: chains, signatures, ids, indexes.
     Check,
@@ -87,6 +93,15 @@ enum Command {
         #[command(subcommand)]
         command: BlobsCommand,
     },
+}
+
+/// How `ingest` checks signatures.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum VerifyMode {
+    /// Batches of up to 1024 signatures at once.
+    Batch,
+    /// Each signature on its own.
+    OneByOne,
 }
 
 #[derive(Subcommand)]
@@ -212,10 +227,18 @@ fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
             text.push('}');
             writeln!(out, "{text}")?;
         }
-        Command::Ingest { input } => {
+        Command::Ingest {
+            input,
+            verify,
+            threads,
+        } => {
             let store = data.open_store()?;
-            let mut ingest = Ingest::new(&store, BatchVerifier::with_threads(2));
-            let mut reader: Box<dyn BufRead> = if input == Path::new("-") {
+            let verifier = match verify {
+                VerifyMode::Batch => BatchVerifier::with_threads(threads),
+                VerifyMode::OneByOne => BatchVerifier::one_by_one(),
+            };
+            let mut ingest = Ingest::new(&store, verifier);
+            let reader: Box<dyn BufRead + Send> = if input == Path::new("-") {
                 Box::new(BufReader::new(io::stdin()))
             } else {
                 let f =
@@ -223,7 +246,7 @@ fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
                 Box::new(BufReader::with_capacity(256 * 1024, f))
             };
             // Keep what was read so far even if the input breaks off.
-            let read = ingest.read_all(&mut reader);
+            let read = ingest.read_all(reader);
             let report = ingest.finish()?;
             let mut line = format!(
                 "added {} skipped {} rejected {}",

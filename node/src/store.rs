@@ -47,15 +47,14 @@ pub struct StoredMsg {
 impl StoredMsg {
     /// `{"key","value","timestamp"}` as createHistoryStream sends it.
     pub fn to_kvt_json(&self) -> String {
-        let mut out = String::with_capacity(self.json.len() + 100);
-        out.push_str("{\"key\":\"");
-        out.push_str(&self.id.to_string());
-        out.push_str("\",\"value\":");
-        out.push_str(&self.json);
-        out.push_str(",\"timestamp\":");
-        crate::feed::json::write_number(&mut out, self.received);
-        out.push('}');
-        out
+        let mut ts = Vec::with_capacity(24);
+        crate::feed::json::write_number(&mut ts, self.received);
+        format!(
+            "{{\"key\":\"{}\",\"value\":{},\"timestamp\":{}}}",
+            self.id,
+            self.json,
+            String::from_utf8_lossy(&ts)
+        )
     }
 
     /// Parses the stored value back into a message.
@@ -162,9 +161,9 @@ impl Store {
             })?;
         let small =
             |mb: u64| move || KeyspaceCreateOptions::default().max_memtable_size(mb * 1024 * 1024);
-        let log = db.keyspace("log", small(8))?;
-        let msgs = db.keyspace("msg", small(4))?;
-        let clock = db.keyspace("clock", small(2))?;
+        let log = db.keyspace("log", small(4))?;
+        let msgs = db.keyspace("msg", small(2))?;
+        let clock = db.keyspace("clock", small(1))?;
         Ok(Store {
             db,
             log,
@@ -324,11 +323,10 @@ impl Store {
                 continue;
             }
             let key = log_key(&m.author(), m.sequence());
-            let json = m.value().to_compact();
-            let mut v = Vec::with_capacity(40 + json.len());
+            let mut v = Vec::with_capacity(1024);
             v.extend_from_slice(&now.to_be_bytes());
             v.extend_from_slice(m.id().as_bytes());
-            v.extend_from_slice(json.as_bytes());
+            m.value().write_compact(&mut v);
             batch.insert(&self.log, key, v);
             batch.insert(&self.msgs, *m.id().as_bytes(), key);
             written.insert(m.author(), m.head());
