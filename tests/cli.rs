@@ -4,18 +4,11 @@
 
 mod support;
 
+use support::ssb_at as ssb;
+
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-fn ssb(data: &Path, args: &[&str]) -> Output {
-    support::run(
-        Command::new(support::ssb_node())
-            .arg("--data")
-            .arg(data)
-            .args(args),
-    )
-}
 
 fn ssb_stdin(data: &Path, args: &[&str], input: &str) -> Output {
     let mut child = Command::new(support::ssb_node())

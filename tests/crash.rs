@@ -4,6 +4,8 @@
 
 mod support;
 
+use support::ssb_at as ssb;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -45,15 +47,6 @@ fn write_input(path: &Path, feeds: u8, per_feed: u32) -> usize {
     }
     std::fs::write(path, text).expect("write input");
     usize::from(feeds) * per_feed as usize
-}
-
-fn ssb(data: &Path, args: &[&str]) -> std::process::Output {
-    support::run(
-        Command::new(support::ssb_node())
-            .arg("--data")
-            .arg(data)
-            .args(args),
-    )
 }
 
 /// The clock as (feed, sequence) pairs, sorted.

@@ -5,20 +5,13 @@
 
 mod support;
 
+use support::ssb_at as ssb;
+
 use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use ssb_node::feed::{FeedHead, HmacKey, Message, Value};
-
-fn ssb(data: &Path, args: &[&str]) -> std::process::Output {
-    support::run(
-        Command::new(support::ssb_node())
-            .arg("--data")
-            .arg(data)
-            .args(args),
-    )
-}
 
 fn ok_stdout(data: &Path, args: &[&str]) -> String {
     let out = ssb(data, args);

@@ -7,7 +7,7 @@
 
 use crate::feed::{BatchVerifier, FeedHead, Invalid, Keypair, Message, MsgId, Value};
 use crate::ingest::BATCH;
-use crate::store::{Store, StoreError};
+use crate::store::{now_ms, Store, StoreError};
 
 /// Why publishing failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,12 +23,6 @@ pub enum PublishError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-fn now_ms() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_millis() as f64)
 }
 
 /// Signs and stores one message per content, in order, durably. Either all

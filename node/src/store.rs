@@ -141,7 +141,8 @@ fn decode_log_value(v: &[u8]) -> Result<StoredMsg, StoreError> {
     Ok(StoredMsg { id, received, json })
 }
 
-fn now_ms() -> f64 {
+/// Wall-clock time in milliseconds since the epoch, as SSB timestamps are.
+pub fn now_ms() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_millis() as f64)

@@ -59,6 +59,11 @@ pub fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (are node and npm installed?)"))
 }
 
+/// Runs `ssb-node --data DATA ARGS…` to completion.
+pub fn ssb_at(data: &Path, args: &[&str]) -> Output {
+    run(Command::new(ssb_node()).arg("--data").arg(data).args(args))
+}
+
 /// The path of the `ssb-node` binary that cargo built for this test.
 pub fn ssb_node() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ssb-node"))
