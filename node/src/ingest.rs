@@ -105,15 +105,6 @@ impl<'a> Ingest<'a> {
         }
     }
 
-    /// Takes one input line (blank lines are ignored).
-    pub fn push_line(&mut self, text: &[u8]) -> Result<(), StoreError> {
-        self.line += 1;
-        if text.iter().all(u8::is_ascii_whitespace) {
-            return Ok(());
-        }
-        self.push_parsed(self.line, parse_line(text))
-    }
-
     fn push_parsed(
         &mut self,
         line: usize,

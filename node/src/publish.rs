@@ -36,11 +36,8 @@ pub fn publish(
     let feed = keys.id();
     let mut head: Option<FeedHead> = store.head(&feed)?;
     let mut last_ts = store
-        .last_value(&feed)?
-        .and_then(|v| match v.as_object().and_then(|o| o.get("timestamp")) {
-            Some(Value::Number(n)) => Some(*n),
-            _ => None,
-        })
+        .latest(&feed)?
+        .and_then(|m| m.message().ok()?.timestamp())
         .unwrap_or(f64::NEG_INFINITY);
     let mut verifier = BatchVerifier::new();
     let mut ids = Vec::new();

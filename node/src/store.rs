@@ -17,7 +17,7 @@ use std::path::Path;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
-use crate::feed::{BatchVerifier, FeedHead, FeedId, Invalid, Message, MsgId, Value};
+use crate::feed::{BatchVerifier, FeedHead, FeedId, Invalid, Message, MsgId};
 
 /// Why the store failed (not why a message was refused: see [`Invalid`]).
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +98,16 @@ pub struct CheckReport {
     pub messages: usize,
     /// Problems found, each a sentence.
     pub problems: Vec<String>,
+}
+
+impl CheckReport {
+    /// Records a problem; past 1,000 the rest are only counted by the
+    /// caller's exit status (a broken store can have millions).
+    fn problem(&mut self, p: String) {
+        if self.problems.len() < 1000 {
+            self.problems.push(p);
+        }
+    }
 }
 
 /// The store: open one per process; all methods take `&self`.
@@ -291,14 +301,14 @@ impl Store {
             }
         }
         // 2. Signatures, in one batch; a failure marks just the bad ones.
-        let mut bad_sig = vec![false; fresh.len()];
+        let mut bad_sig: Vec<Option<Invalid>> = vec![None; fresh.len()];
         let mut from = 0;
         while from < fresh.len() {
             let chunk: Vec<&Message> = fresh[from..].iter().map(|(_, m)| m).collect();
             match verifier.verify(&chunk) {
                 Ok(()) => break,
-                Err((k, _)) => {
-                    bad_sig[from + k] = true;
+                Err((k, e)) => {
+                    bad_sig[from + k] = Some(e);
                     from += k + 1;
                 }
             }
@@ -308,8 +318,7 @@ impl Store {
         let mut batch = self.db.batch();
         let mut written: HashMap<FeedId, FeedHead> = HashMap::new();
         for ((i, m), bad) in fresh.into_iter().zip(bad_sig) {
-            if bad {
-                let e = m.verify().err().unwrap_or(Invalid::BadSignature);
+            if let Some(e) = bad {
                 reject(&mut report, i, e);
                 continue;
             }
@@ -345,114 +354,94 @@ impl Store {
     pub fn check(&self) -> Result<CheckReport, StoreError> {
         let mut report = CheckReport::default();
         let mut verifier = BatchVerifier::new();
-        let clock = self.clock()?;
-        let mut clock_map: HashMap<FeedId, u32> = clock.iter().copied().collect();
+        let mut clock: HashMap<FeedId, u32> = self.clock()?.into_iter().collect();
+        // The feed being walked and its head so far.
         let mut current: Option<(FeedId, Option<FeedHead>)> = None;
         let mut pending: Vec<Message> = Vec::new();
-        let problem = |r: &mut CheckReport, p: String| {
-            if r.problems.len() < 1000 {
-                r.problems.push(p);
-            }
-        };
         let flush =
             |pending: &mut Vec<Message>, verifier: &mut BatchVerifier, r: &mut CheckReport| {
                 if let Err((k, e)) = verifier.verify(pending) {
                     let m = &pending[k];
-                    r.problems
-                        .push(format!("{} seq {}: {e}", m.author(), m.sequence()));
+                    r.problem(format!("{} seq {}: {e}", m.author(), m.sequence()));
                 }
                 pending.clear();
             };
+        // A finished feed's last sequence must be what the clock says.
+        let finish = |feed: Option<(FeedId, Option<FeedHead>)>,
+                      clock: &mut HashMap<FeedId, u32>,
+                      r: &mut CheckReport| {
+            if let Some((feed, head)) = feed {
+                let held = head.map_or(0, |h| h.sequence);
+                if clock.remove(&feed) != Some(held) {
+                    r.problem(format!("{feed}: clock does not say sequence {held}"));
+                }
+            }
+        };
         for g in self.log.iter() {
             let (k, v) = g.into_inner()?;
             let author = FeedId(arr(&k[..32.min(k.len())], "log key")?);
             let seq = u32::from_be_bytes(arr(&k[32.min(k.len())..], "log key")?);
             if current.as_ref().map(|c| c.0) != Some(author) {
-                if let Some((prev, head)) = current.take() {
-                    let held = head.map_or(0, |h| h.sequence);
-                    if clock_map.remove(&prev) != Some(held) {
-                        problem(
-                            &mut report,
-                            format!("{prev}: clock does not say sequence {held}"),
-                        );
-                    }
-                }
+                finish(current.take(), &mut clock, &mut report);
                 report.feeds += 1;
-                current = Some((author, None));
             }
+            let head = &mut current.get_or_insert((author, None)).1;
             let stored = decode_log_value(&v)?;
             report.messages += 1;
-            let Some((_, head)) = current.as_mut() else {
-                continue;
-            };
-            match stored.message() {
-                Err(e) => problem(&mut report, format!("{author} seq {seq}: {e}")),
-                Ok(m) => {
-                    if m.author() != author || m.sequence() != seq {
-                        problem(
-                            &mut report,
-                            format!("{author} seq {seq}: stored under the wrong key"),
-                        );
-                    }
-                    if m.id() != stored.id {
-                        problem(
-                            &mut report,
-                            format!("{author} seq {seq}: stored id is not the message's id"),
-                        );
-                    }
-                    if let Err(e) = m.check_chain(head.as_ref()) {
-                        problem(&mut report, format!("{author} seq {seq}: {e}"));
-                    }
-                    match self.msgs.get(m.id().as_bytes())? {
-                        Some(loc) if *loc == k[..] => {}
-                        _ => problem(
-                            &mut report,
-                            format!("{author} seq {seq}: missing from the id index"),
-                        ),
-                    }
-                    *head = Some(m.head());
-                    pending.push(m);
-                    if pending.len() >= 256 {
-                        flush(&mut pending, &mut verifier, &mut report);
-                    }
+            let m = match stored.message() {
+                Ok(m) => m,
+                Err(e) => {
+                    report.problem(format!("{author} seq {seq}: {e}"));
+                    continue;
                 }
+            };
+            if m.author() != author || m.sequence() != seq {
+                report.problem(format!("{author} seq {seq}: stored under the wrong key"));
+            }
+            if m.id() != stored.id {
+                report.problem(format!(
+                    "{author} seq {seq}: stored id is not the message's id"
+                ));
+            }
+            if let Err(e) = m.check_chain(head.as_ref()) {
+                report.problem(format!("{author} seq {seq}: {e}"));
+            }
+            match self.msgs.get(m.id().as_bytes())? {
+                Some(loc) if *loc == k[..] => {}
+                _ => report.problem(format!("{author} seq {seq}: missing from the id index")),
+            }
+            *head = Some(m.head());
+            pending.push(m);
+            if pending.len() >= 256 {
+                flush(&mut pending, &mut verifier, &mut report);
             }
         }
         flush(&mut pending, &mut verifier, &mut report);
-        if let Some((prev, head)) = current.take() {
-            let held = head.map_or(0, |h| h.sequence);
-            if clock_map.remove(&prev) != Some(held) {
-                report
-                    .problems
-                    .push(format!("{prev}: clock does not say sequence {held}"));
-            }
-        }
-        for (feed, seq) in clock_map {
-            report.problems.push(format!(
+        finish(current.take(), &mut clock, &mut report);
+        for (feed, seq) in clock {
+            report.problem(format!(
                 "{feed}: clock says sequence {seq} but no messages are stored"
             ));
         }
         Ok(report)
     }
 
-    /// The last message of `feed` as a value (to continue its timestamps).
-    pub fn last_value(&self, feed: &FeedId) -> Result<Option<Value>, StoreError> {
-        let Some(head) = self.head(feed)? else {
-            return Ok(None);
-        };
-        let Some(stored) = self.get_at(feed, head.sequence)? else {
-            return Err(corrupt("clock points past the log"));
-        };
-        Value::parse(stored.json.as_bytes())
-            .map(Some)
-            .map_err(|e| corrupt(&format!("stored message is not JSON: {e}")))
+    /// The latest stored message of `feed`, if any.
+    pub fn latest(&self, feed: &FeedId) -> Result<Option<StoredMsg>, StoreError> {
+        match self.head(feed)? {
+            Some(head) => self
+                .get_at(feed, head.sequence)?
+                .ok_or_else(|| corrupt("clock points past the log"))
+                .map(Some),
+            None => Ok(None),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feed::Keypair;
+    use crate::feed::{Keypair, Value};
 
     fn chain(keys: &Keypair, n: u32) -> Vec<Message> {
         let mut head = None;
@@ -550,6 +539,55 @@ mod tests {
             Some(3)
         );
         assert!(store.check().expect("check").problems.is_empty());
+    }
+
+    #[test]
+    fn check_finds_damage() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("open");
+        let keys = Keypair::from_seed(&[7; 32]);
+        let msgs = chain(&keys, 5);
+        store
+            .append(msgs.clone(), &mut BatchVerifier::new())
+            .expect("append");
+        assert!(store.check().expect("check").problems.is_empty());
+        // A clock that overstates, a lost index entry, a clock for nothing.
+        let wrong = FeedHead {
+            id: msgs[4].id(),
+            sequence: 7,
+        };
+        store
+            .clock
+            .insert(keys.id().as_bytes(), head_value(&wrong))
+            .expect("insert");
+        store.msgs.remove(msgs[2].id().as_bytes()).expect("remove");
+        let ghost = Keypair::from_seed(&[8; 32]).id();
+        store
+            .clock
+            .insert(ghost.as_bytes(), head_value(&wrong))
+            .expect("insert");
+        // A message stored under another sequence than its own.
+        let mut v = store
+            .log
+            .get(log_key(&keys.id(), 4))
+            .expect("get")
+            .expect("held")
+            .to_vec();
+        let key = log_key(&keys.id(), 6);
+        store
+            .log
+            .insert(key, std::mem::take(&mut v))
+            .expect("insert");
+        let report = store.check().expect("check");
+        let all = report.problems.join("\n");
+        assert!(all.contains("clock does not say sequence 4"), "{all}");
+        assert!(all.contains("seq 3: missing from the id index"), "{all}");
+        assert!(
+            all.contains("clock says sequence 7 but no messages are stored"),
+            "{all}"
+        );
+        assert!(all.contains("seq 6: stored under the wrong key"), "{all}");
+        assert_eq!((report.feeds, report.messages), (1, 6));
     }
 
     #[test]
