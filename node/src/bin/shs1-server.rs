@@ -6,11 +6,14 @@
 //! (encryption key ‖ nonce ‖ decryption key ‖ nonce). On invalid peer input it exits with
 //! status 1 at once, writing nothing more.
 
-use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
-use ssb_node::net::shs::{EphemeralKeypair, Handshake, Keypair, NetworkKey, Status};
+#[path = "shs1_adapter/mod.rs"]
+mod adapter;
+use adapter::hex_arg;
+
+use anyhow::bail;
+use ssb_node::net::shs::{EphemeralKeypair, Handshake, Keypair, NetworkKey};
 
 fn main() -> ExitCode {
     match run() {
@@ -32,48 +35,7 @@ fn run() -> anyhow::Result<()> {
     if identity.public().0 != hex_arg::<32>(public, "public key")? {
         bail!("public key does not match the secret key");
     }
-    let mut hs = Handshake::server(net, identity, EphemeralKeypair::generate());
+    let hs = Handshake::server(net, identity, EphemeralKeypair::generate());
 
-    let mut input = std::io::stdin().lock();
-    let mut output = std::io::stdout().lock();
-    loop {
-        match hs.status() {
-            Status::Send => {
-                if let Some(bytes) = hs.take_output() {
-                    output.write_all(&bytes)?;
-                    output.flush()?;
-                }
-            }
-            Status::Receive(n) => {
-                let mut buf = vec![0u8; n];
-                input
-                    .read_exact(&mut buf)
-                    .context("reading from the client")?;
-                hs.read(&buf)?;
-            }
-            Status::Authorize => hs.accept()?,
-            Status::Done => break,
-            Status::Failed(err) => return Err(err.into()),
-        }
-    }
-    let outcome = hs
-        .outcome()
-        .context("handshake finished without an outcome")?;
-    output.write_all(&outcome.to_bytes())?;
-    output.flush()?;
-    Ok(())
-}
-
-/// Parses a hex argument of exactly `N` bytes.
-fn hex_arg<const N: usize>(text: &str, what: &str) -> anyhow::Result<[u8; N]> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 2 * N {
-        bail!("{what}: expected {} hex digits, got {}", 2 * N, bytes.len());
-    }
-    let mut out = [0u8; N];
-    for (byte, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        let digits = std::str::from_utf8(pair).context("non-ASCII hex")?;
-        *byte = u8::from_str_radix(digits, 16).with_context(|| format!("{what}: bad hex"))?;
-    }
-    Ok(out)
+    adapter::drive(hs, "client")
 }
