@@ -2,9 +2,11 @@
 //!
 //! Layers, bottom up: [`feed`] (identities, classic messages, validation),
 //! the fjall-backed store, and the command-line front end in the binary.
+//! [`net`] holds the sans-IO network protocols; [`discovery`] finds peers on the LAN.
 
 pub mod blobs;
 pub mod data_dir;
+pub mod discovery;
 pub mod feed;
 pub mod ingest;
 pub mod net;
