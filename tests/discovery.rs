@@ -1,0 +1,285 @@
+//! LAN discovery across real (namespaced) networks with broadcast.
+//!
+//! - `services_hear_and_forget_each_other`: three [`ssb_node::discovery::Discovery`]
+//!   services on one bridged LAN, each in its own network namespace, bound to
+//!   `0.0.0.0:8008` and announcing on the interface broadcast address as a node does.
+//! - `nodes_find_each_other`: two `ssb-node run` processes in two namespaces, given no
+//!   address, must connect through LAN discovery alone (`ssb-node peers --json`).
+//!
+//! Both skip (with a message) where network namespaces cannot be made.
+
+#[path = "support/netns.rs"]
+mod netns;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use netns::Lan;
+use ssb_node::discovery::{Discovery, Event, FORGET_AFTER};
+use ssb_node::feed::FeedId;
+
+/// What a service thread reports: which host heard what, and when.
+type Report = (usize, Event, Instant);
+
+/// Runs a discovery service as host `i` of `lan` on a thread of its own, sending its events
+/// to `out` until `stop` fires or is dropped.
+fn spawn_service(
+    lan: &Lan,
+    i: usize,
+    key: FeedId,
+    stop: tokio::sync::oneshot::Receiver<()>,
+    out: std_mpsc::Sender<Report>,
+) -> std::thread::JoinHandle<()> {
+    let name = lan.host(i).netns.clone();
+    std::thread::spawn(move || {
+        netns::enter(&name);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listen = "0.0.0.0:8008".parse().expect("addr");
+            let discovery = Discovery::bind(key, listen).expect("bind discovery");
+            let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+            let task = tokio::spawn(discovery.run(tx));
+            let mut stop = stop;
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    event = rx.recv() => match event {
+                        Some(event) => {
+                            if out.send((i, event, Instant::now())).is_err() {
+                                break;
+                            }
+                        }
+                        None => break,
+                    },
+                }
+            }
+            // Dropping the receiver ends run(); wait for it so the socket is closed.
+            drop(rx);
+            task.await
+                .expect("join")
+                .expect("discovery ran without error");
+        });
+    })
+}
+
+#[test]
+fn services_hear_and_forget_each_other() {
+    let Some(lan) = Lan::new(3) else { return };
+    let keys: Vec<FeedId> = (1..=3u8).map(|n| FeedId([n; 32])).collect();
+    let (out, reports) = std_mpsc::channel::<Report>();
+    let mut stops = Vec::new();
+    let mut threads = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        stops.push(Some(stop_tx));
+        threads.push(spawn_service(&lan, i, *key, stop_rx, out.clone()));
+    }
+    drop(out);
+
+    // Each host hears exactly the two others, at their eth0 address and port 8008.
+    let mut heard = vec![Vec::new(); 3];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while heard.iter().map(Vec::len).sum::<usize>() < 6 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (i, event, _) = reports
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("not everyone heard everyone in time: {heard:?}"));
+        match event {
+            Event::Heard(address) => heard[i].push(address.to_string()),
+            other => panic!("host {i}: unexpected {other:?}"),
+        }
+    }
+    for (i, got) in heard.iter_mut().enumerate() {
+        got.sort();
+        let mut want: Vec<String> = (0..3)
+            .filter(|&j| j != i)
+            .map(|j| {
+                let key = &keys[j].to_string()[1..45];
+                format!("net:{}:8008~shs:{key}", lan.host(j).ip)
+            })
+            .collect();
+        want.sort();
+        assert_eq!(*got, want, "host {i}");
+    }
+
+    // Stop host 2: hosts 0 and 1 forget it about FORGET_AFTER later, and only it.
+    let stopped = Instant::now();
+    if let Some(stop) = stops[2].take() {
+        let _ = stop.send(());
+    }
+    let mut forgotten = Vec::new();
+    while forgotten.len() < 2 {
+        let (i, event, at) = reports
+            .recv_timeout(FORGET_AFTER + Duration::from_secs(5))
+            .expect("host 2 forgotten in time");
+        assert_eq!(event, Event::Forgotten(keys[2]), "host {i}");
+        let after = at - stopped;
+        assert!(
+            after >= FORGET_AFTER - Duration::from_secs(2)
+                && after <= FORGET_AFTER + Duration::from_secs(2),
+            "host {i} forgot host 2 after {after:?}"
+        );
+        forgotten.push(i);
+    }
+    forgotten.sort();
+    assert_eq!(forgotten, [0, 1]);
+    drop(stops);
+    for thread in threads {
+        thread.join().expect("service thread");
+    }
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves none behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ssb_node(data: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ssb-node"));
+    cmd.arg("--data").arg(data);
+    cmd
+}
+
+/// Runs an `ssb-node` command to completion and returns its stdout; panics on failure.
+fn ok_stdout(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// One entry of `ssb-node peers --json`.
+#[derive(Debug)]
+struct Peer {
+    key: String,
+    state: String,
+    source: String,
+}
+
+/// The peers a running node reports, or why it could not say.
+fn peers(data: &Path) -> Result<Vec<Peer>, String> {
+    let out = ssb_node(data)
+        .args(["peers", "--json"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+    }
+    let text = String::from_utf8(out.stdout).map_err(|e| e.to_string())?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| format!("{line:?}: {e}"))?;
+            let field = |name: &str| {
+                v[name]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("{line:?}: no string {name:?}"))
+            };
+            Ok(Peer {
+                key: field("key")?,
+                state: field("state")?,
+                source: field("source")?,
+            })
+        })
+        .collect()
+}
+
+/// Starts `ssb-node run` as host `i`, listening on 0.0.0.0:8008 with discovery on (the
+/// default), and waits for its `listening` line.
+fn start_node(lan: &Lan, i: usize, data: &Path) -> Running {
+    let log = std::fs::File::create(data.join("run.log")).expect("log file");
+    let mut child = lan
+        .command(i, env!("CARGO_BIN_EXE_ssb-node"))
+        .arg("--data")
+        .arg(data)
+        .args(["run", "--listen", "0.0.0.0:8008"])
+        .env("SSB_NODE_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("spawn ssb-node run");
+    let stdout = child.stdout.take().expect("stdout");
+    let running = Running(child);
+    let (tx, rx) = std_mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("no `listening` line from host {i}: {}", log_of(data)));
+    assert!(
+        line.starts_with("listening net:0.0.0.0:8008~shs:"),
+        "host {i} printed {line:?}; log: {}",
+        log_of(data)
+    );
+    running
+}
+
+fn log_of(data: &Path) -> String {
+    std::fs::read_to_string(data.join("run.log")).unwrap_or_default()
+}
+
+#[test]
+fn nodes_find_each_other() {
+    let Some(lan) = Lan::new(2) else { return };
+    let dirs: Vec<tempfile::TempDir> = (0..2)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let data: Vec<PathBuf> = dirs.iter().map(|d| d.path().join("node")).collect();
+    let ids: Vec<String> = data
+        .iter()
+        .map(|d| ok_stdout(ssb_node(d).arg("init")).trim().to_owned())
+        .collect();
+    // Declared after `lan`, so the processes die before their namespaces go.
+    let _nodes: Vec<Running> = (0..2).map(|i| start_node(&lan, i, &data[i])).collect();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let last = (0..2).map(|i| peers(&data[i])).collect::<Vec<_>>();
+        let connected = |i: usize| {
+            last[i].as_ref().ok().and_then(|ps| {
+                ps.iter()
+                    .find(|p| p.key == ids[1 - i] && p.state == "connected")
+            })
+        };
+        if let (Some(a), Some(b)) = (connected(0), connected(1)) {
+            // Neither node was given an address: at least one dialled what it heard.
+            assert!(
+                a.source == "lan" || b.source == "lan",
+                "connected, but not through discovery: {a:?} {b:?}"
+            );
+            for p in last.iter().flatten().flatten() {
+                assert!(ids.contains(&p.key), "a peer no one announced: {p:?}");
+            }
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "the nodes did not connect within 20 s; peers: {last:?}\n\
+                 log of host 0:\n{}\nlog of host 1:\n{}",
+                log_of(&data[0]),
+                log_of(&data[1])
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
