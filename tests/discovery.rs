@@ -135,6 +135,78 @@ fn services_hear_and_forget_each_other() {
     }
 }
 
+/// What a JavaScript node does (ssb-local): host 1 sends a limited broadcast to
+/// 255.255.255.255:8008 and listens on 0.0.0.0:8008. The service on host 0 hears it, and
+/// host 1 receives the service's announcement in exactly the documented format.
+#[test]
+fn wire_format_as_javascript_nodes_see_it() {
+    let Some(lan) = Lan::new(2) else { return };
+    let (ours, theirs) = (FeedId([1; 32]), FeedId([2; 32]));
+    let (out, reports) = std_mpsc::channel::<Report>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let service = spawn_service(&lan, 0, ours, stop_rx, out);
+
+    let name = lan.host(1).netns.clone();
+    let theirs_b64 = theirs.to_string()[1..45].to_owned();
+    let sent = format!("10.77.0.2:8008:@{theirs_b64}.ed25519");
+    // Set once the service has heard us: the JS side announces, as JS does, until then.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let js_done = done.clone();
+    let js = std::thread::spawn(move || {
+        netns::enter(&name);
+        let socket = std::net::UdpSocket::bind("0.0.0.0:8008").expect("bind");
+        socket.set_broadcast(true).expect("SO_BROADCAST");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut received = None;
+        let mut buf = [0u8; 2048];
+        while Instant::now() < deadline {
+            // `sent` is in the legacy form, as old ssb-server versions announce.
+            socket
+                .send_to(sent.as_bytes(), "255.255.255.255:8008")
+                .expect("limited broadcast");
+            // Read for a second (our own broadcast comes back too).
+            let second = Instant::now() + Duration::from_secs(1);
+            while Instant::now() < second {
+                if let Ok((len, from)) = socket.recv_from(&mut buf) {
+                    if buf[..len] != *sent.as_bytes() && received.is_none() {
+                        received = Some((String::from_utf8_lossy(&buf[..len]).into_owned(), from));
+                    }
+                }
+            }
+            if received.is_some() && js_done.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+        }
+        received
+    });
+
+    let heard = reports.recv_timeout(Duration::from_secs(10));
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let received = js.join().expect("js thread");
+    let (_, event, _) = heard.expect("the JS-style announcement heard");
+    assert_eq!(
+        event,
+        Event::Heard(
+            format!("net:10.77.0.2:8008~shs:{theirs_b64}")
+                .parse()
+                .expect("address")
+        )
+    );
+    let (payload, from) = received.expect("the service's announcement received");
+    let ours_b64 = &ours.to_string()[1..45];
+    assert_eq!(payload, format!("net:10.77.0.1:8008~shs:{ours_b64}"));
+    assert_eq!(
+        from,
+        "10.77.0.1:8008".parse().expect("addr"),
+        "sent from port 8008"
+    );
+    let _ = stop_tx.send(());
+    service.join().expect("service thread");
+}
+
 /// A child process killed (and reaped) when dropped, so a failing test leaves none behind.
 struct Running(Child);
 
