@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod data_dir;
 pub mod feed;
 pub mod ingest;
+pub mod muxrpc;
 pub mod net;
 pub mod publish;
 pub mod store;
