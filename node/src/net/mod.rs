@@ -14,6 +14,7 @@
 mod crypto;
 
 pub mod box_stream;
+pub mod ebt;
 pub mod rpc;
 pub mod shs;
 
