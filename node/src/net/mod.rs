@@ -5,6 +5,7 @@
 //! machine produces, so every layer can be tested byte-for-byte against recorded vectors
 //! and driven later by any I/O runtime.
 //!
+//! - [`address`]: multiserver addresses (`net:HOST:PORT~shs:KEY`) and invite codes.
 //! - [`shs`]: secret handshake v1 (authenticates both peers, derives session keys).
 //! - [`box_stream`]: the encrypted, framed byte stream that follows the handshake.
 //! - [`rpc`]: muxrpc / packet-stream framing carried inside the box stream.
@@ -13,6 +14,7 @@
 
 mod crypto;
 
+pub mod address;
 pub mod box_stream;
 pub mod ebt;
 pub mod rpc;
