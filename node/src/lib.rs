@@ -10,4 +10,5 @@ pub mod ingest;
 pub mod muxrpc;
 pub mod net;
 pub mod publish;
+pub mod runtime;
 pub mod store;

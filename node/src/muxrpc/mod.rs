@@ -11,5 +11,6 @@ pub mod session;
 
 pub use handshake::{client_handshake, server_handshake, LinkError};
 pub use session::{
-    Body, CallError, CallType, Handler, InboundCall, Item, Request, Session, SessionConfig, Stream,
+    Body, CallError, CallType, Handler, InboundCall, Item, Request, Session, SessionConfig, Sink,
+    Stream,
 };

@@ -274,14 +274,22 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// One call's handle: send on it, receive from it, end it.
-#[derive(Debug)]
-pub struct Stream {
+/// The sending half of a call: cheap to clone, so one task can send while
+/// another receives (two peers streaming to each other must never wait on
+/// each other's reader).
+#[derive(Debug, Clone)]
+pub struct Sink {
     session: Session,
     /// The request number on the frames we send.
     wire: i32,
     /// Whether our frames carry the stream flag.
     stream: bool,
+}
+
+/// One call's handle: send on it, receive from it, end it.
+#[derive(Debug)]
+pub struct Stream {
+    sink: Sink,
     rx: Option<mpsc::Receiver<Item>>,
 }
 
@@ -313,7 +321,12 @@ fn lock(m: &Mutex<Table>) -> MutexGuard<'_, Table> {
 impl Stream {
     /// The session this call belongs to.
     pub fn session(&self) -> &Session {
-        &self.session
+        &self.sink.session
+    }
+
+    /// A sending handle for another task.
+    pub fn sink(&self) -> Sink {
+        self.sink.clone()
     }
 
     /// Receives the next item; `None` once the call is over (after `End` or
@@ -325,6 +338,28 @@ impl Stream {
         }
     }
 
+    /// An item that has already arrived, without waiting.
+    pub fn try_recv(&mut self) -> Option<Item> {
+        self.rx.as_mut().and_then(|rx| rx.try_recv().ok())
+    }
+
+    /// Sends one item; see [`Sink::send`].
+    pub async fn send(&self, body: Body) -> Result<(), CallError> {
+        self.sink.send(body).await
+    }
+
+    /// Ends the call normally; see [`Sink::end`].
+    pub async fn end(&self) -> Result<(), CallError> {
+        self.sink.end().await
+    }
+
+    /// Ends the call with an error; see [`Sink::error`].
+    pub async fn error(&self, message: &str) -> Result<(), CallError> {
+        self.sink.error(message).await
+    }
+}
+
+impl Sink {
     fn frame(&self, end: bool, body_type: BodyType, body: Vec<u8>) -> Frame {
         Frame {
             req: self.wire,
@@ -351,8 +386,13 @@ impl Stream {
         }
     }
 
+    /// Whether the call is still open for sending (the peer has not ended it).
+    pub fn is_open(&self) -> bool {
+        self.open_for_send().is_ok()
+    }
+
     /// Sends one item (a stream item, or an async reply). Empty bodies are
-    /// skipped: they would read as goodbye.
+    /// skipped: they would read as goodbye. Fails once the call has ended.
     pub async fn send(&self, body: Body) -> Result<(), CallError> {
         if body.bytes.is_empty() {
             return Ok(());
@@ -538,9 +578,11 @@ impl Session {
         })
         .await?;
         Ok(Stream {
-            session: self.clone(),
-            wire: n,
-            stream,
+            sink: Sink {
+                session: self.clone(),
+                wire: n,
+                stream,
+            },
             rx: Some(rx),
         })
     }
@@ -705,9 +747,11 @@ impl Session {
         handler.handle(InboundCall {
             request,
             stream: Stream {
-                session: self.clone(),
-                wire: -key,
-                stream: f.stream,
+                sink: Sink {
+                    session: self.clone(),
+                    wire: -key,
+                    stream: f.stream,
+                },
                 rx: f.stream.then_some(rx),
             },
         });

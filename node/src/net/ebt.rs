@@ -139,7 +139,10 @@ mod tests {
         for bad in [-2.0, 1.5, f64::NAN, 1e12] {
             assert_eq!(Note::decode(bad), None, "{bad}");
         }
-        assert_eq!(Note::decode(f64::from(u32::MAX) * 2.0), Some(have(u32::MAX, true)));
+        assert_eq!(
+            Note::decode(f64::from(u32::MAX) * 2.0),
+            Some(have(u32::MAX, true))
+        );
     }
 
     #[test]
@@ -147,13 +150,28 @@ mod tests {
         let feed: FeedId = "@FCX/tsDLpubCPKKfIrw4gc+SQkHcaD17s7GI6i/ziWY=.ed25519"
             .parse()
             .unwrap();
-        let v = clock_value([(&feed, Note::Have { seq: 6, receive: true })]);
+        let v = clock_value([(
+            &feed,
+            Note::Have {
+                seq: 6,
+                receive: true,
+            },
+        )]);
         assert_eq!(
             v.to_compact(),
             r#"{"@FCX/tsDLpubCPKKfIrw4gc+SQkHcaD17s7GI6i/ziWY=.ed25519":12}"#
         );
         let parsed = parse_clock(v.as_object().unwrap()).unwrap();
-        assert_eq!(parsed, vec![(feed, Note::Have { seq: 6, receive: true })]);
+        assert_eq!(
+            parsed,
+            vec![(
+                feed,
+                Note::Have {
+                    seq: 6,
+                    receive: true
+                }
+            )]
+        );
         let bad = Value::parse(br#"{"@nope":2}"#).unwrap();
         assert_eq!(
             parse_clock(bad.as_object().unwrap()),
