@@ -184,14 +184,20 @@ enum BlobsCommand {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The node says what it does (peers, drops) by default; one-shot
+    // commands only warn. SSB_NODE_LOG overrides both.
+    let default_filter = match cli.command {
+        Command::Run { .. } | Command::Sync { .. } => "warn,ssb_node=info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_writer(io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SSB_NODE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
-    let cli = Cli::parse();
     let data = DataDir::new(cli.data.clone().unwrap_or_else(DataDir::default_root));
     match run(cli.command, &data) {
         Ok(code) => code,

@@ -40,6 +40,8 @@ pub struct ConfigFile {
     pub blob_max: Option<u64>,
     /// Network key, base64 of 32 bytes (default: the main network).
     pub network_key: Option<String>,
+    /// Seconds a peer has to complete the secret handshake (default 10).
+    pub handshake_timeout: Option<f64>,
 }
 
 /// Why the config could not be used.
@@ -92,6 +94,8 @@ pub struct Settings {
     pub blob_max: u64,
     /// The network.
     pub network_key: NetworkKey,
+    /// Deadline for a peer's secret handshake.
+    pub handshake_timeout: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -105,6 +109,7 @@ impl Default for Settings {
             discovery: true,
             blob_max: DEFAULT_BLOB_MAX,
             network_key: NetworkKey::default(),
+            handshake_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -168,6 +173,16 @@ impl Settings {
             discovery: file.discovery.unwrap_or(true),
             blob_max: file.blob_max.unwrap_or(DEFAULT_BLOB_MAX),
             network_key,
+            handshake_timeout: match file.handshake_timeout {
+                None => defaults.handshake_timeout,
+                Some(t) if t > 0.0 && t <= 3600.0 => std::time::Duration::from_secs_f64(t),
+                Some(_) => {
+                    return Err(bad(
+                        "handshake_timeout",
+                        "must be between 0 and 3600 seconds".into(),
+                    ))
+                }
+            },
         })
     }
 }

@@ -19,8 +19,6 @@ use crate::muxrpc::{client_handshake, server_handshake, LinkError, Session, Sess
 use crate::net::address::MultiserverAddress;
 use crate::net::shs::PublicKey;
 
-/// Deadline for the whole secret handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deadline for the TCP connect.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most handshakes in progress at once; more connections are dropped at once.
@@ -258,7 +256,7 @@ async fn incoming(
         &mut stream,
         node.settings.network_key,
         node.shs_keys().clone(),
-        HANDSHAKE_TIMEOUT,
+        node.settings.handshake_timeout,
         |pk| !blocked.contains(&feed_of(pk)),
     )
     .await?;
@@ -316,7 +314,7 @@ pub async fn dial(
         node.settings.network_key,
         node.shs_keys().clone(),
         server,
-        HANDSHAKE_TIMEOUT,
+        node.settings.handshake_timeout,
     )
     .await?;
     Ok((stream, outcome))
