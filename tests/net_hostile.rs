@@ -8,126 +8,15 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ssb_node::feed::ids::decode_base64_exact;
 use ssb_node::muxrpc::client_handshake;
-use ssb_node::net::shs::{Keypair, NetworkKey, PublicKey};
-use support::{ssb_at, ssb_node};
+use ssb_node::net::shs::{Keypair, NetworkKey};
+use support::running::Node;
+use support::ssb_at;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-/// A running node with its stderr going to a file we can read.
-struct Node {
-    child: Child,
-    data: PathBuf,
-    log: PathBuf,
-    addr: String,
-    socket: SocketAddr,
-    key: PublicKey,
-}
-
-impl Node {
-    fn start(dir: &Path, config: &str) -> Node {
-        let data = dir.join("node");
-        let out = ssb_at(&data, &["init"]);
-        assert!(out.status.success(), "{out:?}");
-        std::fs::write(data.join("ssb-node.toml"), config).unwrap();
-        let log = dir.join("node.log");
-        let mut child = Command::new(ssb_node())
-            .arg("--data")
-            .arg(&data)
-            .args(["run", "--listen", "127.0.0.1:0", "--no-discovery"])
-            .env("SSB_NODE_LOG", "ssb_node=debug")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("no listening line: {line:?}"))
-            .to_owned();
-        // net:127.0.0.1:PORT~shs:KEY
-        let (net, shs) = addr.split_once("~shs:").unwrap();
-        let socket: SocketAddr = net.strip_prefix("net:").unwrap().parse().unwrap();
-        let key = PublicKey(decode_base64_exact::<32>(shs).unwrap());
-        Node {
-            child,
-            data,
-            log,
-            addr,
-            socket,
-            key,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// Resident and peak memory in KiB, from /proc.
-    fn memory_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
-
-    /// Waits until the log holds at least `n` lines containing `needle`.
-    fn wait_log(&self, needle: &str, n: usize, within: Duration) -> usize {
-        let deadline = Instant::now() + within;
-        loop {
-            let count = self.log().matches(needle).count();
-            if count >= n || Instant::now() > deadline {
-                return count;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// A fresh node syncs this node's feed: the node still serves properly.
-    fn check_serves(&self, dir: &Path) {
-        let me = String::from_utf8(ssb_at(&self.data, &["whoami"]).stdout).unwrap();
-        let other = dir.join("checker");
-        assert!(ssb_at(&other, &["init"]).status.success());
-        assert!(ssb_at(&other, &["follow", me.trim()]).status.success());
-        let out = ssb_at(&other, &["sync", &self.addr, "--timeout", "30"]);
-        assert!(
-            out.status.success(),
-            "sync after the attack failed: {}\nnode log:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("received 1 messages"), "{text}");
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

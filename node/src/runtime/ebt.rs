@@ -104,6 +104,7 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
         .map_err(|e| e.to_string())?;
     let set = node.replicate_set();
     let mut opening = Vec::new();
+    let mut skipped = 0usize;
     {
         let mut st = lock(&state);
         for feed in set.feeds.keys() {
@@ -111,6 +112,7 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
             if let Some(theirs) = stored.get(feed) {
                 st.theirs.insert(*feed, *theirs);
                 if *theirs == ours {
+                    skipped += 1;
                     continue;
                 }
             }
@@ -124,6 +126,7 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
             ));
         }
     }
+    tracing::debug!(peer = %ctx.peer, feeds = opening.len(), skipped, "ebt opening clock");
     let opening = clock_value(opening.iter().map(|(f, n)| (f, *n)));
 
     let mut pending_first = first;
@@ -158,8 +161,14 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
                 tokio::select! {
                     item = stream.recv() => item,
                     ev = events.recv() => {
-                        on_event(&state, ev);
+                        let tell = on_event(&node, &state, ev);
                         wake.notify_one();
+                        if !tell.is_empty() {
+                            let v = clock_value(tell.iter().map(|(f, n)| (f, *n)));
+                            if let Err(e) = sink.send(Body::json(&v)).await {
+                                break Err(e.to_string());
+                            }
+                        }
                         continue;
                     }
                     changed = graph.changed() => {
@@ -222,12 +231,24 @@ fn pending_end(r: &mut Result<(), String>, item: Item) {
     }
 }
 
-fn on_event(state: &Mutex<EbtState>, ev: Result<super::Appended, broadcast::error::RecvError>) {
+/// A local append: wake the sender if the peer wants the feed, and return
+/// notes to send for replicated feeds the peer has not heard about in this
+/// session (skipped at the start), so it can ask for the new messages.
+fn on_event(
+    node: &Node,
+    state: &Mutex<EbtState>,
+    ev: Result<super::Appended, broadcast::error::RecvError>,
+) -> Vec<(FeedId, Note)> {
     let mut st = lock(state);
     match ev {
         Ok(a) => {
             if st.sending.contains_key(&a.feed) {
                 st.dirty.insert(a.feed);
+                return Vec::new();
+            }
+            if !st.told.contains_key(&a.feed) && node.replicate_set().contains(&a.feed) {
+                st.told.insert(a.feed, true);
+                return vec![(a.feed, Note::Have { seq: a.seq, receive: true })];
             }
         }
         Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -236,6 +257,7 @@ fn on_event(state: &Mutex<EbtState>, ev: Result<super::Appended, broadcast::erro
         }
         Err(broadcast::error::RecvError::Closed) => {}
     }
+    Vec::new()
 }
 
 /// Handles one item from the peer: a clock (answered at once) or a message
