@@ -125,8 +125,8 @@ fn request_skipping_and_live_messages() {
     let log = a.log();
     let last = log
         .lines()
-        .filter(|l| l.contains("ebt opening clock"))
-        .last()
+        .rev()
+        .find(|l| l.contains("ebt opening clock"))
         .unwrap();
     assert!(
         last.contains("feeds=0") && last.contains("skipped=2"),

@@ -248,7 +248,13 @@ fn on_event(
             }
             if !st.told.contains_key(&a.feed) && node.replicate_set().contains(&a.feed) {
                 st.told.insert(a.feed, true);
-                return vec![(a.feed, Note::Have { seq: a.seq, receive: true })];
+                return vec![(
+                    a.feed,
+                    Note::Have {
+                        seq: a.seq,
+                        receive: true,
+                    },
+                )];
             }
         }
         Err(broadcast::error::RecvError::Lagged(_)) => {
