@@ -1,6 +1,9 @@
 //! Bundles written and read back: content, names, interop with `tar`,
 //! determinism, size caps, and the writer's own checks.
 
+// Test helpers panic on failure: that is the test failing.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::io::Read;
