@@ -216,3 +216,58 @@ fn reading_the_manifest_reads_little() {
     read_manifest(&mut input, &Limits::default()).unwrap();
     assert!(input.1 < 256 * 1024, "read {} of {}", input.1, bytes.len());
 }
+
+#[test]
+fn gnu_tar_lists_a_bundle_when_installed() {
+    // Interop with the system's tar and zstd, where both are present.
+    let have = |cmd: &str| {
+        std::process::Command::new(cmd)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !have("tar") || !have("zstd") {
+        eprintln!("skipped: no tar or zstd on this machine");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = bundle(&small());
+    let name = verify(&bytes[..], &Limits::default()).unwrap().name;
+    let path = dir.path().join(name.file_name());
+    std::fs::write(&path, &bytes).unwrap();
+    let out = std::process::Command::new("tar")
+        .arg("--zstd")
+        .arg("-tvf")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8(out.stdout).unwrap();
+    eprintln!("{listing}");
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 6);
+    assert!(lines[0].starts_with("-rw-r--r-- 0/0") && lines[0].ends_with("manifest.json"));
+    assert!(lines[5].ends_with("trailer.json"));
+    // And extracts the manifest as the reader sees it.
+    let out = std::process::Command::new("tar")
+        .args(["--zstd", "-xOf"])
+        .arg(&path)
+        .arg("manifest.json")
+        .output()
+        .unwrap();
+    let manifest: bundle_format::Manifest = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        manifest,
+        read_manifest(&bytes[..], &Limits::default()).unwrap().0
+    );
+}
