@@ -122,6 +122,11 @@ mod tests {
         let t = Trailer::sign([5; 32], &key);
         let json = t.to_json();
         assert_eq!(json.len() as u64, TRAILER_LEN);
+        assert_eq!(
+            SIGNING_DOMAIN.len(),
+            41,
+            "FORMAT.md section 8 gives the length"
+        );
         let back = Trailer::parse(&json).unwrap();
         assert_eq!(back, t);
         back.verify(&[5; 32], &author).unwrap();

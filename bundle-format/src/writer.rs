@@ -159,6 +159,12 @@ impl<W: Write> BundleWriter<W> {
         &self.manifest
     }
 
+    /// The bundle's name, known before its first byte is written (to name
+    /// the temp file's destination up front).
+    pub fn name(&self) -> BundleName {
+        BundleName(self.manifest_sha256)
+    }
+
     fn raw(&mut self, bytes: &[u8]) -> Result<(), BundleError> {
         self.enc.write_all(bytes).map_err(io)?;
         self.pos += bytes.len() as u64;

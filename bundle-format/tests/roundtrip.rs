@@ -132,7 +132,9 @@ fn the_size_cap_splits_a_feed_into_bundles_that_each_fit() {
         for s in m.feeds[0].first..=m.feeds[0].last {
             w.line(&line(&f, s)).unwrap();
         }
+        let name = w.name();
         let written = w.finish().unwrap();
+        assert_eq!(written.name, name);
         assert!(written.file_bytes <= cap, "{} > {cap}", written.file_bytes);
         assert_eq!(written.file_bytes, written.out.len() as u64);
         assert!(
