@@ -9,6 +9,8 @@ pub mod data_dir;
 pub mod discovery;
 pub mod feed;
 pub mod ingest;
+pub mod muxrpc;
 pub mod net;
 pub mod publish;
+pub mod runtime;
 pub mod store;

@@ -14,6 +14,9 @@ use ssb_node::feed::{BatchVerifier, BlobId, FeedId, Message, MsgId, Value};
 use ssb_node::ingest::{parse_line, Ingest};
 use ssb_node::publish::publish;
 
+#[path = "cli/remote.rs"]
+mod remote;
+
 #[derive(Parser)]
 #[command(
     name = "ssb-node",
@@ -93,6 +96,48 @@ enum Command {
         #[command(subcommand)]
         command: BlobsCommand,
     },
+    /// Run the node: replicate with peers until SIGTERM/SIGINT.
+    Run {
+        /// Listen for peers here (default from the config, else 0.0.0.0:8008).
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<String>,
+        /// Keep a peer connected (`net:HOST:PORT~shs:KEY`); repeatable.
+        #[arg(long, value_name = "ADDRESS")]
+        connect: Vec<String>,
+        /// No LAN discovery (no UDP broadcast, no listening for others).
+        #[arg(long)]
+        no_discovery: bool,
+        /// Config file (default: ssb-node.toml in the data dir, if present).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Connect to a peer once, replicate both ways, print a summary.
+    Sync {
+        /// The peer (`net:HOST:PORT~shs:KEY`).
+        address: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// Config file (default: ssb-node.toml in the data dir, if present).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Publish a contact message following a feed (it will be replicated).
+    Follow {
+        /// The feed id.
+        feed: String,
+    },
+    /// Publish a contact message unfollowing a feed.
+    Unfollow {
+        /// The feed id.
+        feed: String,
+    },
+    /// List the running node's known and connected peers.
+    Peers {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// How `ingest` checks signatures.
@@ -139,14 +184,21 @@ enum BlobsCommand {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The node says what it does (peers, drops) by default; one-shot
+    // commands only warn. SSB_NODE_LOG overrides both.
+    let default_filter = match cli.command {
+        Command::Run { .. } | Command::Sync { .. } => "warn,ssb_node=info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_writer(io::stderr)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SSB_NODE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
-    let cli = Cli::parse();
     let data = DataDir::new(cli.data.clone().unwrap_or_else(DataDir::default_root));
     match run(cli.command, &data) {
         Ok(code) => code,
@@ -164,8 +216,38 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
+    let command = match remote::try_remote(command, data)? {
+        Ok(code) => return Ok(code),
+        Err(local) => local,
+    };
     let mut out = io::BufWriter::new(io::stdout().lock());
     match command {
+        Command::Run {
+            listen,
+            connect,
+            no_discovery,
+            config,
+        } => return remote::run_node(data, listen, connect, no_discovery, config),
+        Command::Sync {
+            address,
+            timeout,
+            config,
+        } => {
+            let line = remote::sync_local(data, &address, timeout, config)?;
+            writeln!(out, "{line}")?;
+        }
+        Command::Follow { feed } => {
+            let id = remote::contact_local(data, &feed, true)?;
+            writeln!(out, "{id}")?;
+        }
+        Command::Unfollow { feed } => {
+            let id = remote::contact_local(data, &feed, false)?;
+            writeln!(out, "{id}")?;
+        }
+        Command::Peers { .. } => bail!(
+            "no node is running on {} (start one with `ssb-node run`)",
+            data.root().display()
+        ),
         Command::Init { secret } => {
             let (keys, created) = data.init(secret.as_deref())?;
             if created {

@@ -5,7 +5,10 @@
 //! - `log`: author (32 B) ‖ sequence (u32 BE) → received time (f64 BE) ‖
 //!   message id (32 B) ‖ the message value as compact JSON;
 //! - `msg`: message id → author ‖ sequence;
-//! - `clock`: author → sequence ‖ id of the feed's latest message.
+//! - `clock`: author → sequence ‖ id of the feed's latest message;
+//! - `remote`: a name (`peer:` ‖ public key, …) → the vector clock that
+//!   remote last showed us, as author ‖ sequence entries (request skipping);
+//! - `wants`: blob id → nothing: blobs we want and do not hold yet.
 //!
 //! One [`Store::append`] call is one fjall write batch, which fjall's journal
 //! applies entirely or not at all. A feed therefore only ever grows by whole,
@@ -17,7 +20,7 @@ use std::path::Path;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
-use crate::feed::{BatchVerifier, FeedHead, FeedId, Invalid, Message, MsgId};
+use crate::feed::{BatchVerifier, BlobId, FeedHead, FeedId, Invalid, Message, MsgId};
 
 /// Why the store failed (not why a message was refused: see [`Invalid`]).
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +119,8 @@ pub struct Store {
     log: Keyspace,
     msgs: Keyspace,
     clock: Keyspace,
+    remote: Keyspace,
+    wants: Keyspace,
 }
 
 fn log_key(author: &FeedId, seq: u32) -> [u8; 36] {
@@ -175,11 +180,15 @@ impl Store {
         let log = db.keyspace("log", small(4))?;
         let msgs = db.keyspace("msg", small(2))?;
         let clock = db.keyspace("clock", small(1))?;
+        let remote = db.keyspace("remote", small(1))?;
+        let wants = db.keyspace("wants", small(1))?;
         Ok(Store {
             db,
             log,
             msgs,
             clock,
+            remote,
+            wants,
         })
     }
 
@@ -424,6 +433,64 @@ impl Store {
             ));
         }
         Ok(report)
+    }
+
+    /// Records the clock a remote (a peer, a stick) last showed us.
+    pub fn save_remote_clock(
+        &self,
+        name: &[u8],
+        clock: impl IntoIterator<Item = (FeedId, u32)>,
+    ) -> Result<(), StoreError> {
+        let mut v = Vec::new();
+        for (feed, seq) in clock {
+            v.extend_from_slice(feed.as_bytes());
+            v.extend_from_slice(&seq.to_be_bytes());
+        }
+        Ok(self.remote.insert(name, v)?)
+    }
+
+    /// The clock last recorded for a remote (empty if none).
+    pub fn remote_clock(&self, name: &[u8]) -> Result<HashMap<FeedId, u32>, StoreError> {
+        let Some(v) = self.remote.get(name)? else {
+            return Ok(HashMap::new());
+        };
+        if v.len() % 36 != 0 {
+            return Err(corrupt("remote clock entry"));
+        }
+        v.chunks_exact(36)
+            .map(|c| {
+                Ok((
+                    FeedId(arr(&c[..32], "remote clock feed")?),
+                    u32::from_be_bytes(arr(&c[32..], "remote clock seq")?),
+                ))
+            })
+            .collect()
+    }
+
+    /// Adds blobs to the wanted list.
+    pub fn add_wants(&self, ids: &[BlobId]) -> Result<(), StoreError> {
+        let mut batch = self.db.batch();
+        for id in ids {
+            batch.insert(&self.wants, *id.as_bytes(), *b"");
+        }
+        Ok(batch.commit()?)
+    }
+
+    /// Removes a blob from the wanted list (it arrived, or is refused).
+    pub fn remove_want(&self, id: &BlobId) -> Result<(), StoreError> {
+        Ok(self.wants.remove(id.as_bytes())?)
+    }
+
+    /// The wanted blobs, at most `limit` of them.
+    pub fn wants(&self, limit: usize) -> Result<Vec<BlobId>, StoreError> {
+        self.wants
+            .iter()
+            .take(limit)
+            .map(|g| {
+                let (k, _) = g.into_inner()?;
+                Ok(BlobId(arr(&k, "wants key")?))
+            })
+            .collect()
     }
 
     /// The latest stored message of `feed`, if any.

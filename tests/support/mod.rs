@@ -4,6 +4,8 @@
 //! Include it from a test file declared in `node/Cargo.toml` with `mod support;`.
 #![allow(dead_code)]
 
+pub mod running;
+
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

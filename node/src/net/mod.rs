@@ -16,6 +16,7 @@ mod crypto;
 
 pub mod address;
 pub mod box_stream;
+pub mod ebt;
 pub mod rpc;
 pub mod shs;
 

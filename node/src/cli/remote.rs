@@ -1,0 +1,300 @@
+//! The CLI's network side: `run`, `sync`, and every command that must go
+//! through a running node's control socket instead of opening the store
+//! (which the node holds locked).
+
+use std::io::{self, BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use ssb_node::data_dir::DataDir;
+use ssb_node::feed::json::{Object, Value};
+use ssb_node::feed::{FeedId, MsgId};
+use ssb_node::muxrpc::{Body, CallType, Item, Session};
+use ssb_node::net::address::MultiserverAddress;
+use ssb_node::publish::publish;
+use ssb_node::runtime::config::Settings;
+use ssb_node::runtime::server::{self, RunOptions};
+use ssb_node::runtime::{api, control, sync, Node};
+
+use super::{BlobsCommand, Command};
+
+/// The config file: `--config`, or `ssb-node.toml` in the data dir if present.
+fn settings(data: &DataDir, config: Option<PathBuf>) -> Result<Settings> {
+    Ok(match config {
+        Some(path) => Settings::load(&path, true)?,
+        None => Settings::load(&data.root().join("ssb-node.toml"), false)?,
+    })
+}
+
+fn open_node(data: &DataDir, config: Option<PathBuf>) -> Result<Arc<Node>> {
+    let settings = settings(data, config)?;
+    let keys = data.keys()?;
+    let store = data.open_store()?;
+    let blobs = data.open_blobs()?;
+    Ok(Node::new(keys, store, blobs, settings)?)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// `ssb-node run`.
+pub fn run_node(
+    data: &DataDir,
+    listen: Option<String>,
+    connect: Vec<String>,
+    no_discovery: bool,
+    config: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let connect = connect
+        .iter()
+        .map(|a| a.parse().map_err(|e| anyhow!("--connect {a}: {e}")))
+        .collect::<Result<Vec<MultiserverAddress>>>()?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let node = open_node(data, config)?;
+        server::run(
+            node,
+            RunOptions {
+                listen,
+                connect,
+                no_discovery,
+                socket: control::socket_path(data.root()),
+            },
+        )
+        .await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ssb-node sync` with no node running: a node of our own for one link.
+pub fn sync_local(
+    data: &DataDir,
+    address: &str,
+    timeout: u64,
+    config: Option<PathBuf>,
+) -> Result<String> {
+    let addr: MultiserverAddress = address.parse().map_err(|e| anyhow!("{address}: {e}"))?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let node = open_node(data, config)?;
+        let report = sync::sync(node.clone(), &addr, Duration::from_secs(timeout)).await?;
+        node.shutdown().await?;
+        Ok(report.to_string())
+    })
+}
+
+/// `follow`/`unfollow` with no node running.
+pub fn contact_local(data: &DataDir, feed: &str, following: bool) -> Result<MsgId> {
+    let feed: FeedId = feed.parse()?;
+    let keys = data.keys()?;
+    let store = data.open_store()?;
+    let ids = publish(&store, &keys, [api::contact(&feed, following)])?;
+    ids.into_iter().next().context("nothing published")
+}
+
+/// Runs `command` through a running node if there is one: `Ok(Ok(code))`
+/// when it was handled, `Ok(Err(command))` to run it locally.
+pub fn try_remote(
+    command: Command,
+    data: &DataDir,
+) -> Result<std::result::Result<ExitCode, Command>> {
+    let remote_capable = matches!(
+        command,
+        Command::Publish { .. }
+            | Command::Feed { .. }
+            | Command::Get { .. }
+            | Command::Clock
+            | Command::Follow { .. }
+            | Command::Unfollow { .. }
+            | Command::Peers { .. }
+            | Command::Sync { .. }
+            | Command::Blobs {
+                command: BlobsCommand::Add { .. }
+            }
+    );
+    let path = control::socket_path(data.root());
+    if !remote_capable || !path.exists() {
+        return Ok(Err(command));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let Some(session) = control::connect(&path).await else {
+            return Ok(Err(command));
+        };
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        let code = remote(command, data, &session, &mut out).await;
+        session.close().await;
+        out.flush()?;
+        code.map(Ok)
+    })
+}
+
+async fn call(session: &Session, name: &[&str], args: Vec<Value>) -> Result<Value> {
+    let body = session.call_async(name, args).await.map_err(|e| match e {
+        ssb_node::muxrpc::CallError::Remote(m) => anyhow!("{m}"),
+        other => anyhow!("{other}"),
+    })?;
+    Ok(body.to_value()?)
+}
+
+fn key_of(v: &Value) -> Result<String> {
+    v.as_object()
+        .and_then(|o| o.get("key"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .context("the node's reply has no key")
+}
+
+async fn remote(
+    command: Command,
+    data: &DataDir,
+    session: &Session,
+    out: &mut dyn Write,
+) -> Result<ExitCode> {
+    match command {
+        Command::Publish { content, stdin } => {
+            let contents: Vec<Value> = if stdin {
+                let mut v = Vec::new();
+                for (i, line) in io::stdin().lock().lines().enumerate() {
+                    let line = line.context("reading stdin")?;
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    v.push(
+                        Value::parse(line.as_bytes()).with_context(|| format!("line {}", i + 1))?,
+                    );
+                }
+                v
+            } else {
+                let text = content.unwrap_or_default();
+                vec![Value::parse(text.as_bytes()).context("--content is not valid JSON")?]
+            };
+            for (index, c) in contents.into_iter().enumerate() {
+                let reply = call(session, &["publish"], vec![c])
+                    .await
+                    .with_context(|| format!("content {index}"))?;
+                writeln!(out, "{}", key_of(&reply)?)?;
+            }
+        }
+        Command::Feed { feed, from, limit } => {
+            let feed: FeedId = match feed {
+                Some(f) => f.parse()?,
+                None => data.keys()?.id(),
+            };
+            let mut o = Object::new();
+            o.push("id", Value::string(&feed.to_string()));
+            o.push("sequence", Value::Number(f64::from(from)));
+            if let Some(l) = limit {
+                o.push("limit", Value::Number(l as f64));
+            }
+            o.push("keys", Value::Bool(true));
+            let mut stream = session
+                .call(
+                    &["createHistoryStream"],
+                    CallType::Source,
+                    vec![Value::Object(o)],
+                )
+                .await?;
+            loop {
+                match stream.recv().await {
+                    Some(Item::Data(Body { bytes, .. })) => {
+                        out.write_all(&bytes)?;
+                        out.write_all(b"\n")?;
+                    }
+                    Some(Item::End) => break,
+                    Some(Item::Error(e)) => bail!("{e}"),
+                    None => bail!("the node closed the connection"),
+                }
+            }
+        }
+        Command::Get { id } => {
+            let id: MsgId = id.parse()?;
+            let v = call(session, &["get"], vec![Value::string(&id.to_string())])
+                .await
+                .map_err(|e| {
+                    if e.to_string().starts_with("no message") {
+                        anyhow!("message {id} is not in the store")
+                    } else {
+                        e
+                    }
+                })?;
+            writeln!(out, "{}", v.to_compact())?;
+        }
+        Command::Clock => {
+            let v = call(session, &["getVectorClock"], vec![]).await?;
+            writeln!(out, "{}", v.to_compact())?;
+        }
+        Command::Follow { feed } => {
+            let feed: FeedId = feed.parse()?;
+            let v = call(session, &["follow"], vec![Value::string(&feed.to_string())]).await?;
+            writeln!(out, "{}", key_of(&v)?)?;
+        }
+        Command::Unfollow { feed } => {
+            let feed: FeedId = feed.parse()?;
+            let v = call(
+                session,
+                &["unfollow"],
+                vec![Value::string(&feed.to_string())],
+            )
+            .await?;
+            writeln!(out, "{}", key_of(&v)?)?;
+        }
+        Command::Peers { json } => {
+            let v = call(session, &["peers"], vec![]).await?;
+            let Value::Array(rows) = v else {
+                bail!("the node's peer list is not an array");
+            };
+            for row in rows {
+                if json {
+                    writeln!(out, "{}", row.to_compact())?;
+                } else {
+                    let o = row.as_object().context("peer row")?;
+                    let text = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("-").to_owned();
+                    let addr = match o.get("address").and_then(Value::as_str) {
+                        Some(a) => a.to_owned(),
+                        None => text("key"),
+                    };
+                    writeln!(out, "{} {} {}", addr, text("state"), text("source"))?;
+                }
+            }
+        }
+        Command::Sync {
+            address, timeout, ..
+        } => {
+            let v = call(
+                session,
+                &["sync"],
+                vec![Value::string(&address), Value::Number(timeout as f64)],
+            )
+            .await?;
+            writeln!(out, "{}", v.as_str().unwrap_or_default())?;
+        }
+        Command::Blobs {
+            command: BlobsCommand::Add { file },
+        } => {
+            let path =
+                std::fs::canonicalize(&file).with_context(|| format!("{}", file.display()))?;
+            let v = call(
+                session,
+                &["blobs", "add"],
+                vec![Value::string(&path.to_string_lossy())],
+            )
+            .await?;
+            writeln!(out, "{}", v.as_str().unwrap_or_default())?;
+        }
+        _ => bail!("this command cannot run while a node is running"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

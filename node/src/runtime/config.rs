@@ -1,0 +1,215 @@
+//! The optional config file, `ssb-node.toml` in the data dir (or `--config`).
+//!
+//! Every key is optional; unknown keys are an error, so a typo is reported
+//! instead of silently ignored.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::feed::FeedId;
+use crate::net::address::MultiserverAddress;
+use crate::net::shs::NetworkKey;
+
+/// Default most blob size fetched (ssb-blobs' 5 MiB).
+pub const DEFAULT_BLOB_MAX: u64 = 5 * 1024 * 1024;
+
+/// Default follow-graph distance replicated.
+pub const DEFAULT_HOPS: u32 = 2;
+
+/// The file as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `HOST:PORT` to listen on for peers.
+    pub listen: Option<String>,
+    /// Peers to keep connected to (multiserver addresses).
+    #[serde(default)]
+    pub connect: Vec<String>,
+    /// Feeds to replicate in addition to the follow graph.
+    #[serde(default)]
+    pub replicate: Vec<String>,
+    /// Follow-graph distance to replicate (0 = own feed and `replicate` only).
+    pub hops: Option<u32>,
+    /// Feeds never to replicate or talk to.
+    #[serde(default)]
+    pub block: Vec<String>,
+    /// LAN discovery on or off.
+    pub discovery: Option<bool>,
+    /// Largest blob fetched, in bytes.
+    pub blob_max: Option<u64>,
+    /// Network key, base64 of 32 bytes (default: the main network).
+    pub network_key: Option<String>,
+    /// Seconds a peer has to complete the secret handshake (default 10).
+    pub handshake_timeout: Option<f64>,
+}
+
+/// Why the config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: Box<toml::de::Error>,
+    },
+    /// A value is malformed.
+    #[error("{path}: {key}: {reason}")]
+    Value {
+        /// The file.
+        path: String,
+        /// The key.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The settings the node runs with, after defaults and validation.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address.
+    pub listen: String,
+    /// Peers to keep connected to.
+    pub connect: Vec<MultiserverAddress>,
+    /// Extra feeds to replicate.
+    pub replicate: Vec<FeedId>,
+    /// Follow-graph distance.
+    pub hops: u32,
+    /// Blocked feeds.
+    pub block: Vec<FeedId>,
+    /// LAN discovery.
+    pub discovery: bool,
+    /// Largest blob fetched.
+    pub blob_max: u64,
+    /// The network.
+    pub network_key: NetworkKey,
+    /// Deadline for a peer's secret handshake.
+    pub handshake_timeout: std::time::Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "0.0.0.0:8008".into(),
+            connect: Vec::new(),
+            replicate: Vec::new(),
+            hops: DEFAULT_HOPS,
+            block: Vec::new(),
+            discovery: true,
+            blob_max: DEFAULT_BLOB_MAX,
+            network_key: NetworkKey::default(),
+            handshake_timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads `path` if it exists (a missing file means defaults).
+    pub fn load(path: &Path, must_exist: bool) -> Result<Settings, ConfigError> {
+        let shown = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+                return Ok(Settings::default())
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: shown,
+                    source,
+                })
+            }
+        };
+        let file: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: shown.clone(),
+            source: Box::new(e),
+        })?;
+        Settings::from_file(file, &shown)
+    }
+
+    /// Validates a parsed file.
+    pub fn from_file(file: ConfigFile, path: &str) -> Result<Settings, ConfigError> {
+        let bad = |key, reason: String| ConfigError::Value {
+            path: path.to_owned(),
+            key,
+            reason,
+        };
+        let feeds = |key, list: &[String]| {
+            list.iter()
+                .map(|s| {
+                    s.parse::<FeedId>()
+                        .map_err(|_| bad(key, format!("not a feed id: {s}")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let defaults = Settings::default();
+        let network_key = match &file.network_key {
+            None => defaults.network_key,
+            Some(text) => NetworkKey(
+                crate::feed::ids::decode_base64_exact::<32>(text)
+                    .ok_or_else(|| bad("network_key", "not base64 of 32 bytes".into()))?,
+            ),
+        };
+        Ok(Settings {
+            listen: file.listen.unwrap_or(defaults.listen),
+            connect: file
+                .connect
+                .iter()
+                .map(|s| s.parse().map_err(|e| bad("connect", format!("{s}: {e}"))))
+                .collect::<Result<_, _>>()?,
+            replicate: feeds("replicate", &file.replicate)?,
+            hops: file.hops.unwrap_or(DEFAULT_HOPS),
+            block: feeds("block", &file.block)?,
+            discovery: file.discovery.unwrap_or(true),
+            blob_max: file.blob_max.unwrap_or(DEFAULT_BLOB_MAX),
+            network_key,
+            handshake_timeout: match file.handshake_timeout {
+                None => defaults.handshake_timeout,
+                Some(t) if t > 0.0 && t <= 3600.0 => std::time::Duration::from_secs_f64(t),
+                Some(_) => {
+                    return Err(bad(
+                        "handshake_timeout",
+                        "must be between 0 and 3600 seconds".into(),
+                    ))
+                }
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_file_means_defaults_and_keys_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ssb-node.toml");
+        let s = Settings::load(&path, false).unwrap();
+        assert_eq!(s.hops, 2);
+        assert_eq!(s.blob_max, 5 * 1024 * 1024);
+        assert!(Settings::load(&path, true).is_err());
+
+        std::fs::write(&path, "hops = 1\nblob_max = 10\ndiscovery = false\n").unwrap();
+        let s = Settings::load(&path, false).unwrap();
+        assert_eq!((s.hops, s.blob_max, s.discovery), (1, 10, false));
+
+        std::fs::write(&path, "hopz = 1\n").unwrap();
+        let e = Settings::load(&path, false).unwrap_err().to_string();
+        assert!(e.contains("hopz"), "{e}");
+
+        std::fs::write(&path, "replicate = [\"@nope\"]\n").unwrap();
+        let e = Settings::load(&path, false).unwrap_err().to_string();
+        assert!(e.contains("replicate: not a feed id: @nope"), "{e}");
+    }
+}

@@ -1,0 +1,476 @@
+//! EBT replication over one `ebt.replicate` duplex stream, either side.
+//!
+//! Two tasks per link, so neither side can deadlock on the other: the
+//! *receiver* reads clocks and messages (messages are stored in batches), and
+//! the *sender* streams what the peer asked for from the store, in order,
+//! 256 messages at a time, then follows new appends live.
+//!
+//! Request skipping: the peer's last clock is kept in the store; our opening
+//! clock leaves out the feeds where it already matched ours. When the peer
+//! later mentions such a feed, we answer with our note for it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, Notify};
+
+use super::link::{LinkCtx, LinkStats};
+use super::Node;
+use crate::feed::{FeedId, Message};
+use crate::muxrpc::{Body, Item, Sink, Stream};
+use crate::net::ebt::{clock_value, is_message, parse_clock, Note};
+use crate::store::StoredMsg;
+
+/// Messages stored per append.
+const BATCH: usize = 1024;
+/// Messages read from the store per step when sending.
+const SEND_CHUNK: usize = 256;
+/// How often the peer's clock is saved while a link runs.
+const SAVE_EVERY: Duration = Duration::from_secs(10);
+
+/// The name under which a peer's clock is stored.
+pub fn remote_name(peer: &FeedId) -> Vec<u8> {
+    let mut k = b"peer:".to_vec();
+    k.extend_from_slice(peer.as_bytes());
+    k
+}
+
+/// What both EBT tasks of a link know.
+#[derive(Debug, Default)]
+pub struct EbtState {
+    /// Feeds we sent a note for, with the receive flag we sent.
+    told: HashMap<FeedId, bool>,
+    /// The peer's latest sequence per feed (from notes, messages in either direction).
+    theirs: HashMap<FeedId, u32>,
+    /// Feeds the peer wants from us, with the next sequence to send.
+    sending: HashMap<FeedId, u32>,
+    /// Feeds to look at in the sender.
+    dirty: HashSet<FeedId>,
+    /// Whether the peer's opening clock arrived.
+    pub opened: bool,
+    /// Whether `theirs` changed since it was saved.
+    unsaved: bool,
+}
+
+impl EbtState {
+    /// Whether both sides hold each other's clocks: we hold everything the
+    /// peer said it has of the feeds we asked for, and we sent everything it
+    /// asked for.
+    pub fn caught_up(&self, node: &Node) -> bool {
+        if !self.opened || !self.dirty.is_empty() {
+            return false;
+        }
+        let behind_in = self
+            .told
+            .iter()
+            .filter(|(_, rx)| **rx)
+            .any(|(f, _)| self.theirs.get(f).copied().unwrap_or(0) > node.seq(f).unwrap_or(0));
+        let behind_out = self
+            .sending
+            .iter()
+            .any(|(f, next)| *next <= node.seq(f).unwrap_or(0) && !node.is_blocked(f));
+        !behind_in && !behind_out
+    }
+
+    fn saw(&mut self, feed: FeedId, seq: u32) {
+        let e = self.theirs.entry(feed).or_insert(0);
+        if seq > *e {
+            *e = seq;
+            self.unsaved = true;
+        }
+    }
+}
+
+fn lock(s: &Mutex<EbtState>) -> std::sync::MutexGuard<'_, EbtState> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs EBT on `stream` until it ends. `first` is the peer's opening item
+/// when we are the requester (the responder speaks first).
+pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> Result<(), String> {
+    let node = ctx.node.clone();
+    let state = Arc::new(Mutex::new(EbtState::default()));
+    *ctx.progress.ebt.lock().unwrap_or_else(|e| e.into_inner()) = Some(state.clone());
+    let wake = Arc::new(Notify::new());
+    let sink = stream.sink();
+    let mut events = node.subscribe();
+    let mut graph = node.graph_changes();
+
+    // Our opening clock, minus the feeds the peer's last clock already matched.
+    let stored = node
+        .store
+        .remote_clock(&remote_name(&ctx.peer))
+        .map_err(|e| e.to_string())?;
+    let set = node.replicate_set();
+    let mut opening = Vec::new();
+    let mut skipped = 0usize;
+    {
+        let mut st = lock(&state);
+        for feed in set.feeds.keys() {
+            let ours = node.seq(feed).map_err(|e| e.to_string())?;
+            if let Some(theirs) = stored.get(feed) {
+                st.theirs.insert(*feed, *theirs);
+                if *theirs == ours {
+                    skipped += 1;
+                    continue;
+                }
+            }
+            st.told.insert(*feed, true);
+            opening.push((
+                *feed,
+                Note::Have {
+                    seq: ours,
+                    receive: true,
+                },
+            ));
+        }
+    }
+    tracing::debug!(peer = %ctx.peer, feeds = opening.len(), skipped, "ebt opening clock");
+    let opening = clock_value(opening.iter().map(|(f, n)| (f, *n)));
+
+    let mut pending_first = first;
+    if pending_first.is_none() {
+        sink.send(Body::json(&opening))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let sender = tokio::spawn(send_loop(
+        ctx.clone(),
+        sink.clone(),
+        state.clone(),
+        wake.clone(),
+    ));
+    let mut batch: Vec<Message> = Vec::new();
+    let mut last_save = Instant::now();
+    let result = loop {
+        let item = match pending_first.take() {
+            Some(body) => {
+                // We asked; the peer's clock came first. Now ours.
+                let r = handle_body(&ctx, &state, &sink, body, &mut batch).await;
+                if let Err(e) = sink.send(Body::json(&opening)).await {
+                    break Err(e.to_string());
+                }
+                if let Err(e) = r {
+                    break Err(e);
+                }
+                wake.notify_one();
+                continue;
+            }
+            None => {
+                tokio::select! {
+                    item = stream.recv() => item,
+                    ev = events.recv() => {
+                        let tell = on_event(&node, &state, ev);
+                        wake.notify_one();
+                        if !tell.is_empty() {
+                            let v = clock_value(tell.iter().map(|(f, n)| (f, *n)));
+                            if let Err(e) = sink.send(Body::json(&v)).await {
+                                break Err(e.to_string());
+                            }
+                        }
+                        continue;
+                    }
+                    changed = graph.changed() => {
+                        if changed.is_ok() {
+                            if let Err(e) = tell_new_feeds(&node, &state, &sink).await {
+                                break Err(e);
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        match item {
+            Some(Item::Data(body)) => {
+                let mut r = handle_body(&ctx, &state, &sink, body, &mut batch).await;
+                // Drain what already arrived, so messages are stored in batches.
+                while r.is_ok() && batch.len() < BATCH {
+                    match stream.try_recv() {
+                        Some(Item::Data(b)) => {
+                            r = handle_body(&ctx, &state, &sink, b, &mut batch).await
+                        }
+                        Some(other) => {
+                            pending_end(&mut r, other);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                if let Err(e) = store_batch(&ctx, &state, &mut batch).await {
+                    break Err(e);
+                }
+                wake.notify_one();
+                if let Err(e) = r {
+                    break Err(e);
+                }
+                if last_save.elapsed() > SAVE_EVERY {
+                    save_clock(&node, &ctx.peer, &state);
+                    last_save = Instant::now();
+                }
+            }
+            Some(Item::End) | None => break Ok(()),
+            Some(Item::Error(e)) => break Err(format!("peer error: {e}")),
+        }
+    };
+    let _ = store_batch(&ctx, &state, &mut batch).await;
+    sender.abort();
+    save_clock(&node, &ctx.peer, &state);
+    let _ = sink.end().await;
+    ctx.progress.touch();
+    result
+}
+
+/// Turns an end or error seen while draining into the loop's result.
+fn pending_end(r: &mut Result<(), String>, item: Item) {
+    if let Item::Error(e) = item {
+        *r = Err(format!("peer error: {e}"));
+    } else {
+        *r = Err("stream ended".into());
+    }
+}
+
+/// A local append: wake the sender if the peer wants the feed, and return
+/// notes to send for replicated feeds the peer has not heard about in this
+/// session (skipped at the start), so it can ask for the new messages.
+fn on_event(
+    node: &Node,
+    state: &Mutex<EbtState>,
+    ev: Result<super::Appended, broadcast::error::RecvError>,
+) -> Vec<(FeedId, Note)> {
+    let mut st = lock(state);
+    match ev {
+        Ok(a) => {
+            if st.sending.contains_key(&a.feed) {
+                st.dirty.insert(a.feed);
+                return Vec::new();
+            }
+            if !st.told.contains_key(&a.feed) && node.replicate_set().contains(&a.feed) {
+                st.told.insert(a.feed, true);
+                return vec![(
+                    a.feed,
+                    Note::Have {
+                        seq: a.seq,
+                        receive: true,
+                    },
+                )];
+            }
+        }
+        Err(broadcast::error::RecvError::Lagged(_)) => {
+            let all: Vec<FeedId> = st.sending.keys().copied().collect();
+            st.dirty.extend(all);
+        }
+        Err(broadcast::error::RecvError::Closed) => {}
+    }
+    Vec::new()
+}
+
+/// Handles one item from the peer: a clock (answered at once) or a message
+/// (added to `batch`).
+async fn handle_body(
+    ctx: &LinkCtx,
+    state: &Mutex<EbtState>,
+    sink: &Sink,
+    body: Body,
+    batch: &mut Vec<Message>,
+) -> Result<(), String> {
+    let v = body.to_value().map_err(|e| e.to_string())?;
+    let Some(o) = v.as_object() else {
+        return Err("ebt item is not an object".into());
+    };
+    if is_message(o) {
+        match Message::from_value(v, None) {
+            Ok(m) => batch.push(m),
+            Err(e) => tracing::debug!(peer = %ctx.peer, "invalid message over ebt: {e}"),
+        }
+        return Ok(());
+    }
+    let notes = parse_clock(o).map_err(|e| e.to_string())?;
+    let node = &ctx.node;
+    let set = node.replicate_set();
+    let mut reply = Vec::new();
+    {
+        let mut st = lock(state);
+        st.opened = true;
+        for (feed, note) in notes {
+            match note {
+                Note::Skip => {
+                    st.sending.remove(&feed);
+                }
+                Note::Have { seq, receive } => {
+                    st.saw(feed, seq);
+                    if receive && !set.blocked.contains(&feed) {
+                        st.sending.insert(feed, seq.saturating_add(1));
+                        st.dirty.insert(feed);
+                    } else {
+                        st.sending.remove(&feed);
+                    }
+                }
+            }
+            if set.contains(&feed) && !st.told.contains_key(&feed) {
+                st.told.insert(feed, true);
+                let ours = node.seq(&feed).map_err(|e| e.to_string())?;
+                reply.push((
+                    feed,
+                    Note::Have {
+                        seq: ours,
+                        receive: true,
+                    },
+                ));
+            }
+        }
+    }
+    ctx.progress.touch();
+    if !reply.is_empty() {
+        let v = clock_value(reply.iter().map(|(f, n)| (f, *n)));
+        sink.send(Body::json(&v)).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Stores a batch of received messages of feeds we replicate.
+async fn store_batch(
+    ctx: &LinkCtx,
+    state: &Mutex<EbtState>,
+    batch: &mut Vec<Message>,
+) -> Result<(), String> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let set = ctx.node.replicate_set();
+    let msgs: Vec<Message> = std::mem::take(batch)
+        .into_iter()
+        .filter(|m| set.contains(&m.author()))
+        .collect();
+    {
+        let mut st = lock(state);
+        for m in &msgs {
+            st.saw(m.author(), m.sequence());
+            // Never echo a message back to the peer that sent it.
+            if let Some(next) = st.sending.get_mut(&m.author()) {
+                *next = (*next).max(m.sequence().saturating_add(1));
+            }
+        }
+    }
+    let report = ctx.node.append(msgs).await.map_err(|e| e.to_string())?;
+    LinkStats::add(&ctx.stats.msgs_in, report.added as u64);
+    if let Some((_, why)) = &report.first_rejection {
+        tracing::warn!(peer = %ctx.peer, rejected = report.rejected, "refused messages: {why}");
+    }
+    ctx.progress.touch();
+    Ok(())
+}
+
+/// Sends notes for feeds that joined the replicate set.
+async fn tell_new_feeds(node: &Node, state: &Mutex<EbtState>, sink: &Sink) -> Result<(), String> {
+    let set = node.replicate_set();
+    let mut notes = Vec::new();
+    {
+        let mut st = lock(state);
+        for feed in set.feeds.keys() {
+            if !st.told.contains_key(feed) {
+                st.told.insert(*feed, true);
+                let ours = node.seq(feed).map_err(|e| e.to_string())?;
+                notes.push((
+                    *feed,
+                    Note::Have {
+                        seq: ours,
+                        receive: true,
+                    },
+                ));
+            }
+        }
+    }
+    if notes.is_empty() {
+        return Ok(());
+    }
+    let v = clock_value(notes.iter().map(|(f, n)| (f, *n)));
+    sink.send(Body::json(&v)).await.map_err(|e| e.to_string())
+}
+
+fn save_clock(node: &Node, peer: &FeedId, state: &Mutex<EbtState>) {
+    let entries: Option<Vec<(FeedId, u32)>> = {
+        let mut st = lock(state);
+        st.unsaved.then(|| {
+            st.unsaved = false;
+            st.theirs.iter().map(|(f, s)| (*f, *s)).collect()
+        })
+    };
+    if let Some(entries) = entries {
+        if let Err(e) = node.store.save_remote_clock(&remote_name(peer), entries) {
+            tracing::warn!(%peer, "saving the peer's clock: {e}");
+        }
+    }
+}
+
+/// Streams what the peer asked for, feed by feed, from the store.
+async fn send_loop(ctx: Arc<LinkCtx>, sink: Sink, state: Arc<Mutex<EbtState>>, wake: Arc<Notify>) {
+    let node = ctx.node.clone();
+    loop {
+        let work: Vec<(FeedId, u32)> = {
+            let mut st = lock(&state);
+            let dirty: Vec<FeedId> = st.dirty.drain().collect();
+            dirty
+                .into_iter()
+                .filter_map(|f| st.sending.get(&f).map(|n| (f, *n)))
+                .collect()
+        };
+        if work.is_empty() {
+            ctx.progress.touch();
+            wake.notified().await;
+            continue;
+        }
+        for (feed, mut next) in work {
+            if node.is_blocked(&feed) {
+                continue;
+            }
+            loop {
+                let store = node.store.clone();
+                let chunk: Result<Vec<StoredMsg>, String> =
+                    tokio::task::spawn_blocking(move || {
+                        store
+                            .feed(&feed, next)
+                            .take(SEND_CHUNK)
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(|e| e.to_string())
+                    })
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r);
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!("reading {feed} to send: {e}");
+                        break;
+                    }
+                };
+                if chunk.is_empty() {
+                    break;
+                }
+                let n = chunk.len();
+                let last_seq = next + n as u32 - 1;
+                for m in chunk {
+                    if sink.send(Body::json_text(m.json)).await.is_err() {
+                        return;
+                    }
+                }
+                LinkStats::add(&ctx.stats.msgs_out, n as u64);
+                next = last_seq + 1;
+                {
+                    let mut st = lock(&state);
+                    st.saw(feed, last_seq);
+                    match st.sending.get_mut(&feed) {
+                        Some(s) if *s < next => *s = next,
+                        Some(_) => {}
+                        None => break,
+                    }
+                }
+                ctx.progress.touch();
+                if n < SEND_CHUNK {
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! What to replicate: our own feed, the follow graph from `contact` messages
+//! within `hops`, feeds listed in the config, minus blocks.
+//!
+//! The graph is recomputed from the store (a breadth-first walk that reads
+//! only the feeds within `hops − 1`), whenever a contact message from such a
+//! feed arrives. Only stored values that mention `"contact"` are parsed.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::feed::json::Value;
+use crate::feed::FeedId;
+use crate::store::{Store, StoreError};
+
+/// The feeds to replicate, each with its distance from us.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicateSet {
+    /// Feed → hops (0 = us).
+    pub feeds: HashMap<FeedId, u32>,
+    /// Feeds we (or the config) block: never replicated, never served to.
+    pub blocked: HashSet<FeedId>,
+}
+
+impl ReplicateSet {
+    /// Whether `feed` is replicated.
+    pub fn contains(&self, feed: &FeedId) -> bool {
+        self.feeds.contains_key(feed)
+    }
+
+    /// Whether `feed`'s contact messages can change the set (it is close enough).
+    pub fn shapes_graph(&self, feed: &FeedId, hops: u32) -> bool {
+        self.feeds.get(feed).is_some_and(|h| *h < hops)
+    }
+}
+
+/// A feed's latest stance on each contact: `(following, blocking)`.
+fn contacts_of(store: &Store, feed: &FeedId) -> Result<HashMap<FeedId, (bool, bool)>, StoreError> {
+    let mut out = HashMap::new();
+    for m in store.feed(feed, 1) {
+        let m = m?;
+        if !m.json.contains("\"contact\"") {
+            continue;
+        }
+        let Ok(v) = Value::parse(m.json.as_bytes()) else {
+            continue;
+        };
+        let Some(c) = v
+            .as_object()
+            .and_then(|o| o.get("content"))
+            .and_then(Value::as_object)
+        else {
+            continue;
+        };
+        if c.get("type").and_then(Value::as_str) != Some("contact") {
+            continue;
+        }
+        let Some(contact) = c
+            .get("contact")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<FeedId>().ok())
+        else {
+            continue;
+        };
+        let entry = out.entry(contact).or_insert((false, false));
+        if let Some(Value::Bool(f)) = c.get("following") {
+            entry.0 = *f;
+        }
+        if let Some(Value::Bool(b)) = c.get("blocking") {
+            entry.1 = *b;
+        }
+    }
+    Ok(out)
+}
+
+/// Computes the set: `me` at 0, `extra` at 1, follows of feeds at distance
+/// `h < hops` at `h + 1`; our blocks and `blocks` removed.
+pub fn compute(
+    store: &Store,
+    me: &FeedId,
+    hops: u32,
+    extra: &[FeedId],
+    blocks: &[FeedId],
+) -> Result<ReplicateSet, StoreError> {
+    let mut set = ReplicateSet::default();
+    set.blocked.extend(blocks.iter().copied());
+    let mine = contacts_of(store, me)?;
+    for (feed, (_, blocking)) in &mine {
+        if *blocking {
+            set.blocked.insert(*feed);
+        }
+    }
+    set.feeds.insert(*me, 0);
+    // Breadth first: distances along the queue never decrease.
+    let mut queue = std::collections::VecDeque::from([(*me, 0u32)]);
+    for f in extra {
+        if !set.blocked.contains(f) && !set.feeds.contains_key(f) {
+            set.feeds.insert(*f, 1);
+            queue.push_back((*f, 1));
+        }
+    }
+    let mut cache = HashMap::from([(*me, mine)]);
+    while let Some((feed, dist)) = queue.pop_front() {
+        if dist >= hops {
+            continue;
+        }
+        let contacts = match cache.remove(&feed) {
+            Some(c) => c,
+            None => contacts_of(store, &feed)?,
+        };
+        for (c, (following, _)) in contacts {
+            if following && !set.blocked.contains(&c) && !set.feeds.contains_key(&c) {
+                set.feeds.insert(c, dist + 1);
+                queue.push_back((c, dist + 1));
+            }
+        }
+    }
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::Keypair;
+    use crate::publish::publish;
+
+    fn follow(store: &Store, who: &Keypair, whom: &FeedId, following: bool, blocking: bool) {
+        let c = format!(
+            r#"{{"type":"contact","contact":"{whom}","following":{following},"blocking":{blocking}}}"#
+        );
+        publish(store, who, [Value::parse(c.as_bytes()).unwrap()]).unwrap();
+    }
+
+    #[test]
+    fn hops_follows_unfollows_and_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let [me, a, b, c, d] = std::array::from_fn(|_| Keypair::generate());
+        follow(&store, &me, &a.id(), true, false);
+        follow(&store, &a, &b.id(), true, false);
+        follow(&store, &b, &c.id(), true, false);
+        follow(&store, &me, &d.id(), true, false);
+        follow(&store, &me, &d.id(), false, false);
+
+        let s = compute(&store, &me.id(), 2, &[], &[]).unwrap();
+        assert_eq!(s.feeds.get(&me.id()), Some(&0));
+        assert_eq!(s.feeds.get(&a.id()), Some(&1));
+        assert_eq!(s.feeds.get(&b.id()), Some(&2));
+        assert!(!s.contains(&c.id()), "3 hops away");
+        assert!(!s.contains(&d.id()), "unfollowed");
+
+        let s = compute(&store, &me.id(), 1, &[], &[]).unwrap();
+        assert!(s.contains(&a.id()) && !s.contains(&b.id()));
+
+        // A block by us, or by the config, removes the feed and its branch.
+        follow(&store, &me, &a.id(), false, true);
+        let s = compute(&store, &me.id(), 2, &[], &[]).unwrap();
+        assert!(!s.contains(&a.id()) && !s.contains(&b.id()));
+        assert!(s.blocked.contains(&a.id()));
+
+        let s = compute(&store, &me.id(), 2, &[c.id()], &[b.id()]).unwrap();
+        assert_eq!(s.feeds.get(&c.id()), Some(&1));
+        assert!(!s.contains(&b.id()));
+    }
+}

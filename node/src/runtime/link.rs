@@ -1,0 +1,207 @@
+//! One authenticated connection to a peer: what both directions of
+//! replication share, and the task that decides between EBT and legacy
+//! replication.
+//!
+//! The handshake client asks for `ebt.replicate`; if the peer answers with an
+//! error (no EBT, another version) we fall back to createHistoryStream. As the
+//! server we wait a short while for the client's `ebt.replicate`; a client
+//! that does not ask for it gets legacy replication from us.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use super::{blobs, ebt, history, Node};
+use crate::feed::FeedId;
+use crate::muxrpc::{CallType, Item, Session};
+use crate::net::ebt as ebt_proto;
+
+/// How long the server side waits for the client's `ebt.replicate`.
+const EBT_WAIT: Duration = Duration::from_secs(2);
+
+/// Counters for one link (what `sync` reports).
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    /// Messages received and stored.
+    pub msgs_in: AtomicU64,
+    /// Messages sent.
+    pub msgs_out: AtomicU64,
+    /// Blobs received and stored.
+    pub blobs_in: AtomicU64,
+    /// Blobs sent.
+    pub blobs_out: AtomicU64,
+}
+
+impl LinkStats {
+    /// Adds to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// How replication on this link is going, for `sync` to know when it is done.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Which protocol runs.
+    pub mode: Mutex<Mode>,
+    /// EBT state, once it runs.
+    pub ebt: Mutex<Option<Arc<Mutex<ebt::EbtState>>>>,
+    /// Legacy pulls that have not finished (non-live only).
+    pub legacy_pending: AtomicU64,
+    /// Legacy history streams we serve that have not caught up.
+    pub serving_behind: AtomicU64,
+    /// Blob transfers in flight (either way).
+    pub blob_transfers: AtomicU64,
+    /// Last time anything moved.
+    pub last_activity: Mutex<Option<Instant>>,
+    /// Woken whenever something above changes.
+    pub changed: Notify,
+}
+
+/// The replication protocol in use on a link.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Not decided yet.
+    #[default]
+    Starting,
+    /// EBT.
+    Ebt,
+    /// createHistoryStream per feed.
+    Legacy,
+}
+
+impl Progress {
+    /// Notes that something happened.
+    pub fn touch(&self) {
+        if let Ok(mut t) = self.last_activity.lock() {
+            *t = Some(Instant::now());
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Time since anything moved.
+    pub fn quiet_for(&self) -> Duration {
+        self.last_activity
+            .lock()
+            .ok()
+            .and_then(|t| *t)
+            .map_or(Duration::MAX, |t| t.elapsed())
+    }
+}
+
+/// What the tasks of one link share.
+pub struct LinkCtx {
+    /// The node.
+    pub node: Arc<Node>,
+    /// The peer's feed id.
+    pub peer: FeedId,
+    /// Whether we dialled.
+    pub is_client: bool,
+    /// One-shot (`sync`): streams are not live and the link closes when done.
+    pub one_shot: bool,
+    /// Counters.
+    pub stats: LinkStats,
+    /// Progress, for `sync`.
+    pub progress: Progress,
+    /// Set when the peer opened `ebt.replicate` on us.
+    pub ebt_requested: AtomicBool,
+    /// Woken when the peer opens `ebt.replicate`.
+    pub ebt_wake: Notify,
+    /// The blob exchange state of this link.
+    pub blobs: blobs::LinkBlobs,
+}
+
+impl std::fmt::Debug for LinkCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkCtx")
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LinkCtx {
+    /// Context for a new link.
+    pub fn new(node: Arc<Node>, peer: FeedId, is_client: bool, one_shot: bool) -> Arc<LinkCtx> {
+        Arc::new(LinkCtx {
+            node,
+            peer,
+            is_client,
+            one_shot,
+            stats: LinkStats::default(),
+            progress: Progress::default(),
+            ebt_requested: AtomicBool::new(false),
+            ebt_wake: Notify::new(),
+            blobs: blobs::LinkBlobs::default(),
+        })
+    }
+
+    /// Sets the replication mode (the first decision wins).
+    pub fn set_mode(&self, mode: Mode) -> bool {
+        let mut m = self.progress.mode.lock().unwrap_or_else(|e| e.into_inner());
+        if *m == Mode::Starting {
+            *m = mode;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The replication mode now.
+    pub fn mode(&self) -> Mode {
+        *self.progress.mode.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Replicates over `session` until it closes: blobs always; messages by EBT
+/// or, failing that, by createHistoryStream.
+pub async fn replicate(ctx: Arc<LinkCtx>, session: Session) {
+    tokio::spawn(blobs::exchange(ctx.clone(), session.clone()));
+    if ctx.is_client {
+        match session
+            .call(
+                &["ebt", "replicate"],
+                CallType::Duplex,
+                vec![ebt_proto::request_args()],
+            )
+            .await
+        {
+            Ok(mut stream) => {
+                // The responder speaks first: its clock, or an error.
+                match stream.recv().await {
+                    Some(Item::Data(first)) => {
+                        if ctx.set_mode(Mode::Ebt) {
+                            if let Err(e) = ebt::run(ctx.clone(), stream, Some(first)).await {
+                                tracing::info!(peer = %ctx.peer, "ebt ended: {e}");
+                            }
+                        }
+                        return;
+                    }
+                    Some(Item::Error(e)) => {
+                        tracing::info!(peer = %ctx.peer, "peer has no ebt ({e}); using createHistoryStream");
+                    }
+                    Some(Item::End) | None => return,
+                }
+            }
+            Err(_) => return,
+        }
+    } else {
+        let asked = async {
+            loop {
+                let woken = ctx.ebt_wake.notified();
+                if ctx.ebt_requested.load(Ordering::SeqCst) {
+                    return;
+                }
+                woken.await;
+            }
+        };
+        if tokio::time::timeout(EBT_WAIT, asked).await.is_ok() || ctx.mode() == Mode::Ebt {
+            return;
+        }
+    }
+    if ctx.set_mode(Mode::Legacy) {
+        ctx.progress.touch();
+        history::pull_all(ctx, session).await;
+    }
+}

@@ -1,0 +1,86 @@
+//! `ssb-node run`: listen for peers, serve the control socket, keep
+//! configured peers connected, find LAN peers, and stop cleanly on SIGTERM or
+//! SIGINT (no append is cut: the store is made durable after the last one).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::peers::{self, Source};
+use super::{control, Node};
+use crate::net::address::MultiserverAddress;
+
+/// What `run` was asked on the command line (the config file adds to it).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Listen address (overrides the config).
+    pub listen: Option<String>,
+    /// Extra peers to keep connected.
+    pub connect: Vec<MultiserverAddress>,
+    /// Turn LAN discovery off.
+    pub no_discovery: bool,
+    /// The control socket path.
+    pub socket: PathBuf,
+}
+
+/// Runs the node until SIGTERM or SIGINT.
+pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
+    let listen = opts
+        .listen
+        .clone()
+        .unwrap_or_else(|| node.settings.listen.clone());
+    let listener = TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let local = listener.local_addr()?;
+    let control = control::listen(node.clone(), &opts.socket)
+        .await
+        .with_context(|| format!("control socket {}", opts.socket.display()))?;
+    let me = MultiserverAddress::from_socket(local, *node.id())
+        .map_err(|e| anyhow::anyhow!("our own address: {e}"))?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening {me}")?;
+        out.flush()?;
+    }
+    tracing::info!(%me, "node running");
+
+    let mut tasks = vec![
+        control,
+        tokio::spawn(peers::accept_loop(node.clone(), listener)),
+    ];
+    for addr in &node.settings.connect {
+        tasks.push(tokio::spawn(peers::keep_connected(
+            node.clone(),
+            addr.clone(),
+            Source::Config,
+        )));
+    }
+    for addr in &opts.connect {
+        tasks.push(tokio::spawn(peers::keep_connected(
+            node.clone(),
+            addr.clone(),
+            Source::Cli,
+        )));
+    }
+    if node.settings.discovery && !opts.no_discovery {
+        tracing::warn!("LAN discovery is not wired in yet");
+    }
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+    for t in &tasks {
+        t.abort();
+    }
+    let _ = std::fs::remove_file(&opts.socket);
+    node.shutdown().await?;
+    Ok(())
+}
