@@ -281,7 +281,7 @@ fn start_node(lan: &Lan, i: usize, data: &Path) -> Running {
         .arg("--data")
         .arg(data)
         .args(["run", "--listen", "0.0.0.0:8008"])
-        .env("SSB_NODE_LOG", "debug")
+        .env("SSB_NODE_LOG", "info,ssb_node=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log)
@@ -306,8 +306,11 @@ fn start_node(lan: &Lan, i: usize, data: &Path) -> Running {
     running
 }
 
+/// The last 60 lines of a node's log, for failure messages.
 fn log_of(data: &Path) -> String {
-    std::fs::read_to_string(data.join("run.log")).unwrap_or_default()
+    let log = std::fs::read_to_string(data.join("run.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
 }
 
 #[test]
