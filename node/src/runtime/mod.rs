@@ -9,6 +9,7 @@
 //! - [`peers`]: dialling, accepting, back-off, the peer table.
 //! - [`control`]: the unix socket the CLI uses while `run` holds the store.
 //! - [`sync`]: one connection, replicate both ways, report, close.
+//! - [`lan`]: LAN discovery feeding the dialler.
 
 pub mod api;
 pub mod blobs;
@@ -17,6 +18,7 @@ pub mod control;
 pub mod ebt;
 pub mod graph;
 pub mod history;
+pub mod lan;
 pub mod link;
 pub mod peers;
 pub mod server;

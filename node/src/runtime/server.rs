@@ -68,7 +68,7 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
         )));
     }
     if node.settings.discovery && !opts.no_discovery {
-        tracing::warn!("LAN discovery is not wired in yet");
+        tasks.push(tokio::spawn(super::lan::run(node.clone(), local)));
     }
 
     let mut term = signal(SignalKind::terminate())?;
