@@ -2,8 +2,9 @@
 //!
 //! Every frame is a 9-byte header, `flags(1) ‖ body length (u32 BE) ‖ request number (i32 BE)`,
 //! followed by the body. Flags: bit 3 = stream, bit 2 = end/error, bits 0–1 = body type.
-//! Nine zero bytes say goodbye; the JS decoder treats *any* header with length 0 as goodbye,
-//! so the [`Encoder`] refuses empty bodies. Frames are not aligned to box-stream boxes: the
+//! Nine zero bytes say goodbye. The JS decoder treats *any* header with length 0 as goodbye,
+//! so the [`Encoder`] refuses empty bodies; our [`Decoder`] reads a length-0 header that is not
+//! all zeros as an empty frame, because JS peers do send those (ssb-blobs). Frames are not aligned to box-stream boxes: the
 //! [`Decoder`] takes bytes in chunks of any size.
 //!
 //! Bodies stay raw bytes here; JSON (de)serialisation belongs to the layer above.
@@ -275,8 +276,7 @@ impl Decoder {
         let flags = h[0];
         let len = u32::from_be_bytes([h[1], h[2], h[3], h[4]]);
         let req = i32::from_be_bytes([h[5], h[6], h[7], h[8]]);
-        if len == 0 {
-            // packet-stream-codec ends the stream on any zero-length header.
+        if len == 0 && flags == 0 && req == 0 {
             return Ok(None);
         }
         let body_type = match BodyType::from_bits(flags) {
@@ -289,6 +289,19 @@ impl Decoder {
                 len,
                 max: self.max_body_len,
             });
+        }
+        if len == 0 {
+            // JS peers send an empty frame where a blob's size is an exact
+            // multiple of their 64 KiB read size (ssb-blobs' last chunk).
+            // packet-stream-codec would take it for goodbye; we take it for
+            // what it is, an empty item, and keep the link.
+            return Ok(Some(DecodeState::Body {
+                req,
+                stream: flags & FLAG_STREAM != 0,
+                end: flags & FLAG_END != 0,
+                body_type,
+                len: 0,
+            }));
         }
         // No up-front reservation: the body grows only as the peer's bytes arrive.
         Ok(Some(DecodeState::Body {
@@ -442,11 +455,35 @@ mod tests {
     }
 
     #[test]
-    fn any_zero_length_header_is_goodbye() {
+    fn nine_zero_bytes_are_goodbye() {
         let mut dec = Decoder::new();
-        let header = [0x0e, 0, 0, 0, 0, 0, 0, 0, 5];
-        assert_eq!(dec.decode(&header).unwrap(), (9, Some(Item::Goodbye)));
+        assert_eq!(dec.decode(&[0; 9]).unwrap(), (9, Some(Item::Goodbye)));
         assert_eq!(dec.decode(b"x").unwrap(), (0, None));
+    }
+
+    #[test]
+    fn an_empty_frame_from_a_js_peer_is_an_empty_item_not_goodbye() {
+        // ssb-blobs sends this after the last 64 KiB of a blob whose size is
+        // an exact multiple of 64 KiB: stream, binary, length 0, request -3.
+        let mut dec = Decoder::new();
+        let header = [0x08, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xfd];
+        let mut wire = header.to_vec();
+        wire.extend([0x0e, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0xfd]);
+        wire.extend(b"true");
+        let (used, item) = dec.decode(&wire).unwrap();
+        assert_eq!(used, 9);
+        assert_eq!(
+            item,
+            Some(Item::Frame(Frame {
+                req: -3,
+                stream: true,
+                end: false,
+                body_type: BodyType::Binary,
+                body: vec![],
+            }))
+        );
+        let (_, item) = dec.decode(&wire[9..]).unwrap();
+        assert!(matches!(item, Some(Item::Frame(Frame { end: true, .. }))));
     }
 
     #[test]
