@@ -341,8 +341,13 @@ fn blob_id(bytes: &[u8]) -> String {
     )
 }
 
-/// Blob sizes used both ways: exactly 3 × 64 KiB (a chunk boundary at the very end; the JS
-/// blob reader sends an empty last chunk for it) and an odd size.
+/// Blob sizes used both ways: exactly 3 × 64 KiB and an odd size.
+///
+/// ssb-server reads blobs with pull-file in 64 KiB buffers; for an exact multiple it sends one
+/// more muxrpc stream frame with an empty body before the end frame. packet-stream-codec (JS)
+/// decodes any zero-length frame as GOODBYE, so two ssb-servers cannot exchange such a blob at
+/// all. Our node must take that empty frame as an empty chunk (only 9 zero bytes are goodbye),
+/// and must not send empty chunks itself.
 const BLOB_SIZES: [usize; 2] = [196_608, 70_001];
 
 fn mode(ebt: bool) -> &'static str {
