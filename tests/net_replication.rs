@@ -233,3 +233,46 @@ fn blobs_follow_their_messages_and_hops_and_blocks_hold() {
     assert_eq!(seq_of(&b, &c_id), 3);
     assert_eq!(seq_of(&b, &d_id), 0);
 }
+
+#[test]
+fn run_needs_no_setup_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fresh");
+    let mut child = Command::new(ssb_node())
+        .arg("--data")
+        .arg(&data)
+        .args(["run", "--listen", "127.0.0.1:0", "--no-discovery"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.starts_with("listening net:127.0.0.1:"), "{line}");
+    let id = stdout(&ssb_at(&data, &["whoami"]));
+    assert!(
+        line.trim()
+            .ends_with(&format!("~shs:{}", &id[1..id.len() - 8])),
+        "{line} {id}"
+    );
+    // Publish through the running node, then SIGTERM: the message is kept.
+    stdout(&ssb_at(
+        &data,
+        &["publish", "--content", r#"{"type":"post","text":"kept"}"#],
+    ));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!data.join("ssb-node.sock").exists(), "socket left behind");
+    assert_eq!(seq_of(&data, &id), 1);
+    assert!(stdout(&ssb_at(&data, &["check"])).ends_with("ok"));
+}

@@ -58,6 +58,11 @@ pub fn run_node(
         .iter()
         .map(|a| a.parse().map_err(|e| anyhow!("--connect {a}: {e}")))
         .collect::<Result<Vec<MultiserverAddress>>>()?;
+    // The node runs with no set-up: the first run makes the identity.
+    let (keys, created) = data.init(None)?;
+    if created {
+        tracing::info!(id = %keys.id(), dir = %data.root().display(), "created a new identity");
+    }
     let rt = runtime()?;
     rt.block_on(async {
         let node = open_node(data, config)?;
