@@ -108,6 +108,11 @@ pub struct LinkBlobs {
 }
 
 impl LinkBlobs {
+    /// Whether the peer has asked for any blob on this link.
+    pub fn peer_asked(&self) -> bool {
+        !lock(&self.peer_wants).is_empty() || !lock(&self.outbox).is_empty()
+    }
+
     fn tell_have(&self, id: BlobId, size: u64) {
         lock(&self.outbox).push((id, size));
         self.wake.notify_one();

@@ -1,9 +1,11 @@
 //! EBT replication over one `ebt.replicate` duplex stream, either side.
 //!
-//! Two tasks per link, so neither side can deadlock on the other: the
-//! *receiver* reads clocks and messages (messages are stored in batches), and
-//! the *sender* streams what the peer asked for from the store, in order,
-//! 256 messages at a time, then follows new appends live.
+//! Three tasks per link, so neither side can deadlock on the other and
+//! receiving overlaps storing: the *receiver* reads clocks (answered at once)
+//! and gathers raw messages into batches, the *appender* parses, verifies and
+//! stores each batch while the next one arrives, and the *sender* streams
+//! what the peer asked for from the store, in order, 256 messages at a time,
+//! then follows new appends live.
 //!
 //! Request skipping: the peer's last clock is kept in the store; our opening
 //! clock leaves out the feeds where it already matched ours. When the peer
@@ -141,7 +143,9 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
         state.clone(),
         wake.clone(),
     ));
-    let mut batch: Vec<Message> = Vec::new();
+    let (to_appender, from_receiver) = tokio::sync::mpsc::channel::<Vec<Vec<u8>>>(1);
+    let appender = tokio::spawn(append_loop(ctx.clone(), state.clone(), from_receiver));
+    let mut batch: Vec<Vec<u8>> = Vec::new();
     let mut last_save = Instant::now();
     let result = loop {
         let item = match pending_first.take() {
@@ -160,6 +164,15 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
             None => {
                 tokio::select! {
                     item = stream.recv() => item,
+                    // Hand the gathered batch over as soon as the appender can take it;
+                    // while it is busy the batch keeps growing (bigger, cheaper appends).
+                    permit = to_appender.reserve(), if !batch.is_empty() => {
+                        match permit {
+                            Ok(p) => p.send(std::mem::take(&mut batch)),
+                            Err(_) => break Err("the appender stopped".into()),
+                        }
+                        continue;
+                    }
                     ev = events.recv() => {
                         let tell = on_event(&node, &state, ev);
                         wake.notify_one();
@@ -198,8 +211,10 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
                         None => break,
                     }
                 }
-                if let Err(e) = store_batch(&ctx, &state, &mut batch).await {
-                    break Err(e);
+                if batch.len() >= BATCH
+                    && to_appender.send(std::mem::take(&mut batch)).await.is_err()
+                {
+                    break Err("the appender stopped".into());
                 }
                 wake.notify_one();
                 if let Err(e) = r {
@@ -214,7 +229,11 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
             Some(Item::Error(e)) => break Err(format!("peer error: {e}")),
         }
     };
-    let _ = store_batch(&ctx, &state, &mut batch).await;
+    if !batch.is_empty() {
+        let _ = to_appender.send(batch).await;
+    }
+    drop(to_appender);
+    let _ = appender.await;
     sender.abort();
     save_clock(&node, &ctx.peer, &state);
     let _ = sink.end().await;
@@ -267,23 +286,25 @@ fn on_event(
 }
 
 /// Handles one item from the peer: a clock (answered at once) or a message
-/// (added to `batch`).
+/// (its raw bytes added to `batch`, parsed and checked by the appender).
 async fn handle_body(
     ctx: &LinkCtx,
     state: &Mutex<EbtState>,
     sink: &Sink,
     body: Body,
-    batch: &mut Vec<Message>,
+    batch: &mut Vec<Vec<u8>>,
 ) -> Result<(), String> {
+    // Every classic message value starts with `previous`; a clock never does.
+    if body.bytes.starts_with(b"{\"previous\":") {
+        batch.push(body.bytes);
+        return Ok(());
+    }
     let v = body.to_value().map_err(|e| e.to_string())?;
     let Some(o) = v.as_object() else {
         return Err("ebt item is not an object".into());
     };
     if is_message(o) {
-        match Message::from_value(v, None) {
-            Ok(m) => batch.push(m),
-            Err(e) => tracing::debug!(peer = %ctx.peer, "invalid message over ebt: {e}"),
-        }
+        batch.push(body.bytes);
         return Ok(());
     }
     let notes = parse_clock(o).map_err(|e| e.to_string())?;
@@ -329,20 +350,42 @@ async fn handle_body(
     Ok(())
 }
 
+/// Parses, verifies and stores the receiver's batches, one at a time, while
+/// the receiver goes on reading.
+async fn append_loop(
+    ctx: Arc<LinkCtx>,
+    state: Arc<Mutex<EbtState>>,
+    mut batches: tokio::sync::mpsc::Receiver<Vec<Vec<u8>>>,
+) {
+    while let Some(raw) = batches.recv().await {
+        if let Err(e) = store_batch(&ctx, &state, raw).await {
+            tracing::warn!(peer = %ctx.peer, "storing messages: {e}");
+        }
+    }
+}
+
 /// Stores a batch of received messages of feeds we replicate.
 async fn store_batch(
     ctx: &LinkCtx,
     state: &Mutex<EbtState>,
-    batch: &mut Vec<Message>,
+    raw: Vec<Vec<u8>>,
 ) -> Result<(), String> {
-    if batch.is_empty() {
-        return Ok(());
-    }
     let set = ctx.node.replicate_set();
-    let msgs: Vec<Message> = std::mem::take(batch)
-        .into_iter()
-        .filter(|m| set.contains(&m.author()))
-        .collect();
+    let peer = ctx.peer;
+    let msgs: Vec<Message> = tokio::task::spawn_blocking(move || {
+        raw.iter()
+            .filter_map(|bytes| match Message::parse(bytes, None) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::debug!(%peer, "invalid message over ebt: {e}");
+                    None
+                }
+            })
+            .filter(|m| set.contains(&m.author()))
+            .collect()
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     {
         let mut st = lock(state);
         for m in &msgs {

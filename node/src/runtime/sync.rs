@@ -21,8 +21,11 @@ use crate::net::address::MultiserverAddress;
 
 /// How long a sync may take by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
-/// Quiet time after which a caught-up link counts as done.
-const SETTLE: Duration = Duration::from_millis(500);
+/// Quiet time after which a caught-up link counts as done, when blobs may
+/// still be asked for (we want some, or sent messages that may mention ours).
+const SETTLE: Duration = Duration::from_millis(150);
+/// Quiet time when no blob exchange can follow.
+const SETTLE_SHORT: Duration = Duration::from_millis(10);
 
 /// What a sync moved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,11 +121,16 @@ pub async fn sync(
     let deadline = Instant::now() + timeout;
     let outcome = loop {
         let changed = ctx.progress.changed.notified();
-        if caught_up(&ctx) {
-            let quiet = ctx.progress.quiet_for();
-            if quiet >= SETTLE {
-                break Ok(());
-            }
+        let settle = if node.wants.snapshot().is_empty()
+            && ctx.stats.msgs_out.load(Ordering::SeqCst) == 0
+            && !ctx.blobs.peer_asked()
+        {
+            SETTLE_SHORT
+        } else {
+            SETTLE
+        };
+        if caught_up(&ctx) && ctx.progress.quiet_for() >= settle {
+            break Ok(());
         }
         let now = Instant::now();
         if now >= deadline {
@@ -134,7 +142,7 @@ pub async fn sync(
         tokio::select! {
             _ = changed => {}
             // Re-check once the settle time may have passed.
-            _ = tokio::time::sleep(SETTLE.min(deadline - now)) => {}
+            _ = tokio::time::sleep(settle.min(deadline - now)) => {}
             reason = session.closed() => {
                 if caught_up(&ctx) {
                     break Ok(());
