@@ -39,6 +39,18 @@ fn with_one_message(dir: &Path, config: &str) -> Node {
     node
 }
 
+/// The log names the drop with `reason`, the node is up, and it still serves a sync.
+fn logged_and_still_serving(node: &mut Node, dir: &Path, reason: &str) {
+    assert_eq!(
+        node.wait_log(reason, 1, Duration::from_secs(5)),
+        1,
+        "{}",
+        node.log()
+    );
+    assert!(node.alive());
+    node.check_serves(dir);
+}
+
 #[test]
 fn wrong_network_key_is_refused_and_logged() {
     let dir = tempfile::tempdir().unwrap();
@@ -56,18 +68,11 @@ fn wrong_network_key_is_refused_and_logged() {
         .unwrap_err()
     });
     assert!(err.to_string().contains("hung up"), "{err}");
-    assert_eq!(
-        node.wait_log(
-            "dropped: handshake: peer hello does not authenticate",
-            1,
-            Duration::from_secs(5)
-        ),
-        1,
-        "{}",
-        node.log()
+    logged_and_still_serving(
+        &mut node,
+        dir.path(),
+        "dropped: handshake: peer hello does not authenticate",
     );
-    assert!(node.alive());
-    node.check_serves(dir.path());
 }
 
 #[test]
@@ -89,14 +94,7 @@ fn garbage_after_the_handshake_is_dropped() {
         s.flush().await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
     });
-    assert_eq!(
-        node.wait_log("peer disconnected: box-stream", 1, Duration::from_secs(5)),
-        1,
-        "{}",
-        node.log()
-    );
-    assert!(node.alive());
-    node.check_serves(dir.path());
+    logged_and_still_serving(&mut node, dir.path(), "peer disconnected: box-stream");
 }
 
 #[test]
@@ -121,14 +119,7 @@ fn a_stalled_handshake_times_out() {
     });
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(900), "{waited:?}");
-    assert_eq!(
-        node.wait_log("dropped: timed out: handshake", 1, Duration::from_secs(5)),
-        1,
-        "{}",
-        node.log()
-    );
-    assert!(node.alive());
-    node.check_serves(dir.path());
+    logged_and_still_serving(&mut node, dir.path(), "dropped: timed out: handshake");
 }
 
 #[test]

@@ -259,22 +259,7 @@ fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
         Command::Publish { content, stdin } => {
             let keys = data.keys()?;
             let store = data.open_store()?;
-            let contents: Vec<Value> = if stdin {
-                let mut v = Vec::new();
-                for (i, line) in io::stdin().lock().lines().enumerate() {
-                    let line = line.context("reading stdin")?;
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    v.push(
-                        Value::parse(line.as_bytes()).with_context(|| format!("line {}", i + 1))?,
-                    );
-                }
-                v
-            } else {
-                let text = content.unwrap_or_default();
-                vec![Value::parse(text.as_bytes()).context("--content is not valid JSON")?]
-            };
+            let contents = read_contents(content, stdin)?;
             for id in publish(&store, &keys, contents)? {
                 writeln!(out, "{id}")?;
             }
@@ -432,6 +417,26 @@ fn blobs(command: BlobsCommand, data: &DataDir, out: &mut dyn Write) -> Result<E
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The contents to publish: `--content`, or one JSON object per line of
+/// stdin. All are parsed before any is published.
+fn read_contents(content: Option<String>, stdin: bool) -> Result<Vec<Value>> {
+    if !stdin {
+        let text = content.unwrap_or_default();
+        return Ok(vec![
+            Value::parse(text.as_bytes()).context("--content is not valid JSON")?
+        ]);
+    }
+    let mut v = Vec::new();
+    for (i, line) in io::stdin().lock().lines().enumerate() {
+        let line = line.context("reading stdin")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        v.push(Value::parse(line.as_bytes()).with_context(|| format!("line {}", i + 1))?);
+    }
+    Ok(v)
 }
 
 /// Reads a file that must be small (a single message, say).

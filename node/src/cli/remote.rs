@@ -2,7 +2,7 @@
 //! through a running node's control socket instead of opening the store
 //! (which the node holds locked).
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -170,22 +170,7 @@ async fn remote(
 ) -> Result<ExitCode> {
     match command {
         Command::Publish { content, stdin } => {
-            let contents: Vec<Value> = if stdin {
-                let mut v = Vec::new();
-                for (i, line) in io::stdin().lock().lines().enumerate() {
-                    let line = line.context("reading stdin")?;
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    v.push(
-                        Value::parse(line.as_bytes()).with_context(|| format!("line {}", i + 1))?,
-                    );
-                }
-                v
-            } else {
-                let text = content.unwrap_or_default();
-                vec![Value::parse(text.as_bytes()).context("--content is not valid JSON")?]
-            };
+            let contents = super::read_contents(content, stdin)?;
             for (index, c) in contents.into_iter().enumerate() {
                 let reply = call(session, &["publish"], vec![c])
                     .await
