@@ -264,6 +264,14 @@ fn run_needs_no_setup_and_stops_cleanly_on_sigterm() {
         &data,
         &["publish", "--content", r#"{"type":"post","text":"kept"}"#],
     ));
+    // A missing message is reported as without a running node.
+    let missing = "%AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=.sha256";
+    let out = ssb_at(&data, &["get", missing]);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!("ssb-node: error: message {missing} is not in the store")
+    );
     let pid = child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])

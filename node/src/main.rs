@@ -13,6 +13,7 @@ use ssb_node::data_dir::DataDir;
 use ssb_node::feed::{BatchVerifier, BlobId, FeedId, Message, MsgId, Value};
 use ssb_node::ingest::{parse_line, Ingest};
 use ssb_node::publish::publish;
+use ssb_node::runtime::api;
 
 #[path = "cli/remote.rs"]
 mod remote;
@@ -284,15 +285,7 @@ fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
         }
         Command::Clock => {
             let store = data.open_store()?;
-            let mut text = String::from("{");
-            for (i, (feed, seq)) in store.clock()?.into_iter().enumerate() {
-                if i > 0 {
-                    text.push(',');
-                }
-                text.push_str(&format!("\"{feed}\":{seq}"));
-            }
-            text.push('}');
-            writeln!(out, "{text}")?;
+            writeln!(out, "{}", api::vector_clock(&store)?.to_compact())?;
         }
         Command::Ingest {
             input,

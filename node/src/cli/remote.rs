@@ -211,15 +211,7 @@ async fn remote(
         }
         Command::Get { id } => {
             let id: MsgId = id.parse()?;
-            let v = call(session, &["get"], vec![Value::string(&id.to_string())])
-                .await
-                .map_err(|e| {
-                    if e.to_string().starts_with("no message") {
-                        anyhow!("message {id} is not in the store")
-                    } else {
-                        e
-                    }
-                })?;
+            let v = call(session, &["get"], vec![Value::string(&id.to_string())]).await?;
             writeln!(out, "{}", v.to_compact())?;
         }
         Command::Clock => {

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use super::link::{LinkCtx, Mode};
 use super::{blobs, ebt, history, Node};
 use crate::feed::json::{Object, Value};
-use crate::feed::{BlobId, FeedId, MsgId};
+use crate::feed::{FeedId, MsgId};
 use crate::muxrpc::{Body, CallType, Handler, InboundCall, Item};
 use crate::net::ebt as ebt_proto;
+use crate::store::{Store, StoreError};
 
 /// Methods offered to peers, with their types (the `manifest` reply).
 const PEER_METHODS: &[(&str, CallType)] = &[
@@ -113,7 +114,7 @@ impl Handler for Api {
                 "createHistoryStream" => {
                     history::serve(node, ctx, &arg, call.stream.sink()).await;
                 }
-                "ebt.replicate" => serve_ebt(node, ctx, call).await,
+                "ebt.replicate" => serve_ebt(ctx, call).await,
                 "blobs.get" => blobs::serve_get(node, ctx, &arg, call.stream.sink(), false).await,
                 "blobs.getSlice" => {
                     blobs::serve_get(node, ctx, &arg, call.stream.sink(), true).await;
@@ -123,8 +124,7 @@ impl Handler for Api {
                 }
                 "gossip.ping" => ping(call).await,
                 _ => {
-                    let reply =
-                        answer(&node, ctx.as_deref(), &method, &call.request.args, manifest).await;
+                    let reply = answer(&node, &method, &call.request.args, manifest).await;
                     let _ = match reply {
                         Ok(v) => call.stream.send(Body::json(&v)).await,
                         Err(e) => call.stream.error(&e).await,
@@ -136,7 +136,7 @@ impl Handler for Api {
 }
 
 /// `ebt.replicate` from the peer: we are the responder and speak first.
-async fn serve_ebt(node: Arc<Node>, ctx: Option<Arc<LinkCtx>>, call: InboundCall) {
+async fn serve_ebt(ctx: Option<Arc<LinkCtx>>, call: InboundCall) {
     let Some(ctx) = ctx else {
         let _ = call.stream.error("ebt.replicate needs a peer link").await;
         return;
@@ -145,7 +145,6 @@ async fn serve_ebt(node: Arc<Node>, ctx: Option<Arc<LinkCtx>>, call: InboundCall
         let _ = call.stream.error(&e).await;
         return;
     }
-    let _ = node;
     ctx.set_mode(Mode::Ebt);
     ctx.ebt_requested.store(true, Ordering::SeqCst);
     ctx.ebt_wake.notify_waiters();
@@ -168,7 +167,6 @@ async fn ping(mut call: InboundCall) {
 /// The async methods.
 async fn answer(
     node: &Arc<Node>,
-    ctx: Option<&LinkCtx>,
     method: &str,
     args: &[Value],
     manifest: Value,
@@ -202,16 +200,10 @@ async fn answer(
                 .map_err(|_| "not a message id".to_owned())?;
             match node.store.get(&id).map_err(|e| e.to_string())? {
                 Some(m) => Value::parse(m.to_kvt_json().as_bytes()).map_err(|e| e.to_string()),
-                None => Err(format!("no message {id}")),
+                None => Err(format!("message {id} is not in the store")),
             }
         }
-        "getVectorClock" => {
-            let mut o = Object::new();
-            for (feed, seq) in node.store.clock().map_err(|e| e.to_string())? {
-                o.push(&feed.to_string(), Value::Number(f64::from(seq)));
-            }
-            Ok(Value::Object(o))
-        }
+        "getVectorClock" => vector_clock(&node.store).map_err(|e| e.to_string()),
         "blobs.add" => {
             let path = arg
                 .as_str()
@@ -245,11 +237,18 @@ async fn answer(
             Ok(Value::string(&report.to_string()))
         }
         "status" => Ok(status(node)),
-        _ => {
-            let _ = ctx;
-            Err(format!("method:{method} is not in list of allowed methods"))
-        }
+        _ => Err(format!("method:{method} is not in list of allowed methods")),
     }
+}
+
+/// The vector clock as one JSON object `{"@feed…": seq}` (what `ssb-node
+/// clock` prints, with or without a running node).
+pub fn vector_clock(store: &Store) -> Result<Value, StoreError> {
+    let mut o = Object::new();
+    for (feed, seq) in store.clock()? {
+        o.push(&feed.to_string(), Value::Number(f64::from(seq)));
+    }
+    Ok(Value::Object(o))
 }
 
 /// A `contact` content following or unfollowing `feed`.
@@ -273,10 +272,4 @@ pub fn status(node: &Node) -> Value {
     );
     o.push("peers", node.peers.to_value());
     Value::Object(o)
-}
-
-/// Parses a blob id argument (for callers that need one).
-pub fn blob_arg(v: &Value) -> Result<BlobId, String> {
-    let s = v.as_str().ok_or("expects a blob id")?;
-    s.parse().map_err(|_| format!("invalid blob id: {s}"))
 }

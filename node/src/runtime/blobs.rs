@@ -78,6 +78,11 @@ impl Wants {
         lock(&self.want).contains_key(id)
     }
 
+    /// Whether nothing is wanted.
+    pub fn is_empty(&self) -> bool {
+        lock(&self.want).is_empty()
+    }
+
     /// All wants with their distance.
     pub fn snapshot(&self) -> Vec<(BlobId, u8)> {
         lock(&self.want).iter().map(|(k, v)| (*k, *v)).collect()

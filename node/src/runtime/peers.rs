@@ -251,13 +251,12 @@ async fn incoming(
     permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<(), LinkError> {
     stream.set_nodelay(true)?;
-    let blocked = node.replicate_set().blocked.clone();
     let outcome = server_handshake(
         &mut stream,
         node.settings.network_key,
         node.shs_keys().clone(),
         node.settings.handshake_timeout,
-        |pk| !blocked.contains(&feed_of(pk)),
+        |pk| !node.is_blocked(&feed_of(pk)),
     )
     .await?;
     drop(permit);
