@@ -242,6 +242,16 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
+/// Prints one side's result; `how` says how its peak RSS was read.
+fn report(r: &Run, n: u64, how: &str) {
+    println!(
+        "  {n} messages in {:.2} s = {:.0} msg/s; receiver peak RSS ({how}) {:.1} MiB\n",
+        r.secs,
+        n as f64 / r.secs,
+        mib(r.peak_rss)
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
     let n: u64 = env_or("SSB_BENCH_MESSAGES", "10000")
@@ -263,24 +273,14 @@ fn main() {
     if part == "b" || part == "both" {
         println!("(b) ssb-server 16.0.1 -> fresh ssb-server over 127.0.0.1:");
         let r = servers(dir.path(), &author, n);
-        println!(
-            "  {n} messages in {:.2} s = {:.0} msg/s; receiver peak RSS (VmHWM) {:.1} MiB\n",
-            r.secs,
-            n as f64 / r.secs,
-            mib(r.peak_rss)
-        );
+        report(&r, n, "VmHWM");
         b = Some(r);
     }
     let mut a = None;
     if part == "a" || part == "both" {
         println!("(a) ssb-node -> fresh ssb-node over 127.0.0.1:");
         let r = nodes(dir.path(), &author, n);
-        println!(
-            "  {n} messages in {:.2} s = {:.0} msg/s; receiver peak RSS (wait4) {:.1} MiB\n",
-            r.secs,
-            n as f64 / r.secs,
-            mib(r.peak_rss)
-        );
+        report(&r, n, "wait4");
         a = Some(r);
     }
     if let (Some(a), Some(b)) = (a, b) {

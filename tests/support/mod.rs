@@ -61,6 +61,20 @@ pub fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (are node and npm installed?)"))
 }
 
+/// Waits up to `within` for `child` to exit (after it was asked to stop),
+/// then kills it. For `Drop` impls: never panics.
+pub fn wait_or_kill(child: &mut std::process::Child, within: std::time::Duration) {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// Runs `ssb-node --data DATA ARGS…` to completion.
 pub fn ssb_at(data: &Path, args: &[&str]) -> Output {
     run(Command::new(ssb_node()).arg("--data").arg(data).args(args))

@@ -150,26 +150,30 @@ mod tests {
         assert_eq!(c.decryption_nonce, s.encryption_nonce);
     }
 
-    #[tokio::test]
-    async fn wrong_network_key_fails_on_both_sides() {
+    /// A client on `client_net` against a server on the main network that
+    /// answers `authorize`; the server drops its end when done, as a node does.
+    async fn against_server(
+        client_net: NetworkKey,
+        authorize: bool,
+    ) -> (Result<Outcome, LinkError>, Result<Outcome, LinkError>) {
         let (mut a, mut b) = tokio::io::duplex(1024);
         let server = Keypair::generate();
         let server_pk = *server.public();
         let t = Duration::from_secs(5);
-        let (c, s) = tokio::join!(
-            client_handshake(
-                &mut a,
-                NetworkKey([7; 32]),
-                Keypair::generate(),
-                server_pk,
-                t
-            ),
+        tokio::join!(
+            client_handshake(&mut a, client_net, Keypair::generate(), server_pk, t),
             async {
-                let r = server_handshake(&mut b, NetworkKey::default(), server, t, |_| true).await;
+                let r =
+                    server_handshake(&mut b, NetworkKey::default(), server, t, |_| authorize).await;
                 drop(b);
                 r
             }
-        );
+        )
+    }
+
+    #[tokio::test]
+    async fn wrong_network_key_fails_on_both_sides() {
+        let (c, s) = against_server(NetworkKey([7; 32]), true).await;
         assert!(matches!(s, Err(LinkError::Handshake(_))), "{s:?}");
         assert!(c.is_err());
     }
@@ -190,24 +194,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_client_is_reported() {
-        let (mut a, mut b) = tokio::io::duplex(1024);
-        let server = Keypair::generate();
-        let server_pk = *server.public();
-        let t = Duration::from_secs(5);
-        let (c, s) = tokio::join!(
-            client_handshake(
-                &mut a,
-                NetworkKey::default(),
-                Keypair::generate(),
-                server_pk,
-                t
-            ),
-            async {
-                let r = server_handshake(&mut b, NetworkKey::default(), server, t, |_| false).await;
-                drop(b);
-                r
-            }
-        );
+        let (c, s) = against_server(NetworkKey::default(), false).await;
         assert!(matches!(s, Err(LinkError::Refused(_))), "{s:?}");
         assert!(c.is_err());
     }
