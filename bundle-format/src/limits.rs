@@ -3,6 +3,8 @@
 //! Every size is `u64` and every count `u32`, so the same limits mean the
 //! same thing on a 32-bit Pi as on a 64-bit one.
 
+use crate::error::BundleError;
+
 /// FAT32's largest file: 4 GiB - 1 bytes.
 pub const FAT32_MAX_FILE: u64 = 0xFFFF_FFFF;
 
@@ -39,5 +41,32 @@ impl Default for Limits {
             max_tar_bytes: FAT32_MAX_FILE,
             window_log_max: 23,
         }
+    }
+}
+
+impl Limits {
+    /// Checks one feed line as a writer must: not empty, no newline inside,
+    /// at most `max_line_bytes`. `feed` and `seq` name it in the error.
+    pub fn check_line(&self, line: &[u8], feed: &str, seq: u32) -> Result<(), BundleError> {
+        if line.is_empty() {
+            return Err(BundleError::EmptyLine {
+                feed: feed.to_owned(),
+                seq,
+            });
+        }
+        if line.contains(&b'\n') {
+            return Err(BundleError::NewlineInLine {
+                feed: feed.to_owned(),
+                seq,
+            });
+        }
+        if line.len() as u64 > self.max_line_bytes {
+            return Err(BundleError::LineTooLong {
+                feed: feed.to_owned(),
+                seq,
+                max: self.max_line_bytes,
+            });
+        }
+        Ok(())
     }
 }

@@ -159,20 +159,7 @@ impl Planner {
         };
         let seq64 = u64::from(open.entry.first) + open.lines;
         let seq = u32::try_from(seq64).unwrap_or(u32::MAX);
-        let feed = || open.entry.feed.clone();
-        if line.is_empty() {
-            return Err(BundleError::EmptyLine { feed: feed(), seq });
-        }
-        if line.contains(&b'\n') {
-            return Err(BundleError::NewlineInLine { feed: feed(), seq });
-        }
-        if line.len() as u64 > self.limits.max_line_bytes {
-            return Err(BundleError::LineTooLong {
-                feed: feed(),
-                seq,
-                max: self.limits.max_line_bytes,
-            });
-        }
+        self.limits.check_line(line, &open.entry.feed, seq)?;
         let bytes = open.entry.bytes + line.len() as u64 + 1;
         if seq64 > u64::from(u32::MAX)
             || !self.fits(self.manifest_bytes + open.manifest_bytes, Some(bytes))

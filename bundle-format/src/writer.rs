@@ -221,20 +221,7 @@ impl<W: Write> BundleWriter<W> {
         };
         let (name, declared, count) = (feed_entry_name(self.feed), f.bytes, f.count());
         let seq = u32::try_from(u64::from(f.first) + self.lines).unwrap_or(u32::MAX);
-        let feed = || f.feed.clone();
-        if line.is_empty() {
-            return Err(BundleError::EmptyLine { feed: feed(), seq });
-        }
-        if line.contains(&b'\n') {
-            return Err(BundleError::NewlineInLine { feed: feed(), seq });
-        }
-        if line.len() as u64 > self.limits.max_line_bytes {
-            return Err(BundleError::LineTooLong {
-                feed: feed(),
-                seq,
-                max: self.limits.max_line_bytes,
-            });
-        }
+        self.limits.check_line(line, &f.feed, seq)?;
         let bytes = self.bytes + line.len() as u64 + 1;
         if bytes > declared {
             return Err(BundleError::Misuse(format!(
