@@ -4,7 +4,7 @@
 //! receiving overlaps storing: the *receiver* reads clocks (answered at once)
 //! and gathers raw messages into batches, the *appender* parses, verifies and
 //! stores each batch while the next one arrives, and the *sender* streams
-//! what the peer asked for from the store, in order, 256 messages at a time,
+//! what the peer asked for from the store, in order, [`READ_CHUNK`](super::READ_CHUNK) messages at a time,
 //! then follows new appends live.
 //!
 //! Request skipping: the peer's last clock is kept in the store; our opening
@@ -18,16 +18,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, Notify};
 
 use super::link::{LinkCtx, LinkStats};
-use super::Node;
+use super::{Node, READ_CHUNK};
 use crate::feed::{FeedId, Message};
 use crate::muxrpc::{Body, Item, Sink, Stream};
 use crate::net::ebt::{clock_value, is_message, parse_clock, Note};
-use crate::store::StoredMsg;
 
 /// Messages stored per append.
 const BATCH: usize = 1024;
-/// Messages read from the store per step when sending.
-const SEND_CHUNK: usize = 256;
 /// How often the peer's clock is saved while a link runs.
 const SAVE_EVERY: Duration = Duration::from_secs(10);
 
@@ -469,18 +466,7 @@ async fn send_loop(ctx: Arc<LinkCtx>, sink: Sink, state: Arc<Mutex<EbtState>>, w
                 continue;
             }
             loop {
-                let store = node.store.clone();
-                let chunk: Result<Vec<StoredMsg>, String> =
-                    tokio::task::spawn_blocking(move || {
-                        store
-                            .feed(&feed, next)
-                            .take(SEND_CHUNK)
-                            .collect::<Result<Vec<_>, _>>()
-                            .map_err(|e| e.to_string())
-                    })
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r);
+                let chunk = node.read_chunk(feed, next).await;
                 let chunk = match chunk {
                     Ok(c) => c,
                     Err(e) => {
@@ -510,7 +496,7 @@ async fn send_loop(ctx: Arc<LinkCtx>, sink: Sink, state: Arc<Mutex<EbtState>>, w
                     }
                 }
                 ctx.progress.touch();
-                if n < SEND_CHUNK {
+                if n < READ_CHUNK {
                     break;
                 }
             }

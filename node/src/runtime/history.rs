@@ -12,14 +12,11 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 use super::link::{LinkCtx, LinkStats};
-use super::Node;
+use super::{Node, READ_CHUNK};
 use crate::feed::json::{Object, Value};
 use crate::feed::{FeedId, Message};
 use crate::muxrpc::{Body, CallType, Item, Session, Sink};
-use crate::store::StoredMsg;
 
-/// Messages read from the store per step.
-const CHUNK: usize = 256;
 /// Messages stored per append when pulling.
 const BATCH: usize = 1024;
 /// Most feeds pulled at once on one link.
@@ -97,19 +94,6 @@ impl HistoryOpts {
     }
 }
 
-async fn read_chunk(node: &Node, feed: FeedId, from: u32) -> Result<Vec<StoredMsg>, String> {
-    let store = node.store.clone();
-    tokio::task::spawn_blocking(move || {
-        store
-            .feed(&feed, from)
-            .take(CHUNK)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
-}
-
 /// Sends messages from `*next` on, up to what is stored (or the limit);
 /// returns false once the peer is gone or the limit is reached.
 async fn send_from(
@@ -124,7 +108,7 @@ async fn send_from(
         if opts.limit.is_some_and(|l| *sent >= l) {
             return Ok(false);
         }
-        let chunk = read_chunk(node, opts.id, *next).await?;
+        let chunk = node.read_chunk(opts.id, *next).await?;
         if chunk.is_empty() {
             return Ok(true);
         }
@@ -146,7 +130,7 @@ async fn send_from(
         if let Some(ctx) = ctx {
             ctx.progress.touch();
         }
-        if n < CHUNK {
+        if n < READ_CHUNK {
             return Ok(true);
         }
     }

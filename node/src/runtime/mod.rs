@@ -34,7 +34,7 @@ use crate::feed::json::Value;
 use crate::feed::{refs, BatchVerifier, BlobId, FeedId, Keypair, Message, MsgId};
 use crate::net::shs;
 use crate::publish::{publish, PublishError};
-use crate::store::{AppendReport, Store, StoreError};
+use crate::store::{AppendReport, Store, StoreError, StoredMsg};
 
 use config::Settings;
 use graph::ReplicateSet;
@@ -90,6 +90,10 @@ impl std::fmt::Debug for Node {
             .finish_non_exhaustive()
     }
 }
+
+/// Stored messages read per step when streaming a feed to a peer: bounds
+/// the memory of a send, and lets other work interleave.
+pub const READ_CHUNK: usize = 256;
 
 /// How many append events a slow listener may fall behind before it must
 /// rescan (it then sees `Lagged` and re-reads heads from the store).
@@ -167,6 +171,21 @@ impl Node {
     /// The latest sequence we hold of `feed` (0 for none).
     pub fn seq(&self, feed: &FeedId) -> Result<u32, StoreError> {
         Ok(self.store.head(feed)?.map_or(0, |h| h.sequence))
+    }
+
+    /// Up to [`READ_CHUNK`] stored messages of `feed` from sequence `from` on,
+    /// read on a blocking thread.
+    pub async fn read_chunk(&self, feed: FeedId, from: u32) -> Result<Vec<StoredMsg>, String> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            store
+                .feed(&feed, from)
+                .take(READ_CHUNK)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 
     /// Verifies and stores messages from outside, then tells listeners,
