@@ -4,7 +4,7 @@
 //! receiving overlaps storing: the *receiver* reads clocks (answered at once)
 //! and gathers raw messages into batches, the *appender* parses, verifies and
 //! stores each batch while the next one arrives, and the *sender* streams
-//! what the peer asked for from the store, in order, [`READ_CHUNK`](super::READ_CHUNK) messages at a time,
+//! what the peer asked for from the store, in order, [`READ_CHUNK`] messages at a time,
 //! then follows new appends live.
 //!
 //! Request skipping: the peer's last clock is kept in the store; our opening
