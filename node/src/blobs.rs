@@ -56,6 +56,25 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BlobError + '_ {
     }
 }
 
+/// A blob written and checked but not yet visible; see [`BlobStore::stage`].
+#[derive(Debug)]
+pub struct StagedBlob {
+    tmp: PathBuf,
+    /// The blob's id (its bytes hashed).
+    pub id: BlobId,
+    /// Its size in bytes.
+    pub size: u64,
+    done: bool,
+}
+
+impl Drop for StagedBlob {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 /// The blob store rooted at a directory.
 pub struct BlobStore {
     root: PathBuf,
@@ -149,27 +168,34 @@ impl BlobStore {
         expected: Option<&BlobId>,
         max: u64,
     ) -> Result<(BlobId, u64), BlobError> {
-        let tmp_path = self.tmp.join(format!(
+        let staged = self.stage(reader, expected, max)?;
+        let (id, size) = (staged.id, staged.size);
+        self.commit(staged)?;
+        Ok((id, size))
+    }
+
+    /// The first half of [`BlobStore::add`]: streams the bytes into a temp
+    /// file, checks the hash, fsyncs. Nothing is visible until
+    /// [`BlobStore::commit`]; dropping the [`StagedBlob`] removes the file.
+    pub fn stage(
+        &self,
+        reader: &mut dyn Read,
+        expected: Option<&BlobId>,
+        max: u64,
+    ) -> Result<StagedBlob, BlobError> {
+        let tmp = self.tmp.join(format!(
             "{}-{}.tmp",
             std::process::id(),
             TMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
-        let result = self.add_via(&tmp_path, reader, expected, max);
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp_path);
-        }
-        result
-    }
-
-    fn add_via(
-        &self,
-        tmp_path: &Path,
-        reader: &mut dyn Read,
-        expected: Option<&BlobId>,
-        max: u64,
-    ) -> Result<(BlobId, u64), BlobError> {
-        let mut file = File::create(tmp_path).map_err(io_err(tmp_path))?;
-        let (id, size) = copy_hashing(reader, &mut file, max, tmp_path)?;
+        let mut staged = StagedBlob {
+            tmp,
+            id: BlobId([0; 32]),
+            size: 0,
+            done: false,
+        };
+        let mut file = File::create(&staged.tmp).map_err(io_err(&staged.tmp))?;
+        let (id, size) = copy_hashing(reader, &mut file, max, &staged.tmp)?;
         if let Some(want) = expected {
             if *want != id {
                 return Err(BlobError::WrongHash {
@@ -178,16 +204,21 @@ impl BlobStore {
                 });
             }
         }
-        file.sync_all().map_err(io_err(tmp_path))?;
-        drop(file);
-        let dest = self.path(&id);
+        file.sync_all().map_err(io_err(&staged.tmp))?;
+        (staged.id, staged.size) = (id, size);
+        Ok(staged)
+    }
+
+    /// Makes a staged blob visible: rename into place, fsync the directory.
+    pub fn commit(&self, mut staged: StagedBlob) -> Result<(), BlobError> {
+        let dest = self.path(&staged.id);
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        fs::rename(tmp_path, &dest).map_err(io_err(&dest))?;
+        fs::rename(&staged.tmp, &dest).map_err(io_err(&dest))?;
+        staged.done = true;
         File::open(&dir)
             .and_then(|d| d.sync_all())
-            .map_err(io_err(&dir))?;
-        Ok((id, size))
+            .map_err(io_err(&dir))
     }
 
     /// Writes blob `id` to `out`, checking its hash as it goes. If the bytes

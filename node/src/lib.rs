@@ -13,4 +13,5 @@ pub mod muxrpc;
 pub mod net;
 pub mod publish;
 pub mod runtime;
+pub mod sneakernet;
 pub mod store;

@@ -17,6 +17,8 @@ use ssb_node::runtime::api;
 
 #[path = "cli/remote.rs"]
 mod remote;
+#[path = "cli/sneakernet.rs"]
+mod sneakernet;
 
 #[derive(Parser)]
 #[command(
@@ -133,6 +135,22 @@ enum Command {
         /// The feed id.
         feed: String,
     },
+    /// USB sticks (folders `SSB-SNEAKERNET/` at a stick's root).
+    Stick {
+        #[command(subcommand)]
+        command: StickCommand,
+    },
+    /// List the sticks this node has seen: id, where, last sync, clock size.
+    Sticks {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bundle files: export, import, verify, inspect.
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCommand,
+    },
     /// List the running node's known and connected peers.
     Peers {
         /// One JSON object per line.
@@ -159,6 +177,53 @@ enum MessageCommand {
         /// The message it should follow.
         #[arg(long, value_name = "FILE")]
         prev: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum StickCommand {
+    /// Reconcile the stick mounted at MOUNT now: import what it has that we
+    /// lack, export what it lacks; prints a summary.
+    Sync {
+        /// Where the stick is mounted (the folder holding SSB-SNEAKERNET/).
+        mount: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BundleCommand {
+    /// Write what a receiver lacks as a bundle (or several, into a directory).
+    Export {
+        /// A file for one bundle, or an existing directory for bundles named by content.
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+        /// What the receiver holds: a JSON clock {"@feed": seq} as `ssb-node clock` prints.
+        #[arg(long, value_name = "CLOCK.json")]
+        clock: Option<PathBuf>,
+    },
+    /// Check a bundle completely, then add what it brings; prints a summary.
+    Import {
+        /// The bundle file.
+        file: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a bundle on its own (no store needed); exit 1 with the reason if it is bad.
+    Verify {
+        /// The bundle file.
+        file: PathBuf,
+    },
+    /// Show a bundle's manifest: author, time, feeds and ranges, blobs.
+    Inspect {
+        /// The bundle file.
+        file: PathBuf,
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -245,6 +310,11 @@ fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
             let id = remote::contact_local(data, &feed, false)?;
             writeln!(out, "{id}")?;
         }
+        Command::Stick {
+            command: StickCommand::Sync { mount, json },
+        } => return sneakernet::stick_sync(data, &mount, json, &mut out),
+        Command::Sticks { json } => sneakernet::sticks(data, json, &mut out)?,
+        Command::Bundle { command } => return sneakernet::bundle(data, command, &mut out),
         Command::Peers { .. } => bail!(
             "no node is running on {} (start one with `ssb-node run`)",
             data.root().display()

@@ -20,7 +20,7 @@ use ssb_node::runtime::config::Settings;
 use ssb_node::runtime::server::{self, RunOptions};
 use ssb_node::runtime::{api, control, sync, Node};
 
-use super::{BlobsCommand, Command};
+use super::{BlobsCommand, BundleCommand, Command, StickCommand};
 
 /// The config file: `--config`, or `ssb-node.toml` in the data dir if present.
 fn settings(data: &DataDir, config: Option<PathBuf>) -> Result<Settings> {
@@ -30,7 +30,7 @@ fn settings(data: &DataDir, config: Option<PathBuf>) -> Result<Settings> {
     })
 }
 
-fn open_node(data: &DataDir, config: Option<PathBuf>) -> Result<Arc<Node>> {
+pub fn open_node(data: &DataDir, config: Option<PathBuf>) -> Result<Arc<Node>> {
     let settings = settings(data, config)?;
     let keys = data.keys()?;
     let store = data.open_store()?;
@@ -125,6 +125,11 @@ pub fn try_remote(
             | Command::Blobs {
                 command: BlobsCommand::Add { .. }
             }
+            | Command::Stick { .. }
+            | Command::Sticks { .. }
+            | Command::Bundle {
+                command: BundleCommand::Import { .. } | BundleCommand::Export { .. }
+            }
     );
     let path = control::socket_path(data.root());
     if !remote_capable || !path.exists() {
@@ -144,6 +149,28 @@ pub fn try_remote(
         out.flush()?;
         code.map(Ok)
     })
+}
+
+/// An existing path, absolute, as a JSON string (the node has its own cwd).
+fn abs_path(path: &std::path::Path) -> Result<Value> {
+    let p = std::fs::canonicalize(path).with_context(|| format!("{}", path.display()))?;
+    Ok(Value::string(&p.to_string_lossy()))
+}
+
+/// A path that may not exist yet (its folder must), absolute.
+fn abs_target(path: &std::path::Path) -> Result<Value> {
+    if path.exists() {
+        return abs_path(path);
+    }
+    let name = path
+        .file_name()
+        .context("--out needs a file or folder name")?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let dir = std::fs::canonicalize(parent).with_context(|| format!("{}", parent.display()))?;
+    Ok(Value::string(&dir.join(name).to_string_lossy()))
 }
 
 async fn call(session: &Session, name: &[&str], args: Vec<Value>) -> Result<Value> {
@@ -266,15 +293,36 @@ async fn remote(
         Command::Blobs {
             command: BlobsCommand::Add { file },
         } => {
-            let path =
-                std::fs::canonicalize(&file).with_context(|| format!("{}", file.display()))?;
-            let v = call(
-                session,
-                &["blobs", "add"],
-                vec![Value::string(&path.to_string_lossy())],
-            )
-            .await?;
+            let v = call(session, &["blobs", "add"], vec![abs_path(&file)?]).await?;
             writeln!(out, "{}", v.as_str().unwrap_or_default())?;
+        }
+        Command::Stick {
+            command: StickCommand::Sync { mount, json },
+        } => {
+            let v = call(session, &["stick", "sync"], vec![abs_path(&mount)?]).await?;
+            let report = serde_json::from_str(&v.to_compact())?;
+            return super::sneakernet::print_stick(&report, json, out);
+        }
+        Command::Sticks { json } => {
+            let v = call(session, &["sticks"], vec![]).await?;
+            super::sneakernet::print_sticks(&serde_json::from_str(&v.to_compact())?, json, out)?;
+        }
+        Command::Bundle {
+            command: BundleCommand::Import { file, json },
+        } => {
+            let v = call(session, &["bundle", "import"], vec![abs_path(&file)?]).await?;
+            super::sneakernet::print_import(&serde_json::from_str(&v.to_compact())?, json, out)?;
+        }
+        Command::Bundle {
+            command: BundleCommand::Export { out: path, clock },
+        } => {
+            let mut args = vec![abs_target(&path)?];
+            if let Some(c) = clock {
+                let clock = super::sneakernet::read_clock(&c)?;
+                args.push(Value::parse(&serde_json::to_vec(&clock)?)?);
+            }
+            let v = call(session, &["bundle", "export"], args).await?;
+            super::sneakernet::print_export(&serde_json::from_str(&v.to_compact())?, out)?;
         }
         _ => bail!("this command cannot run while a node is running"),
     }

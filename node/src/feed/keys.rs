@@ -67,6 +67,11 @@ impl Keypair {
         FeedId(self.signing.verifying_key().to_bytes())
     }
 
+    /// The ed25519 signing key (to sign bundles with our identity).
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.signing
+    }
+
     /// libsodium's 64-byte secret key: seed ‖ public key.
     pub fn to_libsodium_secret(&self) -> [u8; 64] {
         self.signing.to_keypair_bytes()

@@ -4,7 +4,8 @@
 //! `createHistoryStream`, `ebt.replicate`, `blobs.*` and `gossip.ping`. The
 //! local control socket (the CLI while `run` holds the store) also gets
 //! `publish`, `get`, `getVectorClock`, `follow`/`unfollow`, `blobs.add`,
-//! `peers`, `sync` and `status`. Anything else is answered with a muxrpc
+//! `peers`, `sync`, `status`, and the sneakernet methods `stick.sync`,
+//! `bundle.import`, `bundle.export` and `sticks`. Anything else is answered with a muxrpc
 //! error, never a hang-up.
 
 use std::sync::atomic::Ordering;
@@ -42,6 +43,10 @@ const LOCAL_METHODS: &[(&str, CallType)] = &[
     ("peers", CallType::Async),
     ("sync", CallType::Async),
     ("status", CallType::Async),
+    ("stick.sync", CallType::Async),
+    ("bundle.import", CallType::Async),
+    ("bundle.export", CallType::Async),
+    ("sticks", CallType::Async),
 ];
 
 /// The handler for one session.
@@ -237,6 +242,9 @@ async fn answer(
             Ok(Value::string(&report.to_string()))
         }
         "status" => Ok(status(node)),
+        m if super::sneakernet::METHODS.contains(&m) => {
+            super::sneakernet::answer(node, m, args).await
+        }
         _ => Err(format!("method:{method} is not in list of allowed methods")),
     }
 }

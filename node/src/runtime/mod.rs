@@ -10,6 +10,7 @@
 //! - [`control`]: the unix socket the CLI uses while `run` holds the store.
 //! - [`sync`]: one connection, replicate both ways, report, close.
 //! - [`lan`]: LAN discovery feeding the dialler.
+//! - [`sneakernet`]: stick visits and bundle files for the running node.
 
 pub mod api;
 pub mod blobs;
@@ -22,6 +23,7 @@ pub mod lan;
 pub mod link;
 pub mod peers;
 pub mod server;
+pub mod sneakernet;
 pub mod sync;
 
 use std::collections::{HashMap, HashSet};
@@ -81,6 +83,9 @@ pub struct Node {
     pub wants: blobs::Wants,
     /// Known and connected peers.
     pub peers: peers::PeerTable,
+    /// Held by the one bundle import at a time (they share the store's
+    /// staging area).
+    pub import_lock: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Node {
@@ -131,6 +136,7 @@ impl Node {
             graph_version: watch::channel(0).0,
             wants: blobs::Wants::new(wants),
             peers: peers::PeerTable::default(),
+            import_lock: std::sync::Mutex::new(()),
             settings,
         }))
     }
@@ -138,6 +144,11 @@ impl Node {
     /// Our feed id.
     pub fn id(&self) -> &FeedId {
         &self.id
+    }
+
+    /// Our identity keys (to sign what we publish and export).
+    pub fn keys(&self) -> &Keypair {
+        &self.keys
     }
 
     /// Our identity for the secret handshake.
@@ -284,6 +295,40 @@ impl Node {
         Ok(())
     }
 
+    /// Moves every staged message (see [`crate::store::stage`]) into the log,
+    /// a run at a time under the append lock, then tells listeners, wants
+    /// the blobs they mention and updates the follow graph, as
+    /// [`Node::append`] does. Blocking: call from a blocking thread. Returns
+    /// how many messages were added, and per feed that stopped short, why.
+    pub fn promote_staged(&self) -> Result<(u64, Vec<(FeedId, String)>), StoreError> {
+        let mut added = 0;
+        let mut stuck = Vec::new();
+        for feed in self.store.staged_feeds()? {
+            loop {
+                let _guard = self.append_lock.blocking_lock();
+                let p = self.store.promote(&feed, crate::ingest::BATCH)?;
+                added += p.added.len() as u64;
+                let notes: Vec<_> = p
+                    .added
+                    .into_iter()
+                    .map(|(seq, blobs, contact)| (feed, seq, blobs, contact))
+                    .collect();
+                let before = HashMap::from([(feed, p.before)]);
+                let after = HashMap::from([(feed, p.after)]);
+                self.after_append(&before, &after, &notes)?;
+                if let Some(why) = p.stuck {
+                    stuck.push((feed, why));
+                    break;
+                }
+                if !p.more {
+                    break;
+                }
+            }
+        }
+        self.store.clear_stage()?;
+        Ok((added, stuck))
+    }
+
     /// Waits for the append in progress, then makes the store durable.
     pub async fn shutdown(&self) -> Result<(), StoreError> {
         let _guard = self.append_lock.lock().await;
@@ -306,7 +351,7 @@ impl Node {
 
 /// Blob ids mentioned anywhere in a message's content, and whether it is a
 /// `contact` message.
-fn scan_content(content: &Value) -> (Vec<BlobId>, bool) {
+pub(crate) fn scan_content(content: &Value) -> (Vec<BlobId>, bool) {
     fn walk(v: &Value, out: &mut Vec<BlobId>, depth: usize) {
         if depth > 32 || out.len() >= 64 {
             return;

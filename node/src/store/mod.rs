@@ -8,7 +8,9 @@
 //! - `clock`: author → sequence ‖ id of the feed's latest message;
 //! - `remote`: a name (`peer:` ‖ public key, …) → the vector clock that
 //!   remote last showed us, as author ‖ sequence entries (request skipping);
-//! - `wants`: blob id → nothing: blobs we want and do not hold yet.
+//! - `wants`: blob id → nothing: blobs we want and do not hold yet;
+//! - `stage`: author ‖ sequence → a verified message from a bundle that is
+//!   not visible yet (see [`stage`]).
 //!
 //! One [`Store::append`] call is one fjall write batch, which fjall's journal
 //! applies entirely or not at all. A feed therefore only ever grows by whole,
@@ -21,6 +23,8 @@ use std::path::Path;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use crate::feed::{BatchVerifier, BlobId, FeedHead, FeedId, Invalid, Message, MsgId};
+
+pub mod stage;
 
 /// Why the store failed (not why a message was refused: see [`Invalid`]).
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +125,7 @@ pub struct Store {
     clock: Keyspace,
     remote: Keyspace,
     wants: Keyspace,
+    stage: Keyspace,
 }
 
 fn log_key(author: &FeedId, seq: u32) -> [u8; 36] {
@@ -182,6 +187,7 @@ impl Store {
         let clock = db.keyspace("clock", small(1))?;
         let remote = db.keyspace("remote", small(1))?;
         let wants = db.keyspace("wants", small(1))?;
+        let stage = db.keyspace("stage", small(2))?;
         Ok(Store {
             db,
             log,
@@ -189,6 +195,7 @@ impl Store {
             clock,
             remote,
             wants,
+            stage,
         })
     }
 
@@ -463,6 +470,23 @@ impl Store {
                     FeedId(arr(&c[..32], "remote clock feed")?),
                     u32::from_be_bytes(arr(&c[32..], "remote clock seq")?),
                 ))
+            })
+            .collect()
+    }
+
+    /// Records what we know of a stick (a small JSON document) under its id.
+    pub fn save_stick_info(&self, id: &str, info: &[u8]) -> Result<(), StoreError> {
+        Ok(self.remote.insert(format!("stickinfo:{id}"), info)?)
+    }
+
+    /// Every stick's recorded info, by stick id.
+    pub fn stick_infos(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.remote
+            .prefix("stickinfo:")
+            .map(|g| {
+                let (k, v) = g.into_inner()?;
+                let id = String::from_utf8_lossy(&k["stickinfo:".len()..]).into_owned();
+                Ok((id, v.to_vec()))
             })
             .collect()
     }

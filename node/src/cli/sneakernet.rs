@@ -1,0 +1,258 @@
+//! The CLI's sneakernet commands with no node running (`stick sync`,
+//! `sticks`, `bundle …`), and how every report is printed (the same with or
+//! without a running node).
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use bundle_format::{BundleName, Clock, Limits};
+use ssb_node::data_dir::DataDir;
+use ssb_node::sneakernet::files::{self, ExportReport};
+use ssb_node::sneakernet::import::{self, ImportReport};
+use ssb_node::sneakernet::reconcile::{self, Step, StickReport};
+
+use super::BundleCommand;
+
+/// Progress on stderr, redrawn at most five times a second, only when
+/// stderr is a terminal.
+struct Progress {
+    on: bool,
+    last: Option<Instant>,
+    drawn: bool,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            on: io::stderr().is_terminal(),
+            last: None,
+            drawn: false,
+        }
+    }
+
+    fn step(&mut self, step: Step) {
+        if !self.on
+            || self
+                .last
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(200))
+        {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let text = match step {
+            Step::Importing(n) => format!("checking: {n} messages"),
+            Step::Exporting(n) => format!("exporting: {n} messages left"),
+        };
+        eprint!("\r\x1b[K{text}");
+        self.drawn = true;
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if self.drawn {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+/// Prints a stick report; exit 1 if the visit hit a problem (full, read-only).
+pub fn print_stick(report: &StickReport, json: bool, out: &mut dyn Write) -> Result<ExitCode> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string(report)?)?;
+    } else {
+        for r in &report.rejected {
+            eprintln!("ssb-node: rejected {}: {}", r.bundle, r.reason);
+        }
+        writeln!(out, "{}", report.summary())?;
+    }
+    Ok(if report.problem.is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Prints an import report.
+pub fn print_import(report: &ImportReport, json: bool, out: &mut dyn Write) -> Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string(report)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "imported {}: {} messages checked, {} added, {} blobs added ({} bytes)",
+        report.name, report.checked, report.messages, report.blobs, report.blob_bytes
+    )?;
+    for u in &report.unused {
+        writeln!(out, "  not used: {u}")?;
+    }
+    Ok(())
+}
+
+/// Prints an export report.
+pub fn print_export(report: &ExportReport, out: &mut dyn Write) -> Result<()> {
+    if report.files.is_empty() {
+        writeln!(out, "nothing to export: the receiver holds everything")?;
+    }
+    for f in &report.files {
+        writeln!(out, "{f}")?;
+    }
+    if !report.files.is_empty() {
+        eprintln!(
+            "exported {} messages and {} blobs in {} bundle(s), {} bytes",
+            report.messages,
+            report.blobs,
+            report.files.len(),
+            report.bytes
+        );
+    }
+    Ok(())
+}
+
+/// Prints the sticks seen, from the JSON rows the node records.
+pub fn print_sticks(rows: &serde_json::Value, json: bool, out: &mut dyn Write) -> Result<()> {
+    let rows = rows.as_array().map(Vec::as_slice).unwrap_or_default();
+    if rows.is_empty() && !json {
+        writeln!(out, "no sticks seen yet")?;
+    }
+    for row in rows {
+        if json {
+            writeln!(out, "{row}")?;
+            continue;
+        }
+        let text = |k: &str| match &row[k] {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => "-".into(),
+            v => v.to_string(),
+        };
+        writeln!(
+            out,
+            "{} {} last_sync={} bundles={} feeds={} messages={}{}",
+            text("id"),
+            text("mount"),
+            text("last_sync"),
+            text("bundles"),
+            text("feeds"),
+            text("messages"),
+            match &row["problem"] {
+                serde_json::Value::String(p) => format!(" problem={p:?}"),
+                _ => String::new(),
+            }
+        )?;
+    }
+    Ok(())
+}
+
+/// Reads a clock file (`{"@feed": seq}`).
+pub fn read_clock(path: &Path) -> Result<Clock> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a clock", path.display()))
+}
+
+/// `ssb-node stick sync MOUNT` with no node running.
+pub fn stick_sync(
+    data: &DataDir,
+    mount: &Path,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<ExitCode> {
+    let node = super::remote::open_node(data, None)?;
+    let mut progress = Progress::new();
+    let report = reconcile::sync_stick(&node, mount, &mut |s| progress.step(s))?;
+    drop(progress);
+    print_stick(&report, json, out)
+}
+
+/// `ssb-node sticks` with no node running.
+pub fn sticks(data: &DataDir, json: bool, out: &mut dyn Write) -> Result<()> {
+    let node = super::remote::open_node(data, None)?;
+    print_sticks(&ssb_node::runtime::sneakernet::sticks(&node)?, json, out)
+}
+
+/// `ssb-node bundle …` with no node running.
+pub fn bundle(data: &DataDir, command: BundleCommand, out: &mut dyn Write) -> Result<ExitCode> {
+    let mut progress = Progress::new();
+    match command {
+        BundleCommand::Export { out: path, clock } => {
+            let clock = clock
+                .as_deref()
+                .map(read_clock)
+                .transpose()?
+                .unwrap_or_default();
+            let node = super::remote::open_node(data, None)?;
+            let report = files::export_to(&node, &path, &clock, &mut |s| progress.step(s))?;
+            drop(progress);
+            print_export(&report, out)?;
+        }
+        BundleCommand::Import { file, json } => {
+            let node = super::remote::open_node(data, None)?;
+            let report = files::import_file(&node, &file, &mut |s| progress.step(s))?;
+            node.store.persist()?;
+            drop(progress);
+            print_import(&report, json, out)?;
+        }
+        BundleCommand::Verify { file } => {
+            let input = File::open(&file).with_context(|| format!("{}", file.display()))?;
+            let name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(BundleName::parse);
+            let r = import::verify(input, name.as_ref(), &Limits::default(), &mut |n| {
+                progress.step(Step::Importing(n))
+            })?;
+            drop(progress);
+            writeln!(
+                out,
+                "ok: {} by {}: {} messages checked",
+                r.name, r.author, r.checked
+            )?;
+        }
+        BundleCommand::Inspect { file, json } => {
+            let input = File::open(&file).with_context(|| format!("{}", file.display()))?;
+            let (m, name) = bundle_format::read_manifest(input, &Limits::default())?;
+            let on_file = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(BundleName::parse);
+            let matches = on_file.is_none_or(|n| n == name);
+            if json {
+                let v = serde_json::json!({
+                    "name": name.file_name(),
+                    "name_matches_file": matches,
+                    "manifest": m,
+                });
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(out, "bundle   {}", name.file_name())?;
+                if !matches {
+                    writeln!(out, "warning  the file's name does not match its content")?;
+                }
+                writeln!(out, "author   {}", m.author)?;
+                writeln!(out, "created  {} (ms since 1970)", m.created)?;
+                writeln!(out, "messages {} in {} feeds", m.messages(), m.feeds.len())?;
+                for f in &m.feeds {
+                    writeln!(
+                        out,
+                        "  {} {}..={} ({} bytes)",
+                        f.feed, f.first, f.last, f.bytes
+                    )?;
+                }
+                writeln!(out, "blobs    {}", m.blobs.len())?;
+                for b in &m.blobs {
+                    writeln!(out, "  {} ({} bytes)", b.id, b.bytes)?;
+                }
+                writeln!(
+                    out,
+                    "(signature and contents not checked: use `ssb-node bundle verify`)"
+                )?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,425 @@
+//! Importing a bundle: check everything, stage, then make it visible.
+//!
+//! One pass over the file. Every message in the bundle is parsed and its
+//! signature checked (in batches), its author and sequence must be where the
+//! manifest places it, and each feed entry must chain: line to line, and to
+//! the store where the store holds the message before the entry's first.
+//! Messages that extend a feed we replicate go to the store's staging area
+//! (invisible); wanted blobs go to the blob store's temp area (invisible).
+//! Only when the reader has checked every digest and the trailer's signature
+//! are they promoted: so nothing from a rejected bundle becomes visible, and
+//! a crash at any point leaves every feed a valid prefix (the next import
+//! clears the staging area and converges). Importing a bundle twice adds
+//! nothing the second time.
+
+use std::collections::HashSet;
+use std::io::{self, Read};
+
+use bundle_format::{BundleError, BundleName, BundleReader, Item, Limits, Manifest};
+
+use crate::blobs::{BlobError, StagedBlob};
+use crate::feed::{BatchVerifier, BlobId, FeedHead, FeedId, Invalid, Message};
+use crate::runtime::{scan_content, Node};
+use crate::store::stage::Staged;
+use crate::store::StoreError;
+
+/// Messages verified together.
+const BATCH: usize = crate::ingest::BATCH;
+
+/// Why an import failed. Every `Rejected…` variant means nothing of the
+/// bundle became visible.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The bundle itself is bad: format, digests, signature, limits.
+    #[error("bundle rejected: {0}")]
+    Rejected(#[from] BundleError),
+    /// A message in it is bad.
+    #[error("bundle rejected: message {seq} of {feed}: {reason}")]
+    RejectedMessage {
+        /// The feed entry's feed.
+        feed: String,
+        /// The line's sequence.
+        seq: u32,
+        /// What is wrong with it.
+        reason: Invalid,
+    },
+    /// A line holds another message than the manifest places there.
+    #[error("bundle rejected: the line for message {seq} of {feed} holds {actual}")]
+    Misplaced {
+        /// The feed entry's feed.
+        feed: String,
+        /// The sequence the line should have.
+        seq: u32,
+        /// What it holds.
+        actual: String,
+    },
+    /// The file's name does not match its content.
+    #[error("bundle rejected: the file is named {file} but its content is {content}")]
+    RejectedName {
+        /// The name on the file.
+        file: String,
+        /// The name its manifest gives.
+        content: String,
+    },
+    /// Our store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// Our blob store failed.
+    #[error("blob store: {0}")]
+    Blob(#[from] BlobError),
+}
+
+impl ImportError {
+    /// Whether the bundle was refused (as opposed to a local failure).
+    pub fn is_rejection(&self) -> bool {
+        matches!(
+            self,
+            ImportError::Rejected(_)
+                | ImportError::RejectedMessage { .. }
+                | ImportError::Misplaced { .. }
+                | ImportError::RejectedName { .. }
+        )
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ImportReport {
+    /// The bundle's name.
+    pub name: String,
+    /// Who made it.
+    pub author: String,
+    /// Messages checked (all in the bundle).
+    pub checked: u64,
+    /// Messages added to the store.
+    pub messages: u64,
+    /// Blobs added to the blob store.
+    pub blobs: u64,
+    /// Their bytes.
+    pub blob_bytes: u64,
+    /// Feed entries that could not be used yet, and why (a gap before
+    /// them, or a feed we do not replicate).
+    pub unused: Vec<String>,
+}
+
+/// Progress callback: messages checked so far.
+pub type Progress<'a> = &'a mut dyn FnMut(u64);
+
+/// What to do with one feed entry, decided from the manifest and the store.
+struct Entry {
+    feed: FeedId,
+    /// The store's latest sequence of the feed (0 for none).
+    held: u32,
+    /// The message before the entry's first, if the store holds it (or the
+    /// entry starts at 1): the chain's anchor.
+    anchor: Option<Option<FeedHead>>,
+    /// Whether new messages of this entry are staged.
+    take: bool,
+}
+
+fn bad_entry(feed: &str) -> BundleError {
+    BundleError::InvalidManifest(format!("feed {feed:?} is not a classic feed id"))
+}
+
+/// Plans every feed entry of `manifest` against the store, or, with no
+/// node (checking a bundle on its own), anchors only entries that start at 1.
+fn entries(
+    node: Option<&Node>,
+    manifest: &Manifest,
+    unused: &mut Vec<String>,
+) -> Result<Vec<Entry>, ImportError> {
+    let set = node.map(Node::replicate_set);
+    let mut out = Vec::with_capacity(manifest.feeds.len());
+    for f in &manifest.feeds {
+        let feed: FeedId = f.feed.parse().map_err(|_| bad_entry(&f.feed))?;
+        let held = node.map_or(Ok(0), |n| n.seq(&feed))?;
+        let anchor = if f.first == 1 {
+            Some(None)
+        } else if let Some(node) = node.filter(|_| f.first - 1 <= held) {
+            node.store.get_at(&feed, f.first - 1)?.map(|m| {
+                Some(FeedHead {
+                    id: m.id,
+                    sequence: f.first - 1,
+                })
+            })
+        } else {
+            None
+        };
+        let Some(set) = &set else {
+            out.push(Entry {
+                feed,
+                held,
+                anchor,
+                take: false,
+            });
+            continue;
+        };
+        let replicated = set.contains(&feed) && !set.blocked.contains(&feed);
+        let take = replicated && anchor.is_some() && f.last > held;
+        if !replicated {
+            unused.push(format!("{}: not replicated here", f.feed));
+        } else if anchor.is_none() {
+            unused.push(format!(
+                "{}: starts at {}, but we hold only up to {held}",
+                f.feed, f.first
+            ));
+        }
+        out.push(Entry {
+            feed,
+            held,
+            anchor,
+            take,
+        });
+    }
+    Ok(out)
+}
+
+/// Whether `manifest` offers anything this node would take: a feed range
+/// that extends a replicated feed, or a blob it wants. Cheap (no reading
+/// beyond the manifest), for skipping bundles on a stick.
+pub fn offers_anything(node: &Node, manifest: &Manifest) -> Result<bool, ImportError> {
+    let mut unused = Vec::new();
+    if entries(Some(node), manifest, &mut unused)?
+        .iter()
+        .any(|e| e.take)
+    {
+        return Ok(true);
+    }
+    Ok(manifest.blobs.iter().any(|b| {
+        b.id.parse::<BlobId>()
+            .is_ok_and(|id| node.wants.is_wanted(&id) && !node.blobs.has(&id))
+    }))
+}
+
+/// A read error seen by the blob store's copy, kept so it can be reported
+/// as the bundle's fault rather than ours.
+struct Tap<'a, R: Read> {
+    inner: &'a mut R,
+    failed: Option<io::Error>,
+}
+
+impl<R: Read> Read for Tap<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            self.failed = Some(io::Error::new(e.kind(), e.to_string()));
+        })
+    }
+}
+
+/// Imports the bundle read from `input` into `node`. With `file_name`, the
+/// bundle's content must match that name. Blocking: call from a blocking
+/// thread. See the module docs for what is checked.
+pub fn import(
+    node: &Node,
+    input: impl Read,
+    file_name: Option<&BundleName>,
+    limits: &Limits,
+    progress: Progress<'_>,
+) -> Result<ImportReport, ImportError> {
+    let _one_at_a_time = node.import_lock.lock().unwrap_or_else(|e| e.into_inner());
+    node.store.clear_stage()?;
+    let result = check(Some(node), input, file_name, limits, progress);
+    match result {
+        Ok((mut report, blobs)) => {
+            let (added, stuck) = node.promote_staged()?;
+            report.messages = added;
+            for (feed, why) in stuck {
+                report.unused.push(format!("{feed}: {why}"));
+            }
+            for b in blobs {
+                let id = b.id;
+                report.blob_bytes += b.size;
+                node.blobs.commit(b)?;
+                node.store.remove_want(&id)?;
+                node.wants.got(&id);
+                report.blobs += 1;
+            }
+            Ok(report)
+        }
+        Err(e) => {
+            node.store.clear_stage()?;
+            Err(e)
+        }
+    }
+}
+
+/// Checks a bundle completely on its own, with no store: format, digests,
+/// trailer signature, every message's signature and placement, and each
+/// feed entry's chain from its first line (anchored only where it starts at
+/// sequence 1). What `ssb-node bundle verify` runs.
+pub fn verify(
+    input: impl Read,
+    file_name: Option<&BundleName>,
+    limits: &Limits,
+    progress: Progress<'_>,
+) -> Result<ImportReport, ImportError> {
+    check(None, input, file_name, limits, progress).map(|(report, _)| report)
+}
+
+/// The checking pass: with a node, everything new is staged (nothing
+/// visible yet); without one, only checked.
+fn check(
+    node: Option<&Node>,
+    input: impl Read,
+    file_name: Option<&BundleName>,
+    limits: &Limits,
+    progress: Progress<'_>,
+) -> Result<(ImportReport, Vec<StagedBlob>), ImportError> {
+    let mut reader = BundleReader::open(input, limits)?;
+    let name = reader.name();
+    if let Some(file) = file_name.filter(|f| **f != name) {
+        return Err(ImportError::RejectedName {
+            file: file.file_name(),
+            content: name.file_name(),
+        });
+    }
+    let manifest = reader.manifest().clone();
+    let mut report = ImportReport {
+        name: name.file_name(),
+        author: manifest.author.clone(),
+        ..ImportReport::default()
+    };
+    let plan = entries(node, &manifest, &mut report.unused)?;
+    let offered: HashSet<BlobId> = manifest
+        .blobs
+        .iter()
+        .filter_map(|b| b.id.parse().ok())
+        .collect();
+    let mut linked: HashSet<BlobId> = HashSet::new();
+    let mut verifier = BatchVerifier::with_threads(2);
+    let mut pending: Vec<(Message, bool)> = Vec::with_capacity(BATCH);
+    let mut staged_blobs = Vec::new();
+    // The feed entry being read, and the head its next line must follow.
+    let mut current: Option<(usize, Option<FeedHead>)> = None;
+    while let Some(item) = reader.next()? {
+        match item {
+            Item::Line(line) => {
+                let index = manifest
+                    .feeds
+                    .iter()
+                    .position(|f| f.feed == line.feed)
+                    .ok_or_else(|| bad_entry(line.feed))?;
+                let entry = &plan[index];
+                let reject = |reason| ImportError::RejectedMessage {
+                    feed: line.feed.to_string(),
+                    seq: line.seq,
+                    reason,
+                };
+                let m = Message::parse(line.bytes, None).map_err(reject)?;
+                if m.author() != entry.feed || m.sequence() != line.seq {
+                    return Err(ImportError::Misplaced {
+                        feed: line.feed.to_string(),
+                        seq: line.seq,
+                        actual: format!("message {} of {}", m.sequence(), m.author()),
+                    });
+                }
+                let prev = match current {
+                    Some((i, head)) if i == index => Some(head),
+                    _ => entry.anchor,
+                };
+                if let Some(head) = prev {
+                    m.check_chain(head.as_ref()).map_err(reject)?;
+                }
+                if let Some(node) = node.filter(|_| m.sequence() <= entry.held) {
+                    let stored = node.store.get_at(&entry.feed, m.sequence())?;
+                    if stored.is_some_and(|s| s.id != m.id()) {
+                        return Err(reject(Invalid::Fork {
+                            sequence: m.sequence() - 1,
+                        }));
+                    }
+                }
+                current = Some((index, Some(m.head())));
+                let stage = entry.take && m.sequence() > entry.held;
+                pending.push((m, stage));
+                if pending.len() == BATCH {
+                    flush(node, &mut verifier, &mut pending, &offered, &mut linked)?;
+                    report.checked += BATCH as u64;
+                    progress(report.checked);
+                }
+            }
+            Item::Blob(mut blob) => {
+                if !pending.is_empty() {
+                    report.checked += pending.len() as u64;
+                    flush(node, &mut verifier, &mut pending, &offered, &mut linked)?;
+                    progress(report.checked);
+                }
+                let id: Option<BlobId> = blob.id().parse().ok();
+                let wanted = node.zip(id).and_then(|(node, id)| {
+                    let wanted = (linked.contains(&id) || node.wants.is_wanted(&id))
+                        && !node.blobs.has(&id)
+                        && blob.size() <= node.settings.blob_max;
+                    wanted.then_some((node, id))
+                });
+                match wanted {
+                    Some((node, id)) => {
+                        let mut tap = Tap {
+                            inner: &mut blob,
+                            failed: None,
+                        };
+                        match node.blobs.stage(&mut tap, Some(&id), u64::MAX) {
+                            Ok(staged) => staged_blobs.push(staged),
+                            Err(e) => {
+                                return Err(match tap.failed.take() {
+                                    Some(read) => ImportError::Rejected(blob.error(read)),
+                                    None => ImportError::Blob(e),
+                                })
+                            }
+                        }
+                    }
+                    None => {
+                        io::copy(&mut blob, &mut io::sink()).map_err(|e| blob.error(e))?;
+                    }
+                }
+            }
+        }
+    }
+    report.checked += pending.len() as u64;
+    flush(node, &mut verifier, &mut pending, &offered, &mut linked)?;
+    progress(report.checked);
+    Ok((report, staged_blobs))
+}
+
+/// Checks the signatures of `pending` and stages those marked for it.
+fn flush(
+    node: Option<&Node>,
+    verifier: &mut BatchVerifier,
+    pending: &mut Vec<(Message, bool)>,
+    offered: &HashSet<BlobId>,
+    linked: &mut HashSet<BlobId>,
+) -> Result<(), ImportError> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let msgs: Vec<&Message> = pending.iter().map(|(m, _)| m).collect();
+    if let Err((i, reason)) = verifier.verify(&msgs) {
+        let m = msgs[i];
+        return Err(ImportError::RejectedMessage {
+            feed: m.author().to_string(),
+            seq: m.sequence(),
+            reason,
+        });
+    }
+    let mut staged = Vec::new();
+    for (m, stage) in pending.drain(..) {
+        if !stage {
+            continue;
+        }
+        let (blobs, contact) = scan_content(m.content());
+        linked.extend(blobs.iter().filter(|b| offered.contains(b)).copied());
+        let mut json = Vec::with_capacity(512);
+        m.value().write_compact(&mut json);
+        staged.push(Staged {
+            author: m.author(),
+            sequence: m.sequence(),
+            id: m.id(),
+            previous: m.previous(),
+            contact,
+            blobs,
+            json,
+        });
+    }
+    if let Some(node) = node.filter(|_| !staged.is_empty()) {
+        node.store.stage(&staged)?;
+    }
+    Ok(())
+}
