@@ -8,98 +8,16 @@
 //! - a full stick and a read-only stick give a clear error (in a private
 //!   mount namespace; skipped with a printed reason where not permitted).
 
+#[path = "support/site.rs"]
+mod site;
 mod support;
 
 use std::fs;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use site::{fails, ok, Site};
 use support::ssb_at as ssb;
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).expect("utf8")
-}
-
-fn fails(out: Output) -> String {
-    assert!(!out.status.success(), "should have failed: {out:?}");
-    String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout)
-}
-
-/// A site: a data dir with an identity and `posts` posts of its own.
-struct Site {
-    data: PathBuf,
-    id: String,
-}
-
-impl Site {
-    fn new(root: &Path, name: &str, posts: usize) -> Site {
-        let data = root.join(name);
-        let id = ok(ssb(&data, &["init"])).trim().to_owned();
-        let site = Site { data, id };
-        if posts > 0 {
-            site.publish(posts, name);
-        }
-        site
-    }
-
-    fn publish(&self, n: usize, tag: &str) {
-        let lines: String = (0..n)
-            .map(|i| format!("{{\"type\":\"post\",\"text\":\"{tag} {i}\"}}\n"))
-            .collect();
-        let mut child = Command::new(support::ssb_node())
-            .arg("--data")
-            .arg(&self.data)
-            .args(["publish", "--stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(lines.as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success());
-    }
-
-    fn replicate(&self, feeds: &[&str]) {
-        let list: Vec<String> = feeds.iter().map(|f| format!("{f:?}")).collect();
-        fs::write(
-            self.data.join("ssb-node.toml"),
-            format!("replicate = [{}]\n", list.join(", ")),
-        )
-        .unwrap();
-    }
-
-    fn clock(&self) -> serde_json::Value {
-        serde_json::from_str(&ok(ssb(&self.data, &["clock"]))).unwrap()
-    }
-
-    fn seq(&self, feed: &str) -> u64 {
-        self.clock()[feed].as_u64().unwrap_or(0)
-    }
-
-    fn stick_sync(&self, stick: &Path) -> serde_json::Value {
-        let out = ssb(
-            &self.data,
-            &["stick", "sync", stick.to_str().unwrap(), "--json"],
-        );
-        serde_json::from_str(&ok(out)).unwrap()
-    }
-
-    fn check(&self) {
-        let out = ok(ssb(&self.data, &["check"]));
-        assert!(out.contains("ok"), "{out}");
-    }
-}
 
 #[test]
 fn three_sites_converge_by_carrying_one_stick() {
@@ -415,4 +333,130 @@ fn a_full_stick_gives_a_clear_error_and_leaves_whole_bundles() {
     // What did fit is on the stick as whole bundles (only inside the namespace,
     // now gone), and A's store is untouched.
     a.check();
+}
+
+/// The value JSON of each line `ssb-node feed` prints, byte for byte.
+fn values(site: &Site, feed: &str) -> Vec<Vec<u8>> {
+    ok(ssb(&site.data, &["feed", feed]))
+        .lines()
+        .map(|l| {
+            let start = l.find(",\"value\":").unwrap() + ",\"value\":".len();
+            let end = l.rfind(",\"timestamp\":").unwrap();
+            l.as_bytes()[start..end].to_vec()
+        })
+        .collect()
+}
+
+/// A well-formed, validly signed bundle (by some exporter) carrying `lines`
+/// as messages `first..` of `feed`.
+fn bundle_of(feed: &str, first: u32, lines: &[Vec<u8>]) -> Vec<u8> {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let author = format!(
+        "@{}.ed25519",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            key.verifying_key().as_bytes()
+        )
+    );
+    let limits = bundle_format::Limits::default();
+    let mut p = bundle_format::Planner::new(
+        &author,
+        1_700_000_000_000,
+        bundle_format::FAT32_MAX_FILE,
+        limits,
+    )
+    .unwrap();
+    p.begin_feed(feed, first).unwrap();
+    for l in lines {
+        p.line(l).unwrap();
+    }
+    let m = p.finish().unwrap();
+    let mut w = bundle_format::BundleWriter::new(Vec::new(), m, &key, &Default::default()).unwrap();
+    for l in lines {
+        w.line(l).unwrap();
+    }
+    w.finish().unwrap().out
+}
+
+#[test]
+fn hostile_bundles_are_rejected_with_their_reason_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Site::new(dir.path(), "a", 4);
+    let other = Site::new(dir.path(), "other", 1);
+    let b = Site::new(dir.path(), "b", 2);
+    b.replicate(&[&a.id]);
+    let good = values(&a, &a.id);
+    let mut bad_sig = good.clone();
+    let text = String::from_utf8(bad_sig[2].clone()).unwrap();
+    let at = text.find("\"signature\":\"").unwrap() + 14;
+    let flipped = if &text[at..=at] == "A" { "B" } else { "A" };
+    bad_sig[2] = format!("{}{}{}", &text[..at], flipped, &text[at + 1..]).into_bytes();
+    let gap = vec![good[0].clone(), good[1].clone(), good[3].clone()];
+    let misplaced = vec![good[0].clone(), values(&other, &other.id)[0].clone()];
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "forged signature",
+            bundle_of(&a.id, 1, &bad_sig),
+            "message 3 of",
+        ),
+        (
+            "gap in the chain",
+            bundle_of(&a.id, 1, &gap),
+            "holds message 4",
+        ),
+        (
+            "another feed's message",
+            bundle_of(&a.id, 1, &misplaced),
+            "holds message 1 of",
+        ),
+        (
+            "message 1 placed as 2",
+            bundle_of(&a.id, 2, &good[..1]),
+            "holds message 1",
+        ),
+        (
+            "not zstd",
+            b"PK\x03\x04 a zip file".to_vec(),
+            "not valid zstd",
+        ),
+        ("empty", Vec::new(), "truncated"),
+    ];
+    for (what, bytes, reason) in cases {
+        let path = dir.path().join("hostile.bundle");
+        fs::write(&path, &bytes).unwrap();
+        let e = fails(ssb(&b.data, &["bundle", "verify", path.to_str().unwrap()]));
+        assert!(
+            e.contains("bundle rejected") && e.contains(reason),
+            "{what}: {e}"
+        );
+        let e = fails(ssb(&b.data, &["bundle", "import", path.to_str().unwrap()]));
+        assert!(e.contains(reason), "{what}: {e}");
+        assert_eq!(b.seq(&a.id), 0, "{what}: nothing of it is visible");
+    }
+    // A path-traversal entry made by a tar tool.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_size(2);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tar.append_data(&mut h, "manifest.json", &b"{}"[..])
+        .unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.as_mut_bytes()[..10].copy_from_slice(b"../escaped");
+    h.set_size(1);
+    h.set_cksum();
+    tar.append(&h, &b"x"[..]).unwrap();
+    let path = dir.path().join("traversal.bundle");
+    fs::write(
+        &path,
+        zstd::encode_all(&tar.into_inner().unwrap()[..], 3).unwrap(),
+    )
+    .unwrap();
+    let e = fails(ssb(&b.data, &["bundle", "verify", path.to_str().unwrap()]));
+    assert!(e.contains("bundle rejected"), "{e}");
+    // The genuine bundle goes in, and the store is sound.
+    let path = dir.path().join("good.bundle");
+    fs::write(&path, bundle_of(&a.id, 1, &good)).unwrap();
+    assert!(ok(ssb(&b.data, &["bundle", "import", path.to_str().unwrap()])).contains("4 added"));
+    b.check();
 }

@@ -82,6 +82,19 @@ impl ImportError {
     }
 }
 
+impl ImportError {
+    /// Whether the bundle is bad for every reader (format, digests,
+    /// signatures, placement), as opposed to at odds with our store (a
+    /// fork) or a local failure.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            ImportError::Rejected(BundleError::Io(_)) => false,
+            ImportError::RejectedMessage { reason, .. } => !matches!(reason, Invalid::Fork { .. }),
+            other => other.is_rejection(),
+        }
+    }
+}
+
 /// What an import did.
 #[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ImportReport {

@@ -69,6 +69,10 @@ pub struct Rejected {
     pub bundle: String,
     /// Why.
     pub reason: String,
+    /// Whether it was removed from the stick: it is damaged for everyone
+    /// (format, digests, signatures), not merely at odds with our store.
+    #[serde(default)]
+    pub removed: bool,
 }
 
 /// What a visit did.
@@ -205,6 +209,20 @@ fn drop_one_covered(
     Ok(false)
 }
 
+/// Removes a bundle that is damaged for every reader (so that it no longer
+/// counts as the stick's content, and the next exporter writes it again).
+fn remove_damaged(stick: &Stick, b: &BundleFile) -> Result<bool, ReconcileError> {
+    if !stick.writable {
+        return Ok(false);
+    }
+    tracing::warn!(
+        "removing damaged bundle {} from the stick",
+        b.path.display()
+    );
+    stick.remove_bundle(b)?;
+    Ok(true)
+}
+
 /// Visits the stick mounted at `mount`; see the module docs. Blocking: call
 /// from a blocking thread.
 pub fn sync_stick(
@@ -228,6 +246,7 @@ pub fn sync_stick(
             Ok((_, name)) => report.rejected.push(Rejected {
                 bundle: b.name.file_name(),
                 reason: format!("its content is {}", name.file_name()),
+                removed: false,
             }),
             Err(BundleError::Io(e)) => {
                 return Err(StickError::Io {
@@ -239,6 +258,7 @@ pub fn sync_stick(
             Err(e) => report.rejected.push(Rejected {
                 bundle: b.name.file_name(),
                 reason: e.to_string(),
+                removed: remove_damaged(&stick, &b)?,
             }),
         }
     }
@@ -292,9 +312,11 @@ pub fn sync_stick(
                 Err(e) if e.is_rejection() => {
                     tracing::warn!("{}: {e}", b.path.display());
                     done.insert(i);
+                    let removed = e.is_damage() && remove_damaged(&stick, b)?;
                     report.rejected.push(Rejected {
                         bundle: b.name.file_name(),
                         reason: e.to_string(),
+                        removed,
                     });
                 }
                 Err(e) => return Err(e.into()),
