@@ -10,6 +10,8 @@
 
 #[path = "support/site.rs"]
 mod site;
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::fs;

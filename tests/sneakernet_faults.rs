@@ -8,6 +8,8 @@
 
 #[path = "support/site.rs"]
 mod site;
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::fs;

@@ -6,7 +6,7 @@
 //! #[path = "support/site.rs"]
 //! mod site;
 //! ```
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::fs;
 use std::io::Write as _;
