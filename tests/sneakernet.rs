@@ -8,10 +8,10 @@
 //! - a full stick and a read-only stick give a clear error (in a private
 //!   mount namespace; skipped with a printed reason where not permitted).
 
-#[path = "support/site.rs"]
-mod site;
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/site.rs"]
+mod site;
 mod support;
 
 use std::fs;

@@ -6,10 +6,10 @@
 //! Random points come from a seed printed at the start (set
 //! `SNEAKERNET_SEED` to replay one).
 
-#[path = "support/site.rs"]
-mod site;
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/site.rs"]
+mod site;
 mod support;
 
 use std::fs;
