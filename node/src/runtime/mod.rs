@@ -10,8 +10,13 @@
 //! - [`control`]: the unix socket the CLI uses while `run` holds the store.
 //! - [`sync`]: one connection, replicate both ways, report, close.
 //! - [`lan`]: LAN discovery feeding the dialler.
+//! - [`status`]: the node's one status (phase, sticks, links) and the LED
+//!   pattern derived from it; [`link_status`] feeds it from peer links.
+//! - [`appliance`]: stick detection ([`mounts`], [`mountinfo`]), stick
+//!   handling ([`sticks`], [`stick_probe`]) and the LED ([`status_led`]).
 
 pub mod api;
+pub mod appliance;
 pub mod blobs;
 pub mod config;
 pub mod control;
@@ -20,8 +25,15 @@ pub mod graph;
 pub mod history;
 pub mod lan;
 pub mod link;
+pub mod link_status;
+pub mod mountinfo;
+pub mod mounts;
 pub mod peers;
 pub mod server;
+pub mod status;
+pub mod status_led;
+pub mod stick_probe;
+pub mod sticks;
 pub mod sync;
 
 use std::collections::{HashMap, HashSet};
@@ -81,6 +93,8 @@ pub struct Node {
     pub wants: blobs::Wants,
     /// Known and connected peers.
     pub peers: peers::PeerTable,
+    /// What `ssb-node status` shows and the LED plays.
+    pub status: status::Status,
 }
 
 impl std::fmt::Debug for Node {
@@ -131,6 +145,7 @@ impl Node {
             graph_version: watch::channel(0).0,
             wants: blobs::Wants::new(wants),
             peers: peers::PeerTable::default(),
+            status: status::Status::new(),
             settings,
         }))
     }
