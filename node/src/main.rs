@@ -113,6 +113,14 @@ enum Command {
         /// Config file (default: ssb-node.toml in the data dir, if present).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Watch this directory for sticks; repeatable. Replaces the config's
+        /// `mount_roots` and the defaults (/media, /run/media, /mnt).
+        #[arg(long = "mount-root", value_name = "DIR")]
+        mount_roots: Vec<PathBuf>,
+        /// The status LED: none, sysfs:NAME, sysfs:/abs/dir or
+        /// gpio:CHIP:LINE[:active-low] (default from the config, else none).
+        #[arg(long, value_name = "SPEC")]
+        led: Option<firmware::LedSpec>,
     },
     /// Connect to a peer once, replicate both ways, print a summary.
     Sync {
@@ -154,6 +162,12 @@ enum Command {
     /// List the running node's known and connected peers.
     Peers {
         /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the running node's status: phase, LED pattern, peers, sticks.
+    Status {
+        /// The whole status as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -293,7 +307,19 @@ fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
             connect,
             no_discovery,
             config,
-        } => return remote::run_node(data, listen, connect, no_discovery, config),
+            mount_roots,
+            led,
+        } => {
+            let run = remote::RunArgs {
+                listen,
+                connect,
+                no_discovery,
+                config,
+                mount_roots,
+                led,
+            };
+            return remote::run_node(data, run);
+        }
         Command::Sync {
             address,
             timeout,
@@ -315,7 +341,7 @@ fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
         } => return sneakernet::stick_sync(data, &mount, json, &mut out),
         Command::Sticks { json } => sneakernet::sticks(data, json, &mut out)?,
         Command::Bundle { command } => return sneakernet::bundle(data, command, &mut out),
-        Command::Peers { .. } => bail!(
+        Command::Peers { .. } | Command::Status { .. } => bail!(
             "no node is running on {} (start one with `ssb-node run`)",
             data.root().display()
         ),

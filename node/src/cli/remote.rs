@@ -46,14 +46,32 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// What `ssb-node run` was given on the command line.
+pub struct RunArgs {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--connect`, repeatable.
+    pub connect: Vec<String>,
+    /// `--no-discovery`.
+    pub no_discovery: bool,
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--mount-root`, repeatable (replaces the config and defaults).
+    pub mount_roots: Vec<PathBuf>,
+    /// `--led` (overrides the config).
+    pub led: Option<firmware::LedSpec>,
+}
+
 /// `ssb-node run`.
-pub fn run_node(
-    data: &DataDir,
-    listen: Option<String>,
-    connect: Vec<String>,
-    no_discovery: bool,
-    config: Option<PathBuf>,
-) -> Result<ExitCode> {
+pub fn run_node(data: &DataDir, args: RunArgs) -> Result<ExitCode> {
+    let RunArgs {
+        listen,
+        connect,
+        no_discovery,
+        config,
+        mount_roots,
+        led,
+    } = args;
     let connect = connect
         .iter()
         .map(|a| a.parse().map_err(|e| anyhow!("--connect {a}: {e}")))
@@ -64,8 +82,18 @@ pub fn run_node(
         tracing::info!(id = %keys.id(), dir = %data.root().display(), "created a new identity");
     }
     let rt = runtime()?;
+    let mount_roots = mount_roots
+        .iter()
+        .map(|r| std::path::absolute(r).with_context(|| format!("--mount-root {}", r.display())))
+        .collect::<Result<Vec<_>>>()?;
     rt.block_on(async {
         let node = open_node(data, config)?;
+        let mount_roots = if mount_roots.is_empty() {
+            node.settings.mount_roots.clone()
+        } else {
+            mount_roots
+        };
+        let led = led.unwrap_or_else(|| node.settings.led.clone());
         server::run(
             node,
             RunOptions {
@@ -73,6 +101,8 @@ pub fn run_node(
                 connect,
                 no_discovery,
                 socket: control::socket_path(data.root()),
+                mount_roots,
+                led,
             },
         )
         .await
@@ -121,6 +151,7 @@ pub fn try_remote(
             | Command::Follow { .. }
             | Command::Unfollow { .. }
             | Command::Peers { .. }
+            | Command::Status { .. }
             | Command::Sync { .. }
             | Command::Blobs {
                 command: BlobsCommand::Add { .. }
@@ -279,6 +310,14 @@ async fn remote(
                 }
             }
         }
+        Command::Status { json } => {
+            let v = call(session, &["status"], vec![]).await?;
+            if json {
+                writeln!(out, "{}", v.to_compact())?;
+            } else {
+                write_status(&v, out)?;
+            }
+        }
         Command::Sync {
             address, timeout, ..
         } => {
@@ -327,4 +366,49 @@ async fn remote(
         _ => bail!("this command cannot run while a node is running"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ssb-node status` as text: the node's phase and LED pattern, the peer
+/// counts, then one line per stick.
+fn write_status(v: &Value, out: &mut dyn Write) -> Result<()> {
+    let o = v
+        .as_object()
+        .context("the node's status is not an object")?;
+    let text = |o: &Object, k: &str| o.get(k).and_then(Value::as_str).unwrap_or("-").to_owned();
+    let number = |k: &str| match o.get(k) {
+        Some(Value::Number(n)) => *n,
+        _ => 0.0,
+    };
+    writeln!(out, "node: {} ({})", text(o, "state"), text(o, "id"))?;
+    writeln!(out, "led: {}", text(o, "led"))?;
+    writeln!(
+        out,
+        "peers: {} connected, {} syncing",
+        number("peers_connected"),
+        number("peers_syncing")
+    )?;
+    let sticks = match o.get("sticks") {
+        Some(Value::Array(s)) => s.as_slice(),
+        _ => &[],
+    };
+    if sticks.is_empty() {
+        writeln!(out, "sticks: none")?;
+    }
+    for s in sticks {
+        let s = s.as_object().context("stick entry")?;
+        let mut line = format!("stick {}: {}", text(s, "path"), text(s, "state"));
+        for key in ["summary", "reason", "detail"] {
+            if let Some(t) = s.get(key).and_then(Value::as_str) {
+                line.push_str(&format!(" ({t})"));
+            }
+        }
+        if s.get("present") == Some(&Value::Bool(false)) {
+            line.push_str(", pulled");
+        }
+        if s.get("attention") == Some(&Value::Bool(true)) {
+            line.push_str(", needs attention");
+        }
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
 }

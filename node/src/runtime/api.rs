@@ -268,7 +268,8 @@ pub fn contact(feed: &FeedId, following: bool) -> Value {
     Value::Object(o)
 }
 
-/// What `ssb-node status` shows.
+/// What `ssb-node status` shows: identity, replication counts, peers, and
+/// the node status ([`super::status::Snapshot::push_fields`]).
 pub fn status(node: &Node) -> Value {
     let mut o = Object::new();
     o.push("id", Value::string(&node.id().to_string()));
@@ -279,5 +280,6 @@ pub fn status(node: &Node) -> Value {
         Value::Number(node.wants.snapshot().len() as f64),
     );
     o.push("peers", node.peers.to_value());
+    node.status.snapshot().push_fields(&mut o);
     Value::Object(o)
 }

@@ -3,7 +3,9 @@
 //! Every key is optional; unknown keys are an error, so a typo is reported
 //! instead of silently ignored.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use firmware::LedSpec;
 
 use serde::Deserialize;
 
@@ -42,6 +44,11 @@ pub struct ConfigFile {
     pub network_key: Option<String>,
     /// Seconds a peer has to complete the secret handshake (default 10).
     pub handshake_timeout: Option<f64>,
+    /// Directories watched for sticks (absolute; default `/media`,
+    /// `/run/media`, `/mnt`; `[]` turns stick watching off).
+    pub mount_roots: Option<Vec<PathBuf>>,
+    /// The status LED (`none`, `sysfs:NAME`, `sysfs:/dir`, `gpio:CHIP:LINE`).
+    pub led: Option<String>,
 }
 
 /// Why the config could not be used.
@@ -96,6 +103,10 @@ pub struct Settings {
     pub network_key: NetworkKey,
     /// Deadline for a peer's secret handshake.
     pub handshake_timeout: std::time::Duration,
+    /// Directories watched for sticks.
+    pub mount_roots: Vec<PathBuf>,
+    /// The status LED.
+    pub led: LedSpec,
 }
 
 impl Default for Settings {
@@ -110,6 +121,11 @@ impl Default for Settings {
             blob_max: DEFAULT_BLOB_MAX,
             network_key: NetworkKey::default(),
             handshake_timeout: std::time::Duration::from_secs(10),
+            mount_roots: super::mounts::DEFAULT_MOUNT_ROOTS
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
+            led: LedSpec::None,
         }
     }
 }
@@ -160,7 +176,25 @@ impl Settings {
                     .ok_or_else(|| bad("network_key", "not base64 of 32 bytes".into()))?,
             ),
         };
+        let mount_roots = match file.mount_roots {
+            None => defaults.mount_roots,
+            Some(roots) => {
+                if let Some(r) = roots.iter().find(|r| !r.is_absolute()) {
+                    return Err(bad(
+                        "mount_roots",
+                        format!("{} is not an absolute path", r.display()),
+                    ));
+                }
+                roots
+            }
+        };
+        let led = match &file.led {
+            None => defaults.led,
+            Some(text) => text.parse().map_err(|e| bad("led", format!("{e}")))?,
+        };
         Ok(Settings {
+            mount_roots,
+            led,
             listen: file.listen.unwrap_or(defaults.listen),
             connect: file
                 .connect
@@ -211,5 +245,38 @@ mod tests {
         std::fs::write(&path, "replicate = [\"@nope\"]\n").unwrap();
         let e = Settings::load(&path, false).unwrap_err().to_string();
         assert!(e.contains("replicate: not a feed id: @nope"), "{e}");
+    }
+
+    #[test]
+    fn mount_roots_and_led_have_defaults_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ssb-node.toml");
+        let s = Settings::load(&path, false).unwrap();
+        let roots: Vec<&str> = s.mount_roots.iter().filter_map(|p| p.to_str()).collect();
+        assert_eq!(roots, ["/media", "/run/media", "/mnt"]);
+        assert_eq!(s.led, LedSpec::None);
+
+        std::fs::write(
+            &path,
+            "mount_roots = [\"/srv/sticks\"]\nled = \"sysfs:ACT\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(&path, false).unwrap();
+        assert_eq!(s.mount_roots, [PathBuf::from("/srv/sticks")]);
+        assert_eq!(s.led.to_string(), "sysfs:ACT");
+
+        std::fs::write(&path, "mount_roots = []\n").unwrap();
+        assert!(Settings::load(&path, false).unwrap().mount_roots.is_empty());
+
+        std::fs::write(&path, "mount_roots = [\"sticks\"]\n").unwrap();
+        let e = Settings::load(&path, false).unwrap_err().to_string();
+        assert!(
+            e.contains("mount_roots: sticks is not an absolute path"),
+            "{e}"
+        );
+
+        std::fs::write(&path, "led = \"blink:7\"\n").unwrap();
+        let e = Settings::load(&path, false).unwrap_err().to_string();
+        assert!(e.contains("led: unknown LED backend"), "{e}");
     }
 }

@@ -152,6 +152,33 @@ impl LinkCtx {
     pub fn mode(&self) -> Mode {
         *self.progress.mode.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Whether replication on this link is caught up: no blob transfer in
+    /// flight, and by the protocol in use both sides hold what the other
+    /// offered (EBT: the peer's clock for the feeds we asked for, and all it
+    /// asked for sent; legacy: our pulls ended and the streams we serve
+    /// caught up). Not while the protocol is still being chosen.
+    pub fn caught_up(&self) -> bool {
+        let p = &self.progress;
+        if p.blob_transfers.load(Ordering::SeqCst) > 0 {
+            return false;
+        }
+        match self.mode() {
+            Mode::Starting => false,
+            Mode::Legacy => {
+                p.legacy_pending.load(Ordering::SeqCst) == 0
+                    && p.serving_behind.load(Ordering::SeqCst) == 0
+            }
+            Mode::Ebt => {
+                let ebt = p.ebt.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                ebt.is_some_and(|s| {
+                    s.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .caught_up(&self.node)
+                })
+            }
+        }
+    }
 }
 
 /// Replicates over `session` until it closes: blobs always; messages by EBT

@@ -11,8 +11,14 @@
 //! - [`sync`]: one connection, replicate both ways, report, close.
 //! - [`lan`]: LAN discovery feeding the dialler.
 //! - [`sneakernet`]: stick visits and bundle files for the running node.
+//! - [`status`]: the node's one status (phase, sticks, links) and the LED
+//!   pattern derived from it; [`link_status`] feeds it from peer links.
+//! - [`appliance`]: stick detection ([`mounts`], [`mountinfo`]), stick
+//!   handling ([`sticks`], running [`sneakernet`] visits) and the LED
+//!   ([`status_led`]).
 
 pub mod api;
+pub mod appliance;
 pub mod blobs;
 pub mod config;
 pub mod control;
@@ -21,9 +27,15 @@ pub mod graph;
 pub mod history;
 pub mod lan;
 pub mod link;
+pub mod link_status;
+pub mod mountinfo;
+pub mod mounts;
 pub mod peers;
 pub mod server;
 pub mod sneakernet;
+pub mod status;
+pub mod status_led;
+pub mod sticks;
 pub mod sync;
 
 use std::collections::{HashMap, HashSet};
@@ -86,6 +98,8 @@ pub struct Node {
     /// Held by the one bundle import at a time (they share the store's
     /// staging area).
     pub import_lock: std::sync::Mutex<()>,
+    /// What `ssb-node status` shows and the LED plays.
+    pub status: status::Status,
 }
 
 impl std::fmt::Debug for Node {
@@ -137,6 +151,7 @@ impl Node {
             wants: blobs::Wants::new(wants),
             peers: peers::PeerTable::default(),
             import_lock: std::sync::Mutex::new(()),
+            status: status::Status::new(),
             settings,
         }))
     }

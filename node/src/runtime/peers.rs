@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::api::Api;
 use super::link::{self, LinkCtx};
+use super::link_status;
 use super::Node;
 use crate::feed::json::{Object, Value};
 use crate::feed::FeedId;
@@ -284,6 +285,7 @@ async fn run_session(
         session_config(),
     );
     node.peers.session_opened(&peer);
+    tokio::spawn(link_status::track(ctx.clone(), session.clone()));
     let repl = tokio::spawn(link::replicate(ctx, session.clone()));
     let reason = session.closed().await;
     repl.abort();
@@ -333,6 +335,7 @@ pub async fn open_one_shot(
         Api::peer(ctx.clone()),
         session_config(),
     );
+    tokio::spawn(link_status::track(ctx.clone(), session.clone()));
     tokio::spawn(link::replicate(ctx.clone(), session.clone()));
     Ok((session, ctx))
 }

@@ -25,6 +25,10 @@ pub struct RunOptions {
     pub no_discovery: bool,
     /// The control socket path.
     pub socket: PathBuf,
+    /// Where sticks get mounted (empty: no stick watching).
+    pub mount_roots: Vec<PathBuf>,
+    /// The status LED.
+    pub led: firmware::LedSpec,
 }
 
 /// Runs the node until SIGTERM or SIGINT.
@@ -49,6 +53,8 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
     }
     tracing::info!(%me, "node running");
 
+    let appliance = super::appliance::start(&node, opts.mount_roots.clone(), &opts.led)
+        .context("watching for sticks")?;
     let mut tasks = vec![
         control,
         tokio::spawn(peers::accept_loop(node.clone(), listener)),
@@ -70,6 +76,7 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
     if node.settings.discovery && !opts.no_discovery {
         tasks.push(tokio::spawn(super::lan::run(node.clone(), local)));
     }
+    node.status.set_ready();
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -80,6 +87,7 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
     for t in &tasks {
         t.abort();
     }
+    drop(appliance);
     let _ = std::fs::remove_file(&opts.socket);
     node.shutdown().await?;
     Ok(())

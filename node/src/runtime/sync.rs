@@ -12,7 +12,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::link::{LinkCtx, Mode};
 use super::peers::{self, Source};
 use super::Node;
 use crate::feed::FeedId;
@@ -81,28 +80,6 @@ pub enum SyncError {
     },
 }
 
-fn caught_up(ctx: &LinkCtx) -> bool {
-    let p = &ctx.progress;
-    if p.blob_transfers.load(Ordering::SeqCst) > 0 {
-        return false;
-    }
-    match ctx.mode() {
-        Mode::Starting => false,
-        Mode::Legacy => {
-            p.legacy_pending.load(Ordering::SeqCst) == 0
-                && p.serving_behind.load(Ordering::SeqCst) == 0
-        }
-        Mode::Ebt => {
-            let ebt = p.ebt.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            ebt.is_some_and(|s| {
-                s.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .caught_up(&ctx.node)
-            })
-        }
-    }
-}
-
 /// Syncs with `addr` once.
 pub async fn sync(
     node: Arc<Node>,
@@ -129,7 +106,7 @@ pub async fn sync(
         } else {
             SETTLE
         };
-        if caught_up(&ctx) && ctx.progress.quiet_for() >= settle {
+        if ctx.caught_up() && ctx.progress.quiet_for() >= settle {
             break Ok(());
         }
         let now = Instant::now();
@@ -144,7 +121,7 @@ pub async fn sync(
             // Re-check once the settle time may have passed.
             _ = tokio::time::sleep(settle.min(deadline - now)) => {}
             reason = session.closed() => {
-                if caught_up(&ctx) {
+                if ctx.caught_up() {
                     break Ok(());
                 }
                 break Err(SyncError::Closed { addr: shown.clone(), reason });

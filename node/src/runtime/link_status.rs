@@ -1,0 +1,49 @@
+//! Feeds one peer link's replication activity into the node status.
+//!
+//! A link is *syncing* (LED: peer syncing) while anything moved on it in the
+//! last [`ACTIVE_WINDOW`] (messages or blobs, either way), or while it is not
+//! caught up ([`LinkCtx::caught_up`]: the protocol is still being chosen, or
+//! one side still lacks what the other offered). A connected, caught-up,
+//! quiet link is not syncing, so an idle live connection shows the idle
+//! heartbeat.
+//!
+//! Nothing is polled: the task waits for the link's progress notifications
+//! or an append to the store, and for one timer while the activity window
+//! runs out. The caught-up check
+//! (which reads the store) runs only after a quiet window, never per message.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::link::LinkCtx;
+use crate::muxrpc::Session;
+
+/// How long after the last movement a link still counts as syncing.
+pub const ACTIVE_WINDOW: Duration = Duration::from_secs(3);
+
+/// Tracks `ctx` in the node status until `session` closes.
+pub async fn track(ctx: Arc<LinkCtx>, session: Session) {
+    let link = ctx.node.status.link_opened(ctx.peer);
+    let closed = session.closed();
+    tokio::pin!(closed);
+    loop {
+        let changed = ctx.progress.changed.notified();
+        let quiet = ctx.progress.quiet_for();
+        if quiet < ACTIVE_WINDOW {
+            link.set_syncing(true);
+            tokio::select! {
+                () = tokio::time::sleep(ACTIVE_WINDOW - quiet) => {}
+                _ = &mut closed => return,
+            }
+            continue;
+        }
+        // Another link's appends can catch this one up too.
+        let mut appends = ctx.node.subscribe();
+        link.set_syncing(!ctx.caught_up());
+        tokio::select! {
+            () = changed => {}
+            _ = appends.recv() => {}
+            _ = &mut closed => return,
+        }
+    }
+}
