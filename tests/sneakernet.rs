@@ -462,3 +462,76 @@ fn hostile_bundles_are_rejected_with_their_reason_and_change_nothing() {
     assert!(ok(ssb(&b.data, &["bundle", "import", path.to_str().unwrap()])).contains("4 added"));
     b.check();
 }
+
+/// The running node's status as JSON.
+fn status(data: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&ok(ssb(data, &["status", "--json"]))).unwrap()
+}
+
+/// Waits until every stick in the status is done (and there are `n`).
+fn wait_done(data: &std::path::Path, n: usize) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let s = status(data);
+        let sticks = s["sticks"].as_array().cloned().unwrap_or_default();
+        if sticks.len() == n && sticks.iter().all(|st| st["state"] == "done") {
+            return s;
+        }
+        assert!(std::time::Instant::now() < deadline, "sticks not done: {s}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sticks_moved_into_a_watched_root_are_synced_with_no_command_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Site::new(dir.path(), "a", 15);
+    let c = Site::new(dir.path(), "c", 7);
+    let root = dir.path().join("media");
+    fs::create_dir(&root).unwrap();
+    // Two sticks prepared elsewhere: one with A's feed, one with C's.
+    let (s1, s2) = (dir.path().join("s1"), dir.path().join("s2"));
+    for (s, site) in [(&s1, &a), (&s2, &c)] {
+        fs::create_dir(s).unwrap();
+        site.stick_sync(s);
+    }
+    let config = format!("replicate = [{:?}, {:?}]\n", a.id, c.id);
+    let node = support::running::Node::start_with(
+        dir.path(),
+        "b",
+        &config,
+        &["--mount-root", root.to_str().unwrap()],
+    );
+    assert_eq!(
+        status(&node.data)["sticks"].as_array().map(Vec::len),
+        Some(0)
+    );
+    // One at depth 1.
+    fs::rename(&s1, root.join("STICK1")).unwrap();
+    let s = wait_done(&node.data, 1);
+    assert!(
+        s["sticks"][0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("imported 15 messages"),
+        "{s}"
+    );
+    // Then two at once, one at depth 2 (as /media/<user>/<label>).
+    fs::create_dir(root.join("user")).unwrap();
+    fs::rename(&s2, root.join("user/STICK2")).unwrap();
+    let fresh = dir.path().join("blank");
+    fs::create_dir_all(fresh.join("SSB-SNEAKERNET")).unwrap();
+    fs::rename(&fresh, root.join("BLANK")).unwrap();
+    let s = wait_done(&node.data, 3);
+    let clock: serde_json::Value = serde_json::from_str(&ok(ssb(&node.data, &["clock"]))).unwrap();
+    assert_eq!(
+        (clock[&a.id].as_u64(), clock[&c.id].as_u64()),
+        (Some(15), Some(7)),
+        "{s}"
+    );
+    // The blank stick got both feeds written to it.
+    let blank = root.join("BLANK/SSB-SNEAKERNET/bundles");
+    assert!(fs::read_dir(&blank).unwrap().count() >= 1, "{s}");
+    let text = ok(ssb(&node.data, &["status"]));
+    assert!(text.contains("done"), "{text}");
+}

@@ -209,7 +209,9 @@ mod tests {
     fn parses_this_machines_own_table() {
         let text = std::fs::read("/proc/self/mountinfo").unwrap();
         let mounts = parse(&text).unwrap();
-        assert!(mounts.iter().any(|m| m.mount_point.as_path() == std::path::Path::new("/")));
+        assert!(mounts
+            .iter()
+            .any(|m| m.mount_point.as_path() == std::path::Path::new("/")));
     }
 
     #[test]
