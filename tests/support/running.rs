@@ -37,16 +37,44 @@ impl Node {
     }
 
     /// Like [`Node::start`], with the data dir named `name` and extra `run` arguments.
+    /// Without a `--mount-root` among them the node watches only a (missing)
+    /// `DIR/NAME-sticks`, never the machine's own mount roots.
     pub fn start_with(dir: &Path, name: &str, config: &str, extra: &[&str]) -> Node {
+        Node::start_wrapped(dir, name, config, extra, &[])
+    }
+
+    /// Like [`Node::start_with`], run through `wrapper` (e.g. `unshare -m --`):
+    /// the process is the wrapper's, which must exec the node in place.
+    pub fn start_wrapped(
+        dir: &Path,
+        name: &str,
+        config: &str,
+        extra: &[&str],
+        wrapper: &[&str],
+    ) -> Node {
         let data = dir.join(name);
         let out = ssb_at(&data, &["init"]);
         assert!(out.status.success(), "{out:?}");
         std::fs::write(data.join("ssb-node.toml"), config).unwrap();
         let log = dir.join(format!("{name}.log"));
-        let mut child = Command::new(ssb_node())
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(ssb_node());
+                c
+            }
+            None => Command::new(ssb_node()),
+        };
+        command
             .arg("--data")
             .arg(&data)
-            .args(["run", "--listen", "127.0.0.1:0", "--no-discovery"])
+            .args(["run", "--listen", "127.0.0.1:0", "--no-discovery"]);
+        if !extra.contains(&"--mount-root") {
+            command
+                .arg("--mount-root")
+                .arg(dir.join(format!("{name}-sticks")));
+        }
+        let mut child = command
             .args(extra)
             .env("SSB_NODE_LOG", "ssb_node=debug")
             .stdout(Stdio::piped())

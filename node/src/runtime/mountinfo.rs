@@ -143,6 +143,7 @@ fn octal(digits: &[u8]) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn parses_the_proc5_example_and_optional_fields() {
@@ -209,9 +210,7 @@ mod tests {
     fn parses_this_machines_own_table() {
         let text = std::fs::read("/proc/self/mountinfo").unwrap();
         let mounts = parse(&text).unwrap();
-        assert!(mounts
-            .iter()
-            .any(|m| m.mount_point.as_path() == std::path::Path::new("/")));
+        assert!(mounts.iter().any(|m| m.mount_point == Path::new("/")));
     }
 
     #[test]
