@@ -10,6 +10,7 @@
 //! - [`control`]: the unix socket the CLI uses while `run` holds the store.
 //! - [`sync`]: one connection, replicate both ways, report, close.
 //! - [`lan`]: LAN discovery feeding the dialler.
+//! - [`notify`]: systemd's notify protocol (ready, status, watchdog, stopping).
 
 pub mod api;
 pub mod blobs;
@@ -20,6 +21,7 @@ pub mod graph;
 pub mod history;
 pub mod lan;
 pub mod link;
+pub mod notify;
 pub mod peers;
 pub mod server;
 pub mod sync;
