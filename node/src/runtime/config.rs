@@ -279,4 +279,46 @@ mod tests {
         let e = Settings::load(&path, false).unwrap_err().to_string();
         assert!(e.contains("led: unknown LED backend"), "{e}");
     }
+
+    #[test]
+    fn a_link_to_a_missing_file_means_defaults() {
+        // The SD image links the data dir's ssb-node.toml to the boot
+        // partition's, which the user may delete.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ssb-node.toml");
+        std::os::unix::fs::symlink(dir.path().join("gone.toml"), &path).unwrap();
+        assert_eq!(Settings::load(&path, false).unwrap().hops, DEFAULT_HOPS);
+    }
+
+    #[test]
+    fn the_image_config_template_names_real_keys_and_true_defaults() {
+        // images/rootfs/boot/firmware/ssb-node.toml: every line commented
+        // out. Uncommented, it must name only known keys of the right types,
+        // and the values it calls defaults must be the defaults.
+        let template = include_str!("../../../images/rootfs/boot/firmware/ssb-node.toml");
+        let uncommented: String = template
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.contains(" = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let file: ConfigFile = toml::from_str(&uncommented).unwrap();
+        let d = Settings::default();
+        assert_eq!(file.listen.as_deref(), Some(d.listen.as_str()));
+        assert_eq!(file.hops, Some(d.hops));
+        assert_eq!(file.discovery, Some(d.discovery));
+        assert_eq!(file.blob_max, Some(d.blob_max));
+        assert_eq!(
+            file.handshake_timeout,
+            Some(d.handshake_timeout.as_secs_f64())
+        );
+        let only_defaults = ConfigFile {
+            connect: vec![],
+            replicate: vec![],
+            block: vec![],
+            ..file
+        };
+        let s = Settings::from_file(only_defaults, "template").unwrap();
+        assert_eq!(s.network_key.0, d.network_key.0);
+    }
 }

@@ -16,6 +16,7 @@
 //! - [`appliance`]: stick detection ([`mounts`], [`mountinfo`]), stick
 //!   handling ([`sticks`], running [`sneakernet`] visits) and the LED
 //!   ([`status_led`]).
+//! - [`notify`]: systemd's notify protocol (ready, status, watchdog, stopping).
 
 pub mod api;
 pub mod appliance;
@@ -30,6 +31,7 @@ pub mod link;
 pub mod link_status;
 pub mod mountinfo;
 pub mod mounts;
+pub mod notify;
 pub mod peers;
 pub mod server;
 pub mod sneakernet;

@@ -159,6 +159,11 @@ impl PeerTable {
         self.sessions.fetch_sub(1, Ordering::SeqCst);
     }
 
+    /// How many peer sessions are open now.
+    pub fn session_count(&self) -> usize {
+        self.sessions.load(Ordering::SeqCst)
+    }
+
     /// Whether a session with `key` is open.
     pub fn is_connected(&self, key: &FeedId) -> bool {
         self.lock().get(key).is_some_and(|p| p.sessions > 0)

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::peers::{self, Source};
-use super::{control, Node};
+use super::{control, notify, Node};
 use crate::net::address::MultiserverAddress;
 
 /// What `run` was asked on the command line (the config file adds to it).
@@ -33,6 +33,10 @@ pub struct RunOptions {
 
 /// Runs the node until SIGTERM or SIGINT.
 pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
+    // Before anyone can be told we are ready: a stop request from then on
+    // must find the handlers in place.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     let listen = opts
         .listen
         .clone()
@@ -52,6 +56,8 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
         out.flush()?;
     }
     tracing::info!(%me, "node running");
+    let service = notify::Service::from_env();
+    service.ready(&format!("listening on {me}"));
 
     let appliance = super::appliance::start(&node, opts.mount_roots.clone(), &opts.led)
         .context("watching for sticks")?;
@@ -78,12 +84,22 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
     }
     node.status.set_ready();
 
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    let status = {
+        let (node, me) = (node.clone(), me.to_string());
+        move || {
+            format!(
+                "listening on {me}; {} peer sessions",
+                node.peers.session_count()
+            )
+        }
+    };
+    tasks.extend(service.spawn_watchdog(status));
+
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = int.recv() => tracing::info!("SIGINT: stopping"),
     }
+    service.stopping("stopping: saving the store");
     for t in &tasks {
         t.abort();
     }

@@ -1,0 +1,288 @@
+#!/bin/bash
+# Boots a copy of the built image under qemu-system-aarch64 -M virt (Debian's
+# arm64 kernel and initrd from the image's own boot partition; no KVM, so
+# everything is emulated) and checks it from this host:
+#
+#  boot 1 (first boot): the first-boot unit grows the root file system and
+#    makes an identity (read from the console); ssb-node.service starts
+#    (Type=notify, so only after READY=1); SSH is off (no banner); the node
+#    answers on the forwarded SSB port: `ssb-node sync` sends it 20 messages
+#    of a host feed that the boot partition's ssb-node.toml tells it to
+#    replicate. Then Ctrl-Alt-Del: a clean reboot (qemu exits on it).
+#  boot 2: authorized_keys on the boot partition turns SSH on; through it:
+#    the service is active with no restart (the watchdog is fed), no first
+#    boot again, the same identity; a fresh host node syncs the 20 messages
+#    back from it (they survived the reboot, and so did the identity); a
+#    FAT stick plugged into the emulated USB controller is mounted under
+#    /media/SSBSTICK with `flush`, visible inside the node's mount namespace,
+#    and unmounted when pulled; idle RSS and CPU of the node over 60 s.
+#    Then `systemctl poweroff`, checked to stop the node cleanly.
+#
+#     sudo images/boot-test.sh [IMAGE]     (default images/out/ssb-node-pi-arm64.img)
+#
+# Takes about 10 minutes here (2 cores, software emulation). Prints the
+# figures; exits non-zero at the first failed check, with the console log.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/.." && pwd)
+# shellcheck source=host-tools.sh
+. "$here/host-tools.sh"
+image=${1:-$here/out/ssb-node-pi-arm64.img}
+[ -f "$image" ] || {
+    echo "boot-test: no image at $image (build one with images/build.sh)" >&2
+    exit 1
+}
+boot_timeout=${SSB_BOOT_TIMEOUT:-900}
+messages=20
+
+if ! command -v qemu-system-aarch64 >/dev/null || ! command -v mcopy >/dev/null ||
+    ! command -v ssh >/dev/null || ! command -v mkfs.vfat >/dev/null; then
+    needs_root
+    qemu_install qemu-system-arm
+    apt_install mtools openssh-client dosfstools fdisk
+fi
+
+t0=$(date +%s)
+say() { echo "boot-test: [$(($(date +%s) - t0)) s] $*"; }
+work=$(mktemp -d "${TMPDIR:-/tmp}/ssb-boot-test.XXXXXX")
+qemu_pid=
+console=
+cleanup() {
+    if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then
+        kill "$qemu_pid" 2>/dev/null || true
+        wait "$qemu_pid" 2>/dev/null || true
+    fi
+    if [ "${SSB_BOOT_KEEP:-}" = 1 ]; then
+        echo "boot-test: work dir kept: $work"
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+fail() {
+    echo "boot-test: FAILED: $*" >&2
+    if [ -n "$console" ] && [ -f "$console" ]; then
+        echo "---- last 80 console lines ($console) ----" >&2
+        plain "$console" | tail -n 80 >&2
+    fi
+    exit 1
+}
+# The console without colour codes and carriage returns.
+plain() { sed -e 's/\x1b\[[0-9;]*[A-Za-z]//g' -e 's/\r//g' "$1"; }
+
+say "host ssb-node"
+cargo build --manifest-path "$src/Cargo.toml" --release --locked -p ssb-node 2>&1 | tail -n 1
+target_dir=$(cargo metadata --manifest-path "$src/Cargo.toml" --format-version 1 --no-deps |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+ssb="$target_dir/release/ssb-node"
+
+say "disk: a copy of $(basename "$image"), 1 GiB larger (for the first boot to grow into)"
+disk=$work/disk.img
+cp --sparse=always "$image" "$disk"
+truncate -s +1G "$disk"
+boot_start=$(sfdisk -d "$disk" | sed -n 's/^.*1 : start= *\([0-9]*\),.*/\1/p')
+[ -n "$boot_start" ] || fail "no boot partition in $image"
+bootfs="$disk@@$((boot_start * 512))"
+mcopy -n -i "$bootfs" ::vmlinuz "$work/vmlinuz"
+mcopy -n -i "$bootfs" ::initrd.img "$work/initrd.img"
+cmdline=$(mtype -i "$bootfs" ::cmdline.txt | tr -d '\r\n')
+# The Pi's serial console is ttyS1/ttyAMA0 and the root is by label: keep
+# the root, use qemu's PL011 as the console.
+root_arg=$(tr ' ' '\n' <<<"$cmdline" | grep '^root=' || true)
+[ "$root_arg" = "root=LABEL=RASPIROOT" ] || fail "cmdline.txt has '$root_arg', not root=LABEL=RASPIROOT: $cmdline"
+
+say "host feed: $messages messages"
+h1=$work/host1
+feed=$("$ssb" --data "$h1" init)
+for i in $(seq 1 "$messages"); do
+    printf '{"type":"post","text":"boot test %d"}\n' "$i"
+done | "$ssb" --data "$h1" publish --stdin >/dev/null
+# The node on the card replicates the host feed: the config on the boot
+# partition, as a user would write it.
+printf 'replicate = ["%s"]\n' "$feed" >"$work/ssb-node.toml"
+mcopy -o -i "$bootfs" "$work/ssb-node.toml" ::ssb-node.toml
+
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 20000))
+        ss -Htln "sport = :$p" | grep -q . || {
+            echo "$p"
+            return
+        }
+    done
+}
+ssb_port=$(free_port)
+ssh_port=$(free_port)
+monitor=$work/monitor.sock
+
+# boot N: starts qemu on the disk; the console goes to $work/console-N.log.
+boot() {
+    console=$work/console-$1.log
+    rm -f "$monitor"
+    qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 \
+        -kernel "$work/vmlinuz" -initrd "$work/initrd.img" \
+        -append "console=ttyAMA0 $root_arg rw rootwait" \
+        -drive "file=$disk,format=raw,if=none,id=hd,cache=unsafe" -device virtio-blk-pci,drive=hd \
+        -netdev "user,id=net,hostfwd=tcp:127.0.0.1:$ssb_port-:8008,hostfwd=tcp:127.0.0.1:$ssh_port-:22" \
+        -device virtio-net-pci,netdev=net \
+        -device qemu-xhci,id=xhci -device virtio-keyboard-pci \
+        -display none -serial "file:$console" -monitor "unix:$monitor,server,nowait" \
+        -no-reboot &
+    qemu_pid=$!
+    boot_t0=$(date +%s)
+}
+
+# wait_console REGEX: until the console shows REGEX; prints the seconds
+# since power-on.
+wait_console() {
+    local deadline=$(($(date +%s) + boot_timeout))
+    until plain "$console" 2>/dev/null | grep -qE "$1"; do
+        kill -0 "$qemu_pid" 2>/dev/null || fail "qemu exited before the console showed /$1/"
+        [ "$(date +%s)" -lt "$deadline" ] || fail "no /$1/ on the console within $boot_timeout s"
+        sleep 1
+    done
+    echo $(($(date +%s) - boot_t0))
+}
+
+monitor_cmd() {
+    python3 - "$monitor" "$1" <<'EOF'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+time.sleep(0.3)
+s.recv(65536)
+s.sendall((sys.argv[2] + "\n").encode())
+time.sleep(0.5)
+print(s.recv(65536).decode(errors="replace"), end="")
+EOF
+}
+
+wait_qemu_exit() {
+    local deadline=$(($(date +%s) + $1))
+    while kill -0 "$qemu_pid" 2>/dev/null; do
+        [ "$(date +%s)" -lt "$deadline" ] || fail "qemu still running $1 s after the shutdown request"
+        sleep 1
+    done
+    wait "$qemu_pid" || true
+    qemu_pid=
+}
+
+started='Started .*ssb-node\.service'
+
+say "boot 1 (first boot)"
+boot 1
+id_line=$(wait_console 'ssb-node-firstboot: identity @') || exit 1
+node_id=$(plain "$console" | sed -n 's/.*ssb-node-firstboot: identity \(@[A-Za-z0-9+/=]*\.ed25519\).*/\1/p' | head -n1)
+[ -n "$node_id" ] || fail "no identity on the console"
+t_ready1=$(wait_console "$started") || exit 1
+say "boot 1: identity $node_id after $id_line s; ssb-node.service started (READY=1) $t_ready1 s after power-on"
+grown=$(plain "$console" | grep -o 'ssb-node-firstboot: root partition .*' | head -n1)
+echo "$grown" | grep -qE 'MiB -> [0-9]+ MiB' || fail "the first boot did not report growing the root: '$grown'"
+say "boot 1: $grown"
+
+# SSH is off: nothing answers with an SSH banner on the forwarded port.
+banner=$(timeout 15 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ssh_port && head -c 4 <&3" 2>/dev/null || true)
+[ "$banner" != "SSH-" ] || fail "SSH answers on a fresh image"
+say "boot 1: SSH is off (no banner)"
+
+key=${node_id#@}
+key=${key%.ed25519}
+addr="net:127.0.0.1:$ssb_port~shs:$key"
+out=$("$ssb" --data "$h1" sync "$addr" --timeout 300) || fail "sync with the booted node failed"
+say "boot 1: $out"
+grep -q "sent $messages messages" <<<"$out" || fail "the node did not take the $messages messages: $out"
+
+say "boot 1: Ctrl-Alt-Del (clean reboot)"
+monitor_cmd "sendkey ctrl-alt-delete" >/dev/null
+wait_qemu_exit 300
+plain "$console" | grep -qE 'Stopped .*ssb-node\.service' || fail "ssb-node.service was not stopped cleanly on reboot"
+plain "$console" | grep -qE 'Failed .*ssb-node|ssb-node\.service: (Failed|Watchdog)' && fail "ssb-node.service failed"
+say "boot 1: ssb-node.service stopped cleanly"
+
+# Boot 2 with SSH: the boot partition's authorized_keys turns it on.
+ssh-keygen -q -t ed25519 -N '' -f "$work/id"
+mcopy -o -i "$bootfs" "$work/id.pub" ::authorized_keys
+guest() {
+    ssh -q -p "$ssh_port" -i "$work/id" -o BatchMode=yes -o ConnectTimeout=30 \
+        -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1 "$@"
+}
+
+say "boot 2"
+boot 2
+t_ready2=$(wait_console "$started") || exit 1
+say "boot 2: ssb-node.service started $t_ready2 s after power-on"
+for _ in $(seq 1 60); do
+    guest true 2>/dev/null && break
+    sleep 5
+done
+guest true || fail "SSH with the boot partition's authorized_keys does not work"
+plain "$console" | grep -q 'ssb-node-firstboot: identity' && fail "the first boot ran again"
+state=$(guest systemctl is-active ssb-node.service || true)
+[ "$state" = active ] || fail "ssb-node.service is '$state'"
+again=$(guest runuser -u ssb-node -- ssb-node --data /var/lib/ssb-node whoami)
+[ "$again" = "$node_id" ] || fail "identity changed across the reboot: $node_id -> $again"
+say "boot 2: ssb-node.service active, identity kept ($again), status: $(guest systemctl show -p StatusText --value ssb-node.service)"
+say "boot 2: root file system: $(guest df -h --output=size,used / | tail -n1 | tr -s ' ')"
+
+h2=$work/host2
+"$ssb" --data "$h2" init >/dev/null
+printf 'replicate = ["%s"]\n' "$feed" >"$h2/ssb-node.toml"
+out=$("$ssb" --data "$h2" sync "$addr" --timeout 300) || fail "sync after the reboot failed"
+say "boot 2: fresh host node: $out"
+grep -q "received $messages messages" <<<"$out" || fail "the messages did not survive the reboot: $out"
+
+say "boot 2: plugging a FAT stick (label SSBSTICK) into the USB controller"
+mkfs.vfat -C -n SSBSTICK "$work/stick.img" 65536 >/dev/null
+echo "hello from the host" >"$work/hello.txt"
+mcopy -i "$work/stick.img" "$work/hello.txt" ::hello.txt
+monitor_cmd "drive_add 0 if=none,id=stick,format=raw,file=$work/stick.img" >/dev/null
+monitor_cmd "device_add usb-storage,bus=xhci.0,drive=stick,id=stickdev" >/dev/null
+opts=
+for _ in $(seq 1 60); do
+    opts=$(guest findmnt -n -o OPTIONS /media/SSBSTICK 2>/dev/null || true)
+    [ -n "$opts" ] && break
+    sleep 2
+done
+[ -n "$opts" ] || fail "the stick was not mounted at /media/SSBSTICK"
+grep -q 'flush' <<<"$opts" || fail "the stick is mounted without flush: $opts"
+[ "$(guest cat /media/SSBSTICK/hello.txt)" = "hello from the host" ] || fail "the stick's file does not read back"
+pid=$(guest systemctl show -p MainPID --value ssb-node.service)
+guest grep -q "' /media/SSBSTICK '" "/proc/$pid/mountinfo" ||
+    fail "the stick's mount is not visible in the node's mount namespace"
+say "boot 2: stick mounted ($opts), visible to the node"
+monitor_cmd "device_del stickdev" >/dev/null
+gone=
+for _ in $(seq 1 60); do
+    guest mountpoint -q /media/SSBSTICK || {
+        gone=1
+        break
+    }
+    sleep 2
+done
+[ -n "$gone" ] || fail "the stick stayed mounted after it was pulled"
+say "boot 2: stick pulled, unmounted"
+
+say "boot 2: idle for 60 s"
+ticks() { guest "awk '{print \$14 + \$15}' /proc/$pid/stat"; }
+hz=$(guest getconf CLK_TCK)
+a=$(ticks)
+sleep 60
+b=$(ticks)
+rss=$(guest "awk '/^VmRSS/ {print \$2}' /proc/$pid/status")
+restarts=$(guest systemctl show -p NRestarts --value ssb-node.service)
+[ "$restarts" = 0 ] || fail "ssb-node.service restarted $restarts times (watchdog?)"
+if guest journalctl -u ssb-node.service -b | grep -qi watchdog; then fail "watchdog trouble in the journal"; fi
+cpu=$(awk -v d=$((b - a)) -v hz="$hz" 'BEGIN { printf "%.2f", 100 * d / hz / 60 }')
+say "boot 2: idle node: RSS $((rss / 1024)) MiB ($rss KiB), CPU $cpu % of one emulated core over 60 s ($((b - a)) ticks)"
+
+say "boot 2: poweroff"
+guest systemctl poweroff || true
+wait_qemu_exit 300
+plain "$console" | grep -qE 'Stopped .*ssb-node\.service' || fail "ssb-node.service was not stopped cleanly on poweroff"
+
+cat <<EOF
+boot-test: PASSED in $(($(date +%s) - t0)) s
+boot-test: figures: power-on to ssb-node ready: first boot $t_ready1 s, second boot $t_ready2 s (qemu TCG, 2 vCPUs)
+boot-test: figures: idle node RSS $((rss / 1024)) MiB, idle CPU $cpu % of one emulated core
+EOF

@@ -1,0 +1,76 @@
+#!/bin/bash
+# The fast part of the image checks, for CI (well under a minute once
+# ssb-node is built): stages the image's overlay (images/rootfs) with this
+# machine's systemd units and a real ssb-node build, then
+#  - systemd-analyze verify on the node's units: any warning fails;
+#  - systemd-analyze security on ssb-node.service: exposure at most 2.0;
+#  - shellcheck on the image scripts (and the overlay's sh scripts);
+#  - the first-boot and stick scripts parse with sh -n.
+# Installs systemd and shellcheck with apt if they are missing (as root).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/.." && pwd)
+# shellcheck source=host-tools.sh
+. "$here/host-tools.sh"
+
+if ! command -v systemd-analyze >/dev/null || ! command -v shellcheck >/dev/null; then
+    needs_root
+    apt_install systemd shellcheck
+fi
+
+stage=$(mktemp -d "${TMPDIR:-/tmp}/ssb-image-check.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+failed=0
+bad() {
+    echo "check: FAILED: $*" >&2
+    failed=1
+}
+
+# The staged root: the units systemd ships (the image runs the same systemd
+# 252), the overlay on top, and the node where the unit expects it.
+mkdir -p "$stage/usr/lib/systemd/system" "$stage/usr/bin"
+cp -a /usr/lib/systemd/system/. "$stage/usr/lib/systemd/system/"
+tar -C "$here/rootfs" -cf - . | tar -C "$stage" --keep-directory-symlink -xf -
+cargo build --manifest-path "$src/Cargo.toml" --locked -p ssb-node 2>&1 | tail -n 1
+target_dir=$(cargo metadata --manifest-path "$src/Cargo.toml" --format-version 1 --no-deps |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+install -m 0755 "$target_dir/debug/ssb-node" "$stage/usr/bin/ssb-node"
+
+units=(ssb-node.service ssb-node-firstboot.service)
+for u in "${units[@]}"; do
+    if ! out=$(systemd-analyze --root="$stage" verify "$stage/usr/lib/systemd/system/$u" 2>&1); then
+        bad "systemd-analyze verify $u: $out"
+    elif [ -n "$out" ]; then
+        bad "systemd-analyze verify $u warns: $out"
+    else
+        echo "check: $u verifies"
+    fi
+done
+
+exposure=$(systemd-analyze security --offline=yes --root="$stage" ssb-node.service 2>/dev/null |
+    sed -n 's/.*Overall exposure level for ssb-node.service: \([0-9.]*\).*/\1/p')
+if [ -z "$exposure" ]; then
+    bad "systemd-analyze security gave no exposure level"
+elif ! awk -v e="$exposure" 'BEGIN { exit !(e <= 2.0) }'; then
+    bad "ssb-node.service exposure $exposure > 2.0 (hardening lost?)"
+else
+    echo "check: ssb-node.service exposure $exposure (at most 2.0)"
+fi
+
+scripts=("$here"/*.sh "$here"/rootfs/usr/libexec/ssb-node/*)
+for s in "${scripts[@]}"; do
+    case "$(head -n1 "$s")" in
+        '#!/bin/sh') sh -n "$s" || bad "sh -n $s" ;;
+    esac
+done
+if shellcheck -x -P SCRIPTDIR "${scripts[@]}"; then
+    echo "check: shellcheck clean (${#scripts[@]} scripts)"
+else
+    bad "shellcheck"
+fi
+
+if [ "$failed" = 0 ]; then
+    echo "check: image overlay OK"
+else
+    exit 1
+fi
