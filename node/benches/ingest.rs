@@ -10,113 +10,32 @@
 //! Set `SSB_BENCH_FEEDS` / `SSB_BENCH_PER_FEED` for other sizes.
 #![allow(missing_docs)]
 
+mod measure;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::process::Command;
 
-use ed25519_dalek::{Signature, VerifyingKey};
-use ssb_node::feed::{Keypair, Message, Value};
+use measure::{env_or, mib, signed};
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// The content of message `seq`: a short post.
+fn post(_feed: usize, seq: usize) -> String {
+    format!(
+        r#"{{"type":"post","text":"Message {seq}: the well is fixed, market on Thursday, bring seeds for the swap.","mentions":[],"channel":"village"}}"#
+    )
 }
 
-/// Signed messages of `feeds` feeds, interleaved as replication delivers them.
-fn make_messages(feeds: usize, per_feed: usize) -> Vec<Message> {
-    let keys: Vec<Keypair> = (0..feeds)
-        .map(|i| {
-            let mut seed = [0u8; 32];
-            seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
-            Keypair::from_seed(&seed)
-        })
-        .collect();
-    let mut heads = vec![None; feeds];
-    let mut out = Vec::with_capacity(feeds * per_feed);
-    for seq in 1..=per_feed {
-        for (k, head) in keys.iter().zip(heads.iter_mut()) {
-            let text = format!(
-                r#"{{"type":"post","text":"Message {seq}: the well is fixed, market on Thursday, bring seeds for the swap.","mentions":[],"channel":"village"}}"#
-            );
-            let content = Value::parse(text.as_bytes()).expect("json");
-            let ts = 1_700_000_000_000.0 + seq as f64;
-            let m = Message::create(k, head.as_ref(), ts, content, None).expect("create");
-            *head = Some(m.head());
-            out.push(m);
-        }
-    }
-    out
-}
-
-/// Signature checks per second for `msgs`, split over `threads`.
-fn raw_rate(msgs: &[Message], threads: usize, batch: bool) -> f64 {
-    let items: Vec<(Vec<u8>, Signature, VerifyingKey)> = msgs
-        .iter()
-        .map(|m| {
-            let value = m.value().as_object().expect("object");
-            let sig_text = value.get("signature").and_then(Value::as_str).expect("sig");
-            let sig_bytes = ssb_node::feed::ids::decode_base64_exact::<64>(
-                sig_text.strip_suffix(".sig.ed25519").expect("suffix"),
-            )
-            .expect("b64");
-            let mut unsigned = Vec::new();
-            ssb_node::feed::json::write_pretty_entries(&mut unsigned, &value.entries()[..6], 0);
-            let key = VerifyingKey::from_bytes(m.author().as_bytes()).expect("key");
-            (unsigned, Signature::from_bytes(&sig_bytes), key)
-        })
-        .collect();
-    let start = Instant::now();
-    let per = items.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        for part in items.chunks(per) {
-            s.spawn(move || {
-                if batch {
-                    for chunk in part.chunks(1024) {
-                        let bytes: Vec<&[u8]> = chunk.iter().map(|i| i.0.as_slice()).collect();
-                        let sigs: Vec<Signature> = chunk.iter().map(|i| i.1).collect();
-                        let keys: Vec<VerifyingKey> = chunk.iter().map(|i| i.2).collect();
-                        ed25519_dalek::verify_batch(&bytes, &sigs, &keys).expect("valid");
-                    }
-                } else {
-                    for (b, s, k) in part {
-                        k.verify_strict(b, s).expect("valid");
-                    }
-                }
-            });
-        }
-    });
-    items.len() as f64 / start.elapsed().as_secs_f64()
-}
-
-/// Runs `ssb-node ingest` on a fresh store; returns (seconds, peak RSS in KiB).
-#[allow(unsafe_code)]
-fn ingest(input: &Path, data: &Path, extra: &[&str]) -> (f64, i64) {
-    let start = Instant::now();
-    #[allow(clippy::zombie_processes)] // reaped by wait4 below
-    let child = Command::new(env!("CARGO_BIN_EXE_ssb-node"))
-        .arg("--data")
-        .arg(data)
-        .arg("ingest")
-        .arg(input)
-        .args(extra)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn ssb-node");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: plain POSIX call on our own child; both out-pointers are valid
-    // for the call. wait4 gives this child's own peak RSS (std's wait does not).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let secs = start.elapsed().as_secs_f64();
-    assert_eq!(r, pid, "wait4");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "ingest failed"
-    );
-    (secs, usage.ru_maxrss)
+/// Runs `ssb-node ingest` on a fresh store; returns (seconds, peak RSS in bytes).
+fn ingest(input: &Path, data: &Path, extra: &[&str]) -> (f64, u64) {
+    let m = measure::run(
+        Command::new(env!("CARGO_BIN_EXE_ssb-node"))
+            .arg("--data")
+            .arg(data)
+            .arg("ingest")
+            .arg(input)
+            .args(extra),
+    )
+    .expect_success("ingest");
+    (m.secs, m.peak_rss)
 }
 
 /// The file holding the first `n` lines of `input`.
@@ -129,7 +48,7 @@ fn part_path(input: &Path, n: usize) -> std::path::PathBuf {
 /// a child keeps the parent small, since a spawned process's peak RSS
 /// (`ru_maxrss`) starts from its parent's.
 fn prepare(input: &Path, feeds: usize, per_feed: usize) {
-    let msgs = make_messages(feeds, per_feed);
+    let msgs = signed::interleaved(&signed::keys(feeds), per_feed, post);
     let mut text = String::with_capacity(msgs.len() * 600);
     for m in &msgs {
         text.push_str(&m.value().to_compact());
@@ -143,9 +62,9 @@ fn prepare(input: &Path, feeds: usize, per_feed: usize) {
             .map_or(text.len(), |(i, _)| i + 1);
         std::fs::write(part_path(input, n), &text[..end]).expect("write part");
     }
-    let one = raw_rate(&msgs, 1, false);
-    let batch1 = raw_rate(&msgs, 1, true);
-    let batch2 = raw_rate(&msgs, 2, true);
+    let one = signed::rate(&msgs, 1, false);
+    let batch1 = signed::rate(&msgs, 1, true);
+    let batch2 = signed::rate(&msgs, 2, true);
     println!("limits {one} {batch1} {batch2} {}", text.len() as f64 / 1e6);
 }
 
@@ -197,7 +116,7 @@ fn main() {
         println!(
             "  {name:<28} {rate:>9.0} msg/s  {:>6.1} MB/s  peak RSS {:>5.1} MiB  = {:.2} x its raw limit, {:.2} x 1-thread batch",
             mb / secs,
-            rss as f64 / 1024.0,
+            mib(rss),
             rate / limit,
             rate / batch1
         );
@@ -214,7 +133,7 @@ fn main() {
         println!(
             "  {n:>7} messages  {:>9.0} msg/s  peak RSS {:>5.1} MiB",
             n as f64 / secs,
-            rss as f64 / 1024.0
+            mib(rss)
         );
     }
 }

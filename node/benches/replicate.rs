@@ -19,12 +19,15 @@ mod support;
 #[path = "../../tests/support/ssb_server.rs"]
 mod ssb_server;
 
-use std::io::{BufRead as _, BufReader, Read as _};
+mod measure;
+
+use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use measure::{env_or, mib};
 use serde_json::{json, Value};
 use ssb_server::{Options, SsbServer};
 
@@ -35,10 +38,6 @@ const DEADLINE: Duration = Duration::from_secs(600);
 struct Run {
     secs: f64,
     peak_rss: u64,
-}
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
 /// Makes the feed; returns its author's id and writes `dir/secret` (ssb-keys file format).
@@ -179,67 +178,24 @@ fn nodes(dir: &Path, author: &str, n: u64) -> Run {
     ssb_ok(&fresh, &["init"]);
     ssb_ok(&fresh, &["follow", author]);
     let timeout = DEADLINE.as_secs().to_string();
-    let start = Instant::now();
-    let (status, stdout, stderr, maxrss) = wait4_run(
+    let synced = measure::run(
         Command::new(support::ssb_node())
             .arg("--data")
             .arg(&fresh)
             .args(["sync", &address, "--timeout", &timeout]),
     );
-    let secs = start.elapsed().as_secs_f64();
     let _ = Command::new("kill")
         .args(["-TERM", &run.id().to_string()])
         .status();
     let _ = run.wait();
-    assert!(
-        status == 0,
-        "ssb-node sync failed (status {status}): {stderr}"
-    );
-    println!("  {}", stdout.trim());
+    let synced = synced.expect_success("ssb-node sync");
+    println!("  {}", synced.stdout.trim());
     let clock: Value = serde_json::from_str(&ssb_ok(&fresh, &["clock"])).expect("clock JSON");
     assert_eq!(clock[author].as_u64(), Some(n), "fresh node's copy");
     Run {
-        secs,
-        peak_rss: maxrss,
+        secs: synced.secs,
+        peak_rss: synced.peak_rss,
     }
-}
-
-/// Runs `cmd` to its end; returns (wait status, stdout, stderr, peak RSS in bytes) with the
-/// child's own peak RSS from `wait4` (std's wait does not give it).
-#[allow(unsafe_code)]
-fn wait4_run(cmd: &mut Command) -> (i32, String, String, u64) {
-    #[allow(clippy::zombie_processes)] // reaped by wait4 below
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ssb-node");
-    let read = |mut r: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = read(Box::new(child.stdout.take().expect("stdout")));
-    let err = read(Box::new(child.stderr.take().expect("stderr")));
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: plain POSIX call on our own child; both out-pointers are valid for the call.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4");
-    (
-        status,
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default(),
-        usage.ru_maxrss as u64 * 1024,
-    )
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
 }
 
 /// Prints one side's result; `how` says how its peak RSS was read.
@@ -254,10 +210,8 @@ fn report(r: &Run, n: u64, how: &str) {
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
-    let n: u64 = env_or("SSB_BENCH_MESSAGES", "10000")
-        .parse()
-        .expect("SSB_BENCH_MESSAGES is a number");
-    let part = env_or("SSB_BENCH_PART", "both");
+    let n: u64 = env_or("SSB_BENCH_MESSAGES", 10_000);
+    let part: String = env_or("SSB_BENCH_PART", "both".to_owned());
     let dir = tempfile::Builder::new()
         .prefix("replicate-bench-")
         .tempdir()
