@@ -148,7 +148,8 @@ fn prepare(dir: &Path, feeds: usize, total: usize, sizes: &[usize], blob_bytes: 
     let keys = signed::keys(feeds);
     let msgs = signed::interleaved(&keys, total / feeds, |feed, seq| {
         let i = (seq - 1) * feeds + feed;
-        let blob = (i % stride == 0)
+        let blob = i
+            .is_multiple_of(stride)
             .then_some(i / stride)
             .and_then(|k| blobs.get(k).map(|b| (k, b)));
         post(&mut rng, blob)
