@@ -231,6 +231,19 @@ fn folder_sticks_at_depth_one_and_two_and_two_at_once_are_handled_once_each() {
     assert_eq!(busy_count(&node, &a), 2);
 }
 
+/// Bind-mounts `src` on `dst` inside the mount namespace of process `pid`.
+fn bind(pid: u32, src: &Path, dst: &Path) {
+    in_ns(
+        pid,
+        &[
+            "mount",
+            "--bind",
+            src.to_str().unwrap(),
+            dst.to_str().unwrap(),
+        ],
+    );
+}
+
 /// Runs `args` inside the mount namespace of process `pid`.
 fn in_ns(pid: u32, args: &[&str]) {
     let out = Command::new("nsenter")
@@ -272,15 +285,7 @@ fn mounted_sticks_in_a_private_mount_namespace() {
     std::fs::create_dir(&src).unwrap();
     std::fs::create_dir_all(root.join("pi/STICK")).unwrap();
     let point = root.join("pi/STICK");
-    in_ns(
-        pid,
-        &[
-            "mount",
-            "--bind",
-            src.to_str().unwrap(),
-            point.to_str().unwrap(),
-        ],
-    );
+    bind(pid, &src, &point);
     let s = until(&node, "the mounted stick done", |s| {
         stick_state(s, &point).as_deref() == Some("done")
     });
@@ -302,15 +307,7 @@ fn mounted_sticks_in_a_private_mount_namespace() {
     std::fs::create_dir(&staging).unwrap();
     let ro = root.join("RO");
     std::fs::create_dir(&ro).unwrap();
-    in_ns(
-        pid,
-        &[
-            "mount",
-            "--bind",
-            ro_src.to_str().unwrap(),
-            staging.to_str().unwrap(),
-        ],
-    );
+    bind(pid, &ro_src, &staging);
     in_ns(
         pid,
         &["mount", "-o", "remount,ro,bind", staging.to_str().unwrap()],
@@ -342,15 +339,7 @@ fn mounted_sticks_in_a_private_mount_namespace() {
     });
     assert_eq!(s["led"], "attention");
     // A stick inserted after the problem that syncs fine clears it.
-    in_ns(
-        pid,
-        &[
-            "mount",
-            "--bind",
-            src.to_str().unwrap(),
-            point.to_str().unwrap(),
-        ],
-    );
+    bind(pid, &src, &point);
     let s = until(&node, "attention cleared", |s| {
         stick_state(s, &point).as_deref() == Some("done") && entry(s, &ro).is_none()
     });

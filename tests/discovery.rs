@@ -281,6 +281,8 @@ fn start_node(lan: &Lan, i: usize, data: &Path) -> Running {
         .arg("--data")
         .arg(data)
         .args(["run", "--listen", "0.0.0.0:8008"])
+        .arg("--mount-root")
+        .arg(data.join("sticks"))
         .env("SSB_NODE_LOG", "info,ssb_node=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

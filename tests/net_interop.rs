@@ -187,6 +187,9 @@ impl Running {
             .arg("--data")
             .arg(node.data())
             .args(["run", "--listen", "127.0.0.1:0", "--no-discovery"])
+            // Sticks: a (missing) folder of its own, never the machine's mount roots.
+            .arg("--mount-root")
+            .arg(node.dir.path().join("sticks"))
             .args(extra)
             .env("SSB_NODE_LOG", "info")
             .stdin(Stdio::null())

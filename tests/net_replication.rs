@@ -242,6 +242,8 @@ fn run_needs_no_setup_and_stops_cleanly_on_sigterm() {
         .arg("--data")
         .arg(&data)
         .args(["run", "--listen", "127.0.0.1:0", "--no-discovery"])
+        .arg("--mount-root")
+        .arg(dir.path().join("sticks"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

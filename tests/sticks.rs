@@ -186,6 +186,18 @@ async fn until(
     }
 }
 
+/// Waits until some stick's state matches `pred`.
+async fn until_stick(status: &Status, what: &str, pred: impl Fn(&StickState) -> bool) {
+    until(status, what, |s| s.sticks.iter().any(|x| pred(&x.state))).await;
+}
+
+/// Makes a folder stick in `dir` and moves it into `root` as `root/stick`.
+fn drop_in(dir: &Path, root: &Path) -> PathBuf {
+    let stick = root.join("stick");
+    std::fs::rename(folder_stick(&dir.join("s")), &stick).unwrap();
+    stick
+}
+
 fn state_of(status: &Status, path: &Path) -> Option<StickState> {
     status
         .snapshot()
@@ -212,18 +224,15 @@ async fn a_stick_pulled_while_its_handler_runs_is_pulled_early() {
     let gate = Gate::default();
     let (status, _w) = start(&root, gate.handler());
 
-    let stick = root.join("stick");
-    std::fs::rename(folder_stick(&dir.path().join("s")), &stick).unwrap();
+    let stick = drop_in(dir.path(), &root);
     gate.wait_started().await;
     assert_eq!(state_of(&status, &stick), Some(StickState::Busy));
     assert_eq!(status.snapshot().pattern(), Pattern::StickBusy);
 
     // Pulled mid-way; the handler then fails on the missing stick.
     std::fs::rename(&stick, dir.path().join("pulled")).unwrap();
-    until(&status, "pulled early", |s| {
-        s.sticks
-            .iter()
-            .any(|x| matches!(x.state, StickState::PulledEarly { .. }))
+    until_stick(&status, "pulled early", |x| {
+        matches!(x, StickState::PulledEarly { .. })
     })
     .await;
     gate.release.notify_one();
@@ -266,12 +275,9 @@ async fn a_handler_failing_because_its_stick_is_gone_counts_as_pulled_early() {
         })
     });
     let (status, _w) = start(&root, handler);
-    let stick = root.join("stick");
-    std::fs::rename(folder_stick(&dir.path().join("s")), &stick).unwrap();
-    until(&status, "pulled early", |s| {
-        s.sticks
-            .iter()
-            .any(|x| matches!(x.state, StickState::PulledEarly { .. }))
+    drop_in(dir.path(), &root);
+    until_stick(&status, "pulled early", |x| {
+        matches!(x, StickState::PulledEarly { .. })
     })
     .await;
     let snap = status.snapshot();
@@ -291,14 +297,8 @@ async fn a_failing_stick_that_stays_is_an_error_with_its_reason() {
     let handler: StickHandler =
         Arc::new(|_stick: PathBuf| Box::pin(async { Err(String::from("stick full")) }));
     let (status, _w) = start(&root, handler);
-    let stick = root.join("stick");
-    std::fs::rename(folder_stick(&dir.path().join("s")), &stick).unwrap();
-    until(&status, "error", |s| {
-        s.sticks
-            .iter()
-            .any(|x| matches!(x.state, StickState::Failed { .. }))
-    })
-    .await;
+    let stick = drop_in(dir.path(), &root);
+    until_stick(&status, "error", |x| matches!(x, StickState::Failed { .. })).await;
     let snap = status.snapshot();
     assert_eq!(snap.pattern(), Pattern::Attention);
     assert!(snap.sticks[0].present);
@@ -333,8 +333,7 @@ async fn the_led_plays_heartbeat_then_flicker_while_busy_then_solid() {
     );
 
     // A stick: busy flicker for as long as its handler runs.
-    let stick = root.join("stick");
-    std::fs::rename(folder_stick(&dir.path().join("s")), &stick).unwrap();
+    let stick = drop_in(dir.path(), &root);
     gate.wait_started().await;
     assert_eq!(status.snapshot().pattern(), Pattern::StickBusy);
     let busy_from = recorder.count();

@@ -146,6 +146,8 @@ fn nodes(dir: &Path, author: &str, n: u64) -> Run {
         .arg("--data")
         .arg(&src)
         .args(["run", "--listen", "127.0.0.1:0", "--no-discovery"])
+        .arg("--mount-root")
+        .arg(dir.join("sticks"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.join("src-node.log")).expect("log"))

@@ -100,28 +100,7 @@ enum Command {
         command: BlobsCommand,
     },
     /// Run the node: replicate with peers until SIGTERM/SIGINT.
-    Run {
-        /// Listen for peers here (default from the config, else 0.0.0.0:8008).
-        #[arg(long, value_name = "HOST:PORT")]
-        listen: Option<String>,
-        /// Keep a peer connected (`net:HOST:PORT~shs:KEY`); repeatable.
-        #[arg(long, value_name = "ADDRESS")]
-        connect: Vec<String>,
-        /// No LAN discovery (no UDP broadcast, no listening for others).
-        #[arg(long)]
-        no_discovery: bool,
-        /// Config file (default: ssb-node.toml in the data dir, if present).
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Watch this directory for sticks; repeatable. Replaces the config's
-        /// `mount_roots` and the defaults (/media, /run/media, /mnt).
-        #[arg(long = "mount-root", value_name = "DIR")]
-        mount_roots: Vec<PathBuf>,
-        /// The status LED: none, sysfs:NAME, sysfs:/abs/dir or
-        /// gpio:CHIP:LINE[:active-low] (default from the config, else none).
-        #[arg(long, value_name = "SPEC")]
-        led: Option<firmware::LedSpec>,
-    },
+    Run(remote::RunArgs),
     /// Connect to a peer once, replicate both ways, print a summary.
     Sync {
         /// The peer (`net:HOST:PORT~shs:KEY`).
@@ -268,7 +247,7 @@ fn main() -> ExitCode {
     // The node says what it does (peers, drops) by default; one-shot
     // commands only warn. SSB_NODE_LOG overrides both.
     let default_filter = match cli.command {
-        Command::Run { .. } | Command::Sync { .. } => "warn,ssb_node=info",
+        Command::Run(_) | Command::Sync { .. } => "warn,ssb_node=info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -302,24 +281,7 @@ fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
     };
     let mut out = io::BufWriter::new(io::stdout().lock());
     match command {
-        Command::Run {
-            listen,
-            connect,
-            no_discovery,
-            config,
-            mount_roots,
-            led,
-        } => {
-            let run = remote::RunArgs {
-                listen,
-                connect,
-                no_discovery,
-                config,
-                mount_roots,
-                led,
-            };
-            return remote::run_node(data, run);
-        }
+        Command::Run(args) => return remote::run_node(data, args),
         Command::Sync {
             address,
             timeout,

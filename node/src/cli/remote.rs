@@ -46,19 +46,28 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// What `ssb-node run` was given on the command line.
+/// The arguments of `ssb-node run`.
+#[derive(clap::Args)]
 pub struct RunArgs {
-    /// `--listen`.
+    /// Listen for peers here (default from the config, else 0.0.0.0:8008).
+    #[arg(long, value_name = "HOST:PORT")]
     pub listen: Option<String>,
-    /// `--connect`, repeatable.
+    /// Keep a peer connected (`net:HOST:PORT~shs:KEY`); repeatable.
+    #[arg(long, value_name = "ADDRESS")]
     pub connect: Vec<String>,
-    /// `--no-discovery`.
+    /// No LAN discovery (no UDP broadcast, no listening for others).
+    #[arg(long)]
     pub no_discovery: bool,
-    /// `--config`.
+    /// Config file (default: ssb-node.toml in the data dir, if present).
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// `--mount-root`, repeatable (replaces the config and defaults).
+    /// Watch this directory for sticks; repeatable. Replaces the config's
+    /// `mount_roots` and the defaults (/media, /run/media, /mnt).
+    #[arg(long = "mount-root", value_name = "DIR")]
     pub mount_roots: Vec<PathBuf>,
-    /// `--led` (overrides the config).
+    /// The status LED: none, sysfs:NAME, sysfs:/abs/dir or
+    /// gpio:CHIP:LINE[:active-low] (default from the config, else none).
+    #[arg(long, value_name = "SPEC")]
     pub led: Option<firmware::LedSpec>,
 }
 

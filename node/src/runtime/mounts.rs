@@ -277,7 +277,8 @@ struct Scanner {
 struct Walk {
     watched: HashMap<PathBuf, (WatchDescriptor, Watched)>,
     sticks: BTreeMap<PathBuf, StickId>,
-    limited: Vec<String>,
+    /// Which limits were hit (each named once).
+    limited: BTreeSet<String>,
 }
 
 impl Scanner {
@@ -299,7 +300,8 @@ impl Scanner {
         }
         let mut sticks = outermost(walk.sticks);
         if sticks.len() > MAX_STICKS {
-            walk.limited.push(format!("more than {MAX_STICKS} sticks"));
+            walk.limited
+                .insert(format!("more than {MAX_STICKS} sticks"));
             sticks = sticks.into_iter().take(MAX_STICKS).collect();
         }
         // Drop the watches this walk did not visit.
@@ -322,7 +324,7 @@ impl Scanner {
         match (walk.limited.is_empty(), self.limited) {
             (false, false) => tracing::warn!(
                 "stick watch limited: {}; some sticks may be missed",
-                walk.limited.join(", ")
+                walk.limited.iter().cloned().collect::<Vec<_>>().join(", ")
             ),
             (true, true) => tracing::info!("stick watch back within its limits"),
             _ => {}
@@ -339,7 +341,7 @@ impl Scanner {
         }
         if walk.watched.len() >= MAX_WATCHES {
             walk.limited
-                .push(format!("more than {MAX_WATCHES} directories"));
+                .insert(format!("more than {MAX_WATCHES} directories"));
             return false;
         }
         match self.inotify.add_watch(dir, watch_mask()) {
@@ -403,7 +405,7 @@ impl Scanner {
         for entry in entries {
             seen += 1;
             if seen > MAX_ENTRIES_PER_DIR {
-                walk.limited.push(format!(
+                walk.limited.insert(format!(
                     "{} has more than {MAX_ENTRIES_PER_DIR} entries",
                     dir.display()
                 ));
@@ -701,6 +703,34 @@ mod tests {
             ]
         );
         assert!(diff(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn a_scan_stays_within_its_watch_limit_and_still_finds_shallow_sticks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        for i in 0..MAX_WATCHES + 50 {
+            std::fs::create_dir(root.join(format!("d{i:04}"))).unwrap();
+        }
+        std::fs::create_dir_all(root.join("zz-stick").join(SNEAKERNET_DIR)).unwrap();
+        let mut scanner = Scanner {
+            inotify: Inotify::init(InitFlags::IN_CLOEXEC).unwrap(),
+            roots: vec![root.clone()],
+            watches: HashMap::new(),
+            paths: HashMap::new(),
+            limited: false,
+        };
+        let sticks = scanner.scan(&HashMap::new());
+        assert!(sticks.contains_key(&root.join("zz-stick")), "{sticks:?}");
+        assert!(scanner.limited);
+        assert!(scanner.paths.len() <= MAX_WATCHES);
+        // Back within the limit, every directory is watched again.
+        for i in 0..100 {
+            std::fs::remove_dir(root.join(format!("d{i:04}"))).unwrap();
+        }
+        scanner.scan(&HashMap::new());
+        assert!(!scanner.limited);
+        assert_eq!(scanner.paths.len(), MAX_WATCHES + 50 - 100 + 1);
     }
 
     #[test]
