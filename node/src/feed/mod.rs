@@ -2,12 +2,14 @@
 //! signed messages, bit-exact with the JavaScript reference (ssb-keys,
 //! ssb-validate).
 
+pub mod contact;
 pub mod ids;
 pub mod json;
 pub mod keys;
 pub mod message;
 pub mod refs;
 
+pub use contact::{ContactChange, Stance};
 pub use ids::{BlobId, FeedId, MsgId};
 pub use json::Value;
 pub use keys::Keypair;

@@ -1,13 +1,12 @@
 //! What to replicate: our own feed, the follow graph from `contact` messages
 //! within `hops`, feeds listed in the config, minus blocks.
 //!
-//! The graph is recomputed from the store (a breadth-first walk that reads
-//! only the feeds within `hops − 1`), whenever a contact message from such a
-//! feed arrives. Only stored values that mention `"contact"` are parsed.
+//! The graph is recomputed from the store's contacts index (a breadth-first
+//! walk that reads the stances of the feeds within `hops − 1`), whenever a
+//! contact message from such a feed arrives.
 
 use std::collections::{HashMap, HashSet};
 
-use crate::feed::json::Value;
 use crate::feed::FeedId;
 use crate::store::{Store, StoreError};
 
@@ -32,45 +31,6 @@ impl ReplicateSet {
     }
 }
 
-/// A feed's latest stance on each contact: `(following, blocking)`.
-fn contacts_of(store: &Store, feed: &FeedId) -> Result<HashMap<FeedId, (bool, bool)>, StoreError> {
-    let mut out = HashMap::new();
-    for m in store.feed(feed, 1) {
-        let m = m?;
-        if !m.json.contains("\"contact\"") {
-            continue;
-        }
-        let Ok(v) = Value::parse(m.json.as_bytes()) else {
-            continue;
-        };
-        let Some(c) = v
-            .as_object()
-            .and_then(|o| o.get("content"))
-            .and_then(Value::as_object)
-        else {
-            continue;
-        };
-        if c.get("type").and_then(Value::as_str) != Some("contact") {
-            continue;
-        }
-        let Some(contact) = c
-            .get("contact")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<FeedId>().ok())
-        else {
-            continue;
-        };
-        let entry = out.entry(contact).or_insert((false, false));
-        if let Some(Value::Bool(f)) = c.get("following") {
-            entry.0 = *f;
-        }
-        if let Some(Value::Bool(b)) = c.get("blocking") {
-            entry.1 = *b;
-        }
-    }
-    Ok(out)
-}
-
 /// Computes the set: `me` at 0, `extra` at 1, follows of feeds at distance
 /// `h < hops` at `h + 1`; our blocks and `blocks` removed.
 pub fn compute(
@@ -82,9 +42,9 @@ pub fn compute(
 ) -> Result<ReplicateSet, StoreError> {
     let mut set = ReplicateSet::default();
     set.blocked.extend(blocks.iter().copied());
-    let mine = contacts_of(store, me)?;
-    for (feed, (_, blocking)) in &mine {
-        if *blocking {
+    let mine = store.contacts(me)?;
+    for (feed, stance) in &mine {
+        if stance.blocking {
             set.blocked.insert(*feed);
         }
     }
@@ -104,10 +64,10 @@ pub fn compute(
         }
         let contacts = match cache.remove(&feed) {
             Some(c) => c,
-            None => contacts_of(store, &feed)?,
+            None => store.contacts(&feed)?,
         };
-        for (c, (following, _)) in contacts {
-            if following && !set.blocked.contains(&c) && !set.feeds.contains_key(&c) {
+        for (c, stance) in contacts {
+            if stance.following && !set.blocked.contains(&c) && !set.feeds.contains_key(&c) {
                 set.feeds.insert(c, dist + 1);
                 queue.push_back((c, dist + 1));
             }
@@ -119,7 +79,7 @@ pub fn compute(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feed::Keypair;
+    use crate::feed::{Keypair, Value};
     use crate::publish::publish;
 
     fn follow(store: &Store, who: &Keypair, whom: &FeedId, following: bool, blocking: bool) {

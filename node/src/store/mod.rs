@@ -10,19 +10,23 @@
 //!   remote last showed us, as author ‖ sequence entries (request skipping);
 //! - `wants`: blob id → nothing: blobs we want and do not hold yet;
 //! - `stage`: author ‖ sequence → a verified message from a bundle that is
-//!   not visible yet (see [`stage`]).
+//!   not visible yet (see [`stage`]);
+//! - `contacts`: author ‖ contact → the author's stance on that feed (see
+//!   [`contacts`]), kept in step with `log` by every append and promotion.
 //!
 //! One [`Store::append`] call is one fjall write batch, which fjall's journal
 //! applies entirely or not at all. A feed therefore only ever grows by whole,
 //! verified, contiguous runs: after a crash (even `kill -9` mid-write) every
 //! feed is still a valid prefix, which [`Store::check`] proves.
 
+mod contacts;
+
 use std::collections::HashMap;
 use std::path::Path;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
-use crate::feed::{BatchVerifier, BlobId, FeedHead, FeedId, Invalid, Message, MsgId};
+use crate::feed::{BatchVerifier, BlobId, FeedHead, FeedId, Invalid, Message, MsgId, Stance};
 
 pub mod stage;
 
@@ -126,6 +130,7 @@ pub struct Store {
     remote: Keyspace,
     wants: Keyspace,
     stage: Keyspace,
+    contacts: Keyspace,
 }
 
 fn log_key(author: &FeedId, seq: u32) -> [u8; 36] {
@@ -188,6 +193,8 @@ impl Store {
         let remote = db.keyspace("remote", small(1))?;
         let wants = db.keyspace("wants", small(1))?;
         let stage = db.keyspace("stage", small(2))?;
+        let contacts = db.keyspace("contacts", small(1))?;
+        contacts::ensure_built(&db, &log, &contacts)?;
         Ok(Store {
             db,
             log,
@@ -196,6 +203,7 @@ impl Store {
             remote,
             wants,
             stage,
+            contacts,
         })
     }
 
@@ -333,6 +341,7 @@ impl Store {
         let now = now_ms();
         let mut batch = self.db.batch();
         let mut written: HashMap<FeedId, FeedHead> = HashMap::new();
+        let mut stances = contacts::Changes::default();
         for ((i, m), bad) in fresh.into_iter().zip(bad_sig) {
             if let Some(e) = bad {
                 reject(&mut report, i, e);
@@ -355,18 +364,20 @@ impl Store {
             m.value().write_compact(&mut v);
             batch.insert(&self.log, key, v);
             batch.insert(&self.msgs, *m.id().as_bytes(), key);
+            stances.note(&self.contacts, &m.author(), m.content())?;
             written.insert(m.author(), m.head());
             report.added += 1;
         }
         for (author, head) in &written {
             batch.insert(&self.clock, *author.as_bytes(), head_value(head));
         }
+        stances.write(&self.contacts, &mut batch);
         batch.commit()?;
         Ok(report)
     }
 
     /// Re-verifies everything: each feed's chain from sequence 1, every
-    /// signature and id, the id index and the clock.
+    /// signature and id, the id index, the clock and the contacts index.
     pub fn check(&self) -> Result<CheckReport, StoreError> {
         let mut report = CheckReport::default();
         let mut verifier = BatchVerifier::new();
@@ -374,6 +385,7 @@ impl Store {
         // The feed being walked and its head so far.
         let mut current: Option<(FeedId, Option<FeedHead>)> = None;
         let mut pending: Vec<Message> = Vec::new();
+        let mut stances = HashMap::new();
         let flush =
             |pending: &mut Vec<Message>, verifier: &mut BatchVerifier, r: &mut CheckReport| {
                 if let Err((k, e)) = verifier.verify(pending) {
@@ -427,6 +439,7 @@ impl Store {
                 _ => report.problem(format!("{author} seq {seq}: missing from the id index")),
             }
             *head = Some(m.head());
+            contacts::replay(&mut stances, author, m.value());
             pending.push(m);
             if pending.len() >= 256 {
                 flush(&mut pending, &mut verifier, &mut report);
@@ -437,6 +450,19 @@ impl Store {
         for (feed, seq) in clock {
             report.problem(format!(
                 "{feed}: clock says sequence {seq} but no messages are stored"
+            ));
+        }
+        let mut indexed = contacts::all(&self.contacts)?;
+        for ((author, contact), s) in stances {
+            if indexed.remove(&(author, contact)) != Some(s) {
+                report.problem(format!(
+                    "{author}: the contacts index is wrong about {contact}"
+                ));
+            }
+        }
+        for (author, contact) in indexed.into_keys() {
+            report.problem(format!(
+                "{author}: the contacts index names {contact}, but no message does"
             ));
         }
         Ok(report)
@@ -515,6 +541,11 @@ impl Store {
                 Ok(BlobId(arr(&k, "wants key")?))
             })
             .collect()
+    }
+
+    /// `feed`'s stance on each feed its contact messages name.
+    pub fn contacts(&self, feed: &FeedId) -> Result<HashMap<FeedId, Stance>, StoreError> {
+        contacts::of(&self.contacts, feed)
     }
 
     /// The latest stored message of `feed`, if any.
@@ -679,6 +710,92 @@ mod tests {
         );
         assert!(all.contains("seq 6: stored under the wrong key"), "{all}");
         assert_eq!((report.feeds, report.messages), (1, 6));
+    }
+
+    #[test]
+    fn contacts_index_follows_appends_and_is_rebuilt_for_old_stores() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let keys = Keypair::from_seed(&[9; 32]);
+        let (a, b) = (FeedId([1; 32]), FeedId([2; 32]));
+        let contents = [
+            format!(r#"{{"type":"contact","contact":"{a}","following":true}}"#),
+            format!(r#"{{"type":"contact","contact":"{b}","following":true}}"#),
+            r#"{"type":"post","text":"hi"}"#.to_owned(),
+            // Sets only `blocking`: `following` stays as it was.
+            format!(r#"{{"type":"contact","contact":"{a}","blocking":true}}"#),
+            format!(r#"{{"type":"contact","contact":"{b}","following":false}}"#),
+        ];
+        let mut head = None;
+        let msgs: Vec<Message> = contents
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let c = Value::parse(c.as_bytes()).expect("json");
+                let m =
+                    Message::create(&keys, head.as_ref(), i as f64 + 1.0, c, None).expect("create");
+                head = Some(m.head());
+                m
+            })
+            .collect();
+        let want = HashMap::from([
+            (
+                a,
+                Stance {
+                    following: true,
+                    blocking: true,
+                },
+            ),
+            (b, Stance::default()),
+        ]);
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let mut v = BatchVerifier::new();
+            // Across two appends, the second starting from what the first stored.
+            store.append(msgs[..2].to_vec(), &mut v).expect("append");
+            assert!(store.contacts(&keys.id()).expect("contacts")[&b].following);
+            store.append(msgs[2..].to_vec(), &mut v).expect("append");
+            assert_eq!(store.contacts(&keys.id()).expect("contacts"), want);
+            assert!(store.contacts(&a).expect("contacts").is_empty());
+            assert!(store.check().expect("check").problems.is_empty());
+
+            // A wrong entry and a stray one are found by the check.
+            let wrong = Stance {
+                following: false,
+                blocking: true,
+            };
+            store
+                .contacts
+                .insert(
+                    contacts_key(&keys.id(), &a),
+                    [u8::from(wrong.blocking) << 1],
+                )
+                .expect("insert");
+            store
+                .contacts
+                .insert(contacts_key(&a, &b), [1])
+                .expect("insert");
+            let all = store.check().expect("check").problems.join("\n");
+            assert!(all.contains("the contacts index is wrong about"), "{all}");
+            assert!(all.contains("names @"), "{all}");
+
+            // An older store: no index at all.
+            let keys_held: Vec<_> = store
+                .contacts
+                .iter()
+                .map(|g| g.key().expect("key").to_vec())
+                .collect();
+            for k in keys_held {
+                store.contacts.remove(k).expect("remove");
+            }
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.contacts(&keys.id()).expect("contacts"), want);
+        assert!(store.check().expect("check").problems.is_empty());
+    }
+
+    /// The contacts index key, as the index module makes it.
+    fn contacts_key(author: &FeedId, contact: &FeedId) -> Vec<u8> {
+        [author.as_bytes().as_slice(), contact.as_bytes()].concat()
     }
 
     #[test]

@@ -11,8 +11,8 @@
 
 use std::ops::Bound;
 
-use super::{arr, corrupt, head_value, log_key, now_ms, Store, StoreError};
-use crate::feed::{BlobId, FeedHead, FeedId, MsgId};
+use super::{arr, contacts, corrupt, head_value, log_key, now_ms, Store, StoreError};
+use crate::feed::{BlobId, FeedHead, FeedId, MsgId, Value};
 
 /// A verified message waiting in the staging area.
 #[derive(Clone, Debug, PartialEq)]
@@ -180,6 +180,7 @@ impl Store {
         let start = log_key(feed, 1);
         let end = log_key(feed, u32::MAX);
         let mut batch = self.db.batch();
+        let mut stances = contacts::Changes::default();
         let now = now_ms();
         for (seen, g) in self.stage.range(start..=end).enumerate() {
             if seen == limit {
@@ -219,6 +220,16 @@ impl Store {
             value.extend_from_slice(&m.json);
             batch.insert(&self.log, key, value);
             batch.insert(&self.msgs, *m.id.as_bytes(), key);
+            // Any message that names "contact" may be one (cheaper than
+            // trusting the staged flag to match the index's own rule).
+            if m.json.windows(9).any(|w| w == b"\"contact\"") {
+                let value = Value::parse(&m.json).map_err(|_| corrupt("staged message"))?;
+                let content = value
+                    .as_object()
+                    .and_then(|o| o.get("content"))
+                    .unwrap_or(&Value::Null);
+                stances.note(&self.contacts, feed, content)?;
+            }
             batch.remove(&self.stage, k);
             head = Some(FeedHead {
                 id: m.id,
@@ -229,6 +240,7 @@ impl Store {
         if let Some(h) = head.filter(|h| h.sequence > out.before) {
             batch.insert(&self.clock, *feed.as_bytes(), head_value(&h));
         }
+        stances.write(&self.contacts, &mut batch);
         batch.commit()?;
         out.after = head.map_or(0, |h| h.sequence);
         Ok(out)
@@ -265,6 +277,27 @@ mod tests {
             );
         }
         out
+    }
+
+    #[test]
+    fn promotion_keeps_the_contacts_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let keys = Keypair::from_seed(&[5; 32]);
+        let friend = FeedId([9; 32]);
+        let mut msgs: Vec<Message> = Vec::new();
+        for c in [
+            format!(r#"{{"type":"contact","contact":"{friend}","following":true}}"#),
+            r#"{"type":"post","text":"hi"}"#.to_owned(),
+        ] {
+            let prev = msgs.last().map(Message::head);
+            let content = Value::parse(c.as_bytes()).unwrap();
+            msgs.push(Message::create(&keys, prev.as_ref(), 1000.0, content, None).unwrap());
+        }
+        store.stage(&msgs.iter().map(staged).collect::<Vec<_>>()).unwrap();
+        store.promote(&keys.id(), 100).unwrap();
+        assert!(store.contacts(&keys.id()).unwrap()[&friend].following);
+        assert!(store.check().unwrap().problems.is_empty());
     }
 
     #[test]
