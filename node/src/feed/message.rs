@@ -1,12 +1,11 @@
 //! Classic SSB messages: shape rules, signing bytes, message id, signature
-//! checks (one at a time or in batches), and creating new signed messages.
+//! checks (one at a time; batches are in [`super::verify`]), and creating new
+//! signed messages.
 //!
 //! The rules are ssb-validate 4.1.4's, checked against the 126 cases of
 //! ssb-validation-dataset. A [`Message`] only exists once its shape is valid;
 //! [`Message::verify`] and [`Message::check_chain`] then decide whether it may
 //! follow a given feed head.
-
-use std::collections::HashMap;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use hmac::Mac as _;
@@ -265,6 +264,16 @@ impl Message {
         Ok(())
     }
 
+    /// The bytes the signature is over (the signing text, or its HMAC).
+    pub(super) fn signed_bytes(&self) -> &[u8] {
+        &self.signed
+    }
+
+    /// The signature.
+    pub(super) fn signature(&self) -> &[u8; 64] {
+        &self.signature
+    }
+
     /// Verifies the signature alone (strict, as libsodium does).
     pub fn verify(&self) -> Result<(), Invalid> {
         let key =
@@ -372,115 +381,6 @@ fn is_boxed(s: &[u8]) -> bool {
     }
     let pad = s[b64..].iter().take(2).take_while(|c| **c == b'=').count();
     s[b64 + pad..].starts_with(b".box")
-}
-
-/// Verifies many signatures at once, with a cache of decoded author keys.
-///
-/// Batch verification (ed25519-dalek `verify_batch`) is about twice as fast as
-/// one by one, and large batches are split over `threads` threads. It checks
-/// the cofactored equation, so a signature its own author crafted to be
-/// malleable could pass here and fail in libsodium; that admits no forgery.
-/// Weak (small-order) author keys are refused.
-pub struct BatchVerifier {
-    keys: HashMap<FeedId, Option<VerifyingKey>>,
-    threads: usize,
-    batch: bool,
-}
-
-impl Default for BatchVerifier {
-    fn default() -> Self {
-        BatchVerifier {
-            keys: HashMap::new(),
-            threads: 1,
-            batch: true,
-        }
-    }
-}
-
-/// Below this many messages a batch is not worth a second thread.
-const MIN_PER_THREAD: usize = 64;
-
-impl BatchVerifier {
-    /// A batch verifier on the calling thread.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A batch verifier that splits large batches over `threads` threads.
-    pub fn with_threads(threads: usize) -> Self {
-        BatchVerifier {
-            threads: threads.max(1),
-            ..Self::default()
-        }
-    }
-
-    /// A verifier that checks signatures one by one (for comparison).
-    pub fn one_by_one() -> Self {
-        BatchVerifier {
-            batch: false,
-            ..Self::default()
-        }
-    }
-
-    fn key(&mut self, author: FeedId) -> Option<VerifyingKey> {
-        *self.keys.entry(author).or_insert_with(|| {
-            VerifyingKey::from_bytes(author.as_bytes())
-                .ok()
-                .filter(|k| !k.is_weak())
-        })
-    }
-
-    /// Verifies every message; on failure says which is the first bad one
-    /// and why, so the caller can keep the good ones before it.
-    pub fn verify<M: std::borrow::Borrow<Message> + Sync>(
-        &mut self,
-        msgs: &[M],
-    ) -> Result<(), (usize, Invalid)> {
-        if !self.batch {
-            for (i, m) in msgs.iter().enumerate() {
-                m.borrow().verify().map_err(|e| (i, e))?;
-            }
-            return Ok(());
-        }
-        if self.keys.len() > 100_000 {
-            self.keys.clear(); // bound the cache
-        }
-        let mut keys = Vec::with_capacity(msgs.len());
-        for (i, m) in msgs.iter().enumerate() {
-            keys.push(self.key(m.borrow().author).ok_or((i, Invalid::AuthorKey))?);
-        }
-        let parts = self.threads.min(msgs.len() / MIN_PER_THREAD).max(1);
-        let per = msgs.len().div_ceil(parts).max(1);
-        let check = |(ms, ks): (&[M], &[VerifyingKey])| {
-            let sigs: Vec<Signature> = ms
-                .iter()
-                .map(|m| Signature::from_bytes(&m.borrow().signature))
-                .collect();
-            let bytes: Vec<&[u8]> = ms.iter().map(|m| m.borrow().signed.as_slice()).collect();
-            ed25519_dalek::verify_batch(&bytes, &sigs, ks).is_ok()
-        };
-        let all_ok = if parts == 1 {
-            check((msgs, &keys))
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = msgs
-                    .chunks(per)
-                    .zip(keys.chunks(per))
-                    .map(|part| s.spawn(move || check(part)))
-                    .collect();
-                handles.into_iter().all(|h| h.join().unwrap_or(false))
-            })
-        };
-        if all_ok {
-            return Ok(());
-        }
-        for (i, m) in msgs.iter().enumerate() {
-            m.borrow().verify().map_err(|e| (i, e))?;
-        }
-        // The batch failed but each one passes: cannot happen for honest
-        // input; refuse the first rather than accept unverified data.
-        Err((0, Invalid::BadSignature))
-    }
 }
 
 #[cfg(test)]
@@ -674,44 +574,6 @@ mod tests {
         );
         // Three UTF-8 bytes but one UTF-16 unit each: still fits.
         assert!(make("€".repeat(MAX_MESSAGE_UTF16 - overhead)).is_ok());
-    }
-
-    #[test]
-    fn batch_finds_the_bad_one() {
-        let keys = Keypair::from_seed(&[4; 32]);
-        let mut msgs = Vec::new();
-        let mut head = None;
-        for i in 0..10 {
-            let c = Value::parse(format!(r#"{{"type":"post","i":{i}}}"#).as_bytes()).expect("json");
-            let m = Message::create(&keys, head.as_ref(), f64::from(i), c, None).expect("create");
-            head = Some(m.head());
-            msgs.push(m);
-        }
-        for mut v in [
-            BatchVerifier::new(),
-            BatchVerifier::one_by_one(),
-            BatchVerifier::with_threads(2),
-        ] {
-            v.verify(&msgs).expect("all good");
-        }
-        msgs[6].signature[0] ^= 1;
-        for mut v in [
-            BatchVerifier::new(),
-            BatchVerifier::one_by_one(),
-            BatchVerifier::with_threads(2),
-        ] {
-            assert_eq!(v.verify(&msgs), Err((6, Invalid::BadSignature)));
-        }
-        // Split over threads: a bad one in the second half is found too.
-        let many: Vec<&Message> = msgs.iter().cycle().take(300).collect();
-        assert_eq!(
-            BatchVerifier::with_threads(2).verify(&many),
-            Err((6, Invalid::BadSignature))
-        );
-        let good: Vec<&Message> = many.iter().copied().filter(|m| m.sequence() != 7).collect();
-        BatchVerifier::with_threads(2)
-            .verify(&good)
-            .expect("all good over threads");
     }
 
     #[test]

@@ -8,9 +8,11 @@ pub mod json;
 pub mod keys;
 pub mod message;
 pub mod refs;
+pub mod verify;
 
 pub use contact::{ContactChange, Stance};
 pub use ids::{BlobId, FeedId, MsgId};
 pub use json::Value;
 pub use keys::Keypair;
-pub use message::{BatchVerifier, FeedHead, HmacKey, Invalid, Message};
+pub use message::{FeedHead, HmacKey, Invalid, Message};
+pub use verify::{BatchVerifier, Verified};

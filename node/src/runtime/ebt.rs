@@ -2,8 +2,9 @@
 //!
 //! Three tasks per link, so neither side can deadlock on the other and
 //! receiving overlaps storing: the *receiver* reads clocks (answered at once)
-//! and gathers raw messages into batches, the *appender* parses, verifies and
-//! stores each batch while the next one arrives, and the *sender* streams
+//! and gathers raw messages into batches, the *appender* parses and verifies
+//! each batch (on all cores) while it writes the one before, and the
+//! receiver gathers the next one meanwhile; the *sender* streams
 //! what the peer asked for from the store, in order, [`READ_CHUNK`] messages at a time,
 //! then follows new appends live.
 //!
@@ -18,8 +19,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, Notify};
 
 use super::link::{LinkCtx, LinkStats};
-use super::{Node, READ_CHUNK};
-use crate::feed::{FeedId, Message};
+use super::{verify_threads, Node, READ_CHUNK};
+use crate::feed::{BatchVerifier, FeedId, Verified};
 use crate::muxrpc::{Body, Item, Sink, Stream};
 use crate::net::ebt::{clock_value, is_message, parse_clock, Note};
 
@@ -50,6 +51,8 @@ pub struct EbtState {
     pub opened: bool,
     /// Whether `theirs` changed since it was saved.
     unsaved: bool,
+    /// Batches the appender took and has not finished (stored and counted).
+    storing: usize,
 }
 
 impl EbtState {
@@ -57,7 +60,7 @@ impl EbtState {
     /// peer said it has of the feeds we asked for, and we sent everything it
     /// asked for.
     pub fn caught_up(&self, node: &Node) -> bool {
-        if !self.opened || !self.dirty.is_empty() {
+        if !self.opened || !self.dirty.is_empty() || self.storing > 0 {
             return false;
         }
         let behind_in = self
@@ -347,45 +350,68 @@ async fn handle_body(
     Ok(())
 }
 
-/// Parses, verifies and stores the receiver's batches, one at a time, while
-/// the receiver goes on reading.
+/// Parses, verifies and stores the receiver's batches in order, while the
+/// receiver goes on reading: each batch is parsed and its signatures checked
+/// (on all cores) while the batch before it is written.
 async fn append_loop(
     ctx: Arc<LinkCtx>,
     state: Arc<Mutex<EbtState>>,
     mut batches: tokio::sync::mpsc::Receiver<Vec<Vec<u8>>>,
 ) {
+    let mut writing: Option<tokio::task::JoinHandle<()>> = None;
     while let Some(raw) = batches.recv().await {
-        if let Err(e) = store_batch(&ctx, &state, raw).await {
-            tracing::warn!(peer = %ctx.peer, "storing messages: {e}");
+        lock(&state).storing += 1;
+        let checked = check_batch(&ctx, raw).await;
+        // Writes keep the order of the batches.
+        if let Some(w) = writing.take() {
+            let _ = w.await;
         }
+        let (ctx, state) = (ctx.clone(), state.clone());
+        writing = Some(tokio::spawn(async move {
+            let r = match checked {
+                Ok(batch) => store_batch(&ctx, &state, batch).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
+                tracing::warn!(peer = %ctx.peer, "storing messages: {e}");
+            }
+            lock(&state).storing -= 1;
+            ctx.progress.touch();
+        }));
+    }
+    if let Some(w) = writing {
+        let _ = w.await;
     }
 }
 
-/// Stores a batch of received messages of feeds we replicate.
+/// Parses a batch of received messages, keeps those of feeds we replicate,
+/// and checks their signatures, on blocking threads.
+async fn check_batch(ctx: &LinkCtx, raw: Vec<Vec<u8>>) -> Result<Verified, String> {
+    let set = ctx.node.replicate_set();
+    let peer = ctx.peer;
+    tokio::task::spawn_blocking(move || {
+        let start = Instant::now();
+        let (checked, refused) = BatchVerifier::with_threads(verify_threads())
+            .parse_and_check(&raw, |m| set.contains(&m.author()));
+        for (_, e) in &refused {
+            tracing::debug!(%peer, "invalid message over ebt: {e}");
+        }
+        tracing::debug!(%peer, n = raw.len(), us = start.elapsed().as_micros(), "checked a batch");
+        checked
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// Stores a checked batch of received messages.
 async fn store_batch(
     ctx: &LinkCtx,
     state: &Mutex<EbtState>,
-    raw: Vec<Vec<u8>>,
+    batch: Verified,
 ) -> Result<(), String> {
-    let set = ctx.node.replicate_set();
-    let peer = ctx.peer;
-    let msgs: Vec<Message> = tokio::task::spawn_blocking(move || {
-        raw.iter()
-            .filter_map(|bytes| match Message::parse(bytes, None) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    tracing::debug!(%peer, "invalid message over ebt: {e}");
-                    None
-                }
-            })
-            .filter(|m| set.contains(&m.author()))
-            .collect()
-    })
-    .await
-    .map_err(|e| e.to_string())?;
     {
         let mut st = lock(state);
-        for m in &msgs {
+        for m in batch.messages() {
             st.saw(m.author(), m.sequence());
             // Never echo a message back to the peer that sent it.
             if let Some(next) = st.sending.get_mut(&m.author()) {
@@ -393,12 +419,17 @@ async fn store_batch(
             }
         }
     }
-    let report = ctx.node.append(msgs).await.map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let report = ctx
+        .node
+        .append_verified(batch)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::debug!(peer = %ctx.peer, added = report.added, us = start.elapsed().as_micros(), "stored a batch");
     LinkStats::add(&ctx.stats.msgs_in, report.added as u64);
     if let Some((_, why)) = &report.first_rejection {
         tracing::warn!(peer = %ctx.peer, rejected = report.rejected, "refused messages: {why}");
     }
-    ctx.progress.touch();
     Ok(())
 }
 

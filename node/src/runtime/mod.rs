@@ -47,7 +47,7 @@ use tokio::sync::{broadcast, watch, Mutex};
 
 use crate::blobs::BlobStore;
 use crate::feed::json::Value;
-use crate::feed::{refs, BatchVerifier, BlobId, FeedId, Keypair, Message, MsgId};
+use crate::feed::{refs, BatchVerifier, BlobId, FeedId, Keypair, Message, MsgId, Verified};
 use crate::net::shs;
 use crate::publish::{publish, PublishError};
 use crate::store::{AppendReport, Store, StoreError, StoredMsg};
@@ -115,6 +115,11 @@ impl std::fmt::Debug for Node {
 /// Stored messages read per step when streaming a feed to a peer: bounds
 /// the memory of a send, and lets other work interleave.
 pub const READ_CHUNK: usize = 256;
+
+/// Threads that check signatures: the machine's cores, at most four.
+pub fn verify_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
 
 /// How many append events a slow listener may fall behind before it must
 /// rescan (it then sees `Lagged` and re-reads heads from the store).
@@ -222,20 +227,36 @@ impl Node {
         if msgs.is_empty() {
             return Ok(AppendReport::default());
         }
+        let checked = tokio::task::spawn_blocking(move || {
+            BatchVerifier::with_threads(verify_threads()).check(msgs)
+        })
+        .await
+        .map_err(|e| NodeError::Task(e.to_string()))?;
+        self.append_verified(checked).await
+    }
+
+    /// Stores messages whose signatures were checked already, as
+    /// [`Node::append`] does.
+    pub async fn append_verified(
+        self: &Arc<Self>,
+        batch: Verified,
+    ) -> Result<AppendReport, NodeError> {
+        if batch.is_empty() {
+            return Ok(AppendReport::default());
+        }
         let _guard = self.append_lock.lock().await;
         let node = self.clone();
         tokio::task::spawn_blocking(move || {
-            let mut verifier = BatchVerifier::with_threads(2);
-            let feeds: HashSet<FeedId> = msgs.iter().map(Message::author).collect();
+            let feeds: HashSet<FeedId> = batch.messages().map(Message::author).collect();
             let before = node.heads(&feeds)?;
-            let notes: Vec<(FeedId, u32, Vec<BlobId>, bool)> = msgs
-                .iter()
+            let notes: Vec<(FeedId, u32, Vec<BlobId>, bool)> = batch
+                .messages()
                 .map(|m| {
                     let (blobs, contact) = scan_content(m.content());
                     (m.author(), m.sequence(), blobs, contact)
                 })
                 .collect();
-            let report = node.store.append(msgs, &mut verifier)?;
+            let report = node.store.append_verified(batch)?;
             if report.added > 0 {
                 let after = node.heads(&feeds)?;
                 node.after_append(&before, &after, &notes)?;

@@ -26,7 +26,9 @@ use std::path::Path;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
-use crate::feed::{BatchVerifier, BlobId, FeedHead, FeedId, Invalid, Message, MsgId, Stance};
+use crate::feed::{
+    BatchVerifier, BlobId, FeedHead, FeedId, Invalid, Message, MsgId, Stance, Verified,
+};
 
 pub mod stage;
 
@@ -88,6 +90,14 @@ pub struct AppendReport {
 }
 
 impl AppendReport {
+    /// Counts a refused message, keeping the first reason.
+    fn reject(&mut self, i: usize, e: Invalid) {
+        self.rejected += 1;
+        if self.first_rejection.is_none() {
+            self.first_rejection = Some((i, e));
+        }
+    }
+
     /// Adds another report's counts (keeps the earlier first rejection,
     /// shifting the other's index by `offset`).
     pub fn merge(&mut self, other: AppendReport, offset: usize) {
@@ -280,24 +290,46 @@ impl Store {
 
     /// Verifies `msgs` against the stored heads and each other, and writes
     /// the valid ones in one atomic batch. Messages already held are
-    /// skipped; a refused message does not stop the rest (later messages of
-    /// its feed then fail their chain check).
+    /// skipped (and not verified again); a refused message does not stop the
+    /// rest (later messages of its feed then fail their chain check).
     pub fn append(
         &self,
         msgs: Vec<Message>,
         verifier: &mut BatchVerifier,
     ) -> Result<AppendReport, StoreError> {
         let mut report = AppendReport::default();
-        let reject = |report: &mut AppendReport, i: usize, e: Invalid| {
-            report.rejected += 1;
-            if report.first_rejection.is_none() {
-                report.first_rejection = Some((i, e));
-            }
-        };
-        // 1. Stored heads of the feeds involved; sort out what is already held.
+        let (fresh, heads) = self.sort_out(msgs.into_iter().map(|m| (m, ())), &mut report)?;
+        let (places, msgs): (Vec<usize>, Vec<Message>) =
+            fresh.into_iter().map(|(i, m, ())| (i, m)).unzip();
+        let checked = verifier.check(msgs).into_items();
+        let fresh = places
+            .into_iter()
+            .zip(checked)
+            .map(|(i, (m, verdict))| (i, m, verdict));
+        self.write(fresh, heads, report)
+    }
+
+    /// Like [`Store::append`], for messages whose signatures were checked
+    /// already (in parallel with other work, say).
+    pub fn append_verified(&self, batch: Verified) -> Result<AppendReport, StoreError> {
+        let mut report = AppendReport::default();
+        let (fresh, heads) = self.sort_out(batch.into_items().into_iter(), &mut report)?;
+        self.write(fresh.into_iter(), heads, report)
+    }
+
+    /// Step 1 of an append: the stored heads of the feeds involved, and the
+    /// messages not held yet with their places in the input (each carrying
+    /// `T` along). Held ones count as skipped, other ones at a held
+    /// sequence as forks.
+    #[allow(clippy::type_complexity)]
+    fn sort_out<T>(
+        &self,
+        msgs: impl Iterator<Item = (Message, T)>,
+        report: &mut AppendReport,
+    ) -> Result<(Vec<(usize, Message, T)>, HashMap<FeedId, Option<FeedHead>>), StoreError> {
         let mut heads: HashMap<FeedId, Option<FeedHead>> = HashMap::new();
-        let mut fresh = Vec::with_capacity(msgs.len());
-        for (i, m) in msgs.into_iter().enumerate() {
+        let mut fresh = Vec::with_capacity(msgs.size_hint().0);
+        for (i, (m, t)) in msgs.enumerate() {
             let head = match heads.get(&m.author()) {
                 Some(h) => *h,
                 None => {
@@ -312,8 +344,7 @@ impl Store {
                     if held.is_some_and(|s| s.id == m.id()) {
                         report.skipped += 1;
                     } else {
-                        reject(
-                            &mut report,
+                        report.reject(
                             i,
                             Invalid::Fork {
                                 sequence: m.sequence().saturating_sub(1),
@@ -321,39 +352,39 @@ impl Store {
                         );
                     }
                 }
-                _ => fresh.push((i, m)),
+                _ => fresh.push((i, m, t)),
             }
         }
-        // 2. Signatures, in one batch; a failure marks just the bad ones.
-        let mut bad_sig: Vec<Option<Invalid>> = vec![None; fresh.len()];
-        let mut from = 0;
-        while from < fresh.len() {
-            let chunk: Vec<&Message> = fresh[from..].iter().map(|(_, m)| m).collect();
-            match verifier.verify(&chunk) {
-                Ok(()) => break,
-                Err((k, e)) => {
-                    bad_sig[from + k] = Some(e);
-                    from += k + 1;
-                }
-            }
-        }
-        // 3. Chains, in input order, and the write batch.
+        Ok((fresh, heads))
+    }
+
+    /// Step 2 of an append: the chain checks, in input order, and one write
+    /// batch for the messages that pass them and their signature checks.
+    fn write(
+        &self,
+        fresh: impl Iterator<Item = (usize, Message, Result<(), Invalid>)>,
+        heads: HashMap<FeedId, Option<FeedHead>>,
+        mut report: AppendReport,
+    ) -> Result<AppendReport, StoreError> {
         let now = now_ms();
         let mut batch = self.db.batch();
         let mut written: HashMap<FeedId, FeedHead> = HashMap::new();
         let mut stances = contacts::Changes::default();
-        for ((i, m), bad) in fresh.into_iter().zip(bad_sig) {
-            if let Some(e) = bad {
-                reject(&mut report, i, e);
+        for (i, m, verdict) in fresh {
+            if let Err(e) = verdict {
+                report.reject(i, e);
                 continue;
             }
-            let head = written.get(&m.author()).copied().or(heads[&m.author()]);
+            let head = written
+                .get(&m.author())
+                .copied()
+                .or(heads.get(&m.author()).copied().flatten());
             if let Err(e) = m.check_chain(head.as_ref()) {
                 // Already held within this batch (a repeated line) counts as skipped.
                 if head.is_some_and(|h| m.sequence() <= h.sequence) {
                     report.skipped += 1;
                 } else {
-                    reject(&mut report, i, e);
+                    report.reject(i, e);
                 }
                 continue;
             }

@@ -1,0 +1,342 @@
+//! Signature checks in batches: many messages at once, split over threads,
+//! and the [`Verified`] batches the store writes.
+//!
+//! Batch verification (ed25519-dalek `verify_batch`) is several times as fast
+//! as one by one. It does not insist on canonical point encodings, so a
+//! signature its own author crafted to be malleable could pass here and fail
+//! in libsodium; that admits no forgery. Weak (small-order) author keys are
+//! refused.
+
+use std::collections::HashMap;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+
+use super::ids::FeedId;
+use super::message::{Invalid, Message};
+
+/// Messages whose signatures were checked, each with its verdict, in input
+/// order. Only a [`BatchVerifier`] makes one, so holding a `Verified` batch
+/// means the check ran.
+#[derive(Debug, Default)]
+pub struct Verified {
+    items: Vec<(Message, Result<(), Invalid>)>,
+}
+
+impl Verified {
+    /// How many messages the batch holds (good and bad).
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the batch holds no message.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The messages, in input order.
+    pub fn messages(&self) -> impl Iterator<Item = &Message> {
+        self.items.iter().map(|(m, _)| m)
+    }
+
+    /// The messages with their verdicts, in input order.
+    pub fn into_items(self) -> Vec<(Message, Result<(), Invalid>)> {
+        self.items
+    }
+}
+
+/// Verifies many signatures at once, with a cache of decoded author keys,
+/// splitting large batches over `threads` threads (the caller's among them).
+#[derive(Debug)]
+pub struct BatchVerifier {
+    keys: HashMap<FeedId, Option<VerifyingKey>>,
+    threads: usize,
+    batch: bool,
+}
+
+impl Default for BatchVerifier {
+    fn default() -> Self {
+        BatchVerifier {
+            keys: HashMap::new(),
+            threads: 1,
+            batch: true,
+        }
+    }
+}
+
+/// Below this many messages a batch is not worth a second thread.
+const MIN_PER_THREAD: usize = 64;
+
+impl BatchVerifier {
+    /// A batch verifier on the calling thread.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A batch verifier that splits large batches over `threads` threads.
+    pub fn with_threads(threads: usize) -> Self {
+        BatchVerifier {
+            threads: threads.max(1),
+            ..Self::default()
+        }
+    }
+
+    /// A verifier that checks signatures one by one (for comparison).
+    pub fn one_by_one() -> Self {
+        BatchVerifier {
+            batch: false,
+            ..Self::default()
+        }
+    }
+
+    /// A verifier like this one for one more thread (its own key cache).
+    fn helper(&self) -> BatchVerifier {
+        BatchVerifier {
+            keys: HashMap::new(),
+            threads: 1,
+            batch: self.batch,
+        }
+    }
+
+    /// How many parts `n` messages are split into.
+    fn parts(&self, n: usize) -> usize {
+        self.threads.min(n / MIN_PER_THREAD).max(1)
+    }
+
+    fn key(&mut self, author: FeedId) -> Option<VerifyingKey> {
+        *self.keys.entry(author).or_insert_with(|| {
+            VerifyingKey::from_bytes(author.as_bytes())
+                .ok()
+                .filter(|k| !k.is_weak())
+        })
+    }
+
+    /// Verifies every message; on failure says which is the first bad one
+    /// and why, so the caller can keep the good ones before it.
+    pub fn verify<M: std::borrow::Borrow<Message> + Sync>(
+        &mut self,
+        msgs: &[M],
+    ) -> Result<(), (usize, Invalid)> {
+        if !self.batch {
+            for (i, m) in msgs.iter().enumerate() {
+                m.borrow().verify().map_err(|e| (i, e))?;
+            }
+            return Ok(());
+        }
+        if self.keys.len() > 100_000 {
+            self.keys.clear(); // bound the cache
+        }
+        let mut keys = Vec::with_capacity(msgs.len());
+        for (i, m) in msgs.iter().enumerate() {
+            keys.push(
+                self.key(m.borrow().author())
+                    .ok_or((i, Invalid::AuthorKey))?,
+            );
+        }
+        let parts = self.parts(msgs.len());
+        let per = msgs.len().div_ceil(parts).max(1);
+        let check = |(ms, ks): (&[M], &[VerifyingKey])| {
+            let sigs: Vec<Signature> = ms
+                .iter()
+                .map(|m| Signature::from_bytes(m.borrow().signature()))
+                .collect();
+            let bytes: Vec<&[u8]> = ms.iter().map(|m| m.borrow().signed_bytes()).collect();
+            ed25519_dalek::verify_batch(&bytes, &sigs, ks).is_ok()
+        };
+        let all_ok = if parts == 1 {
+            check((msgs, &keys))
+        } else {
+            std::thread::scope(|s| {
+                let mut parts = msgs.chunks(per).zip(keys.chunks(per));
+                let mine = parts.next();
+                let handles: Vec<_> = parts.map(|part| s.spawn(move || check(part))).collect();
+                let ok = mine.is_none_or(check);
+                handles
+                    .into_iter()
+                    .fold(ok, |ok, h| h.join().unwrap_or(false) && ok)
+            })
+        };
+        if all_ok {
+            return Ok(());
+        }
+        for (i, m) in msgs.iter().enumerate() {
+            m.borrow().verify().map_err(|e| (i, e))?;
+        }
+        // The batch failed but each one passes: cannot happen for honest
+        // input; refuse the first rather than accept unverified data.
+        Err((0, Invalid::BadSignature))
+    }
+
+    /// Checks every message, so that each bad one gets its own verdict.
+    pub fn check(&mut self, msgs: Vec<Message>) -> Verified {
+        let mut verdicts: Vec<Result<(), Invalid>> = vec![Ok(()); msgs.len()];
+        let mut from = 0;
+        while from < msgs.len() {
+            match self.verify(&msgs[from..]) {
+                Ok(()) => break,
+                Err((k, e)) => {
+                    verdicts[from + k] = Err(e);
+                    from += k + 1;
+                }
+            }
+        }
+        Verified {
+            items: msgs.into_iter().zip(verdicts).collect(),
+        }
+    }
+
+    /// Parses message values (JSON texts, as EBT sends them) and checks the
+    /// signatures of those `want` accepts; each of the verifier's threads
+    /// parses and checks its own part. Returns the checked batch, in input
+    /// order, and for each text that is no valid message its index and why.
+    pub fn parse_and_check(
+        &mut self,
+        texts: &[Vec<u8>],
+        want: impl Fn(&Message) -> bool + Sync,
+    ) -> (Verified, Vec<(usize, Invalid)>) {
+        let one = |offset: usize, part: &[Vec<u8>], v: &mut BatchVerifier| {
+            let mut msgs = Vec::with_capacity(part.len());
+            let mut refused = Vec::new();
+            for (i, text) in part.iter().enumerate() {
+                match Message::parse(text, None) {
+                    Ok(m) if want(&m) => msgs.push(m),
+                    Ok(_) => {}
+                    Err(e) => refused.push((offset + i, e)),
+                }
+            }
+            (v.check(msgs), refused)
+        };
+        let parts = self.parts(texts.len());
+        if parts == 1 {
+            return one(0, texts, self);
+        }
+        let per = texts.len().div_ceil(parts);
+        let results = std::thread::scope(|s| {
+            let one = &one;
+            let handles: Vec<_> = texts
+                .chunks(per)
+                .enumerate()
+                .skip(1)
+                .map(|(k, part)| {
+                    let mut v = self.helper();
+                    s.spawn(move || one(k * per, part, &mut v))
+                })
+                .collect();
+            let mut results = vec![one(0, &texts[..per], self)];
+            for h in handles {
+                results.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            }
+            results
+        });
+        let mut all = Verified::default();
+        let mut refused = Vec::new();
+        for (v, r) in results {
+            all.items.extend(v.items);
+            refused.extend(r);
+        }
+        (all, refused)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::{Keypair, Value};
+
+    fn chain(n: u32) -> Vec<Message> {
+        let keys = Keypair::from_seed(&[4; 32]);
+        let mut msgs = Vec::new();
+        let mut head = None;
+        for i in 0..n {
+            let c = Value::parse(format!(r#"{{"type":"post","i":{i}}}"#).as_bytes()).expect("json");
+            let m = Message::create(&keys, head.as_ref(), f64::from(i), c, None).expect("create");
+            head = Some(m.head());
+            msgs.push(m);
+        }
+        msgs
+    }
+
+    /// `m` with its content changed and its signature kept: a bad signature.
+    fn forged(m: &Message) -> Message {
+        let text = m.value().to_compact().replace("\"i\":", "\"i\":1");
+        Message::parse(text.as_bytes(), None).expect("shape")
+    }
+
+    #[test]
+    fn batch_finds_the_bad_one() {
+        let mut msgs = chain(10);
+        for mut v in [
+            BatchVerifier::new(),
+            BatchVerifier::one_by_one(),
+            BatchVerifier::with_threads(2),
+        ] {
+            v.verify(&msgs).expect("all good");
+        }
+        msgs[6] = forged(&msgs[6]);
+        for mut v in [
+            BatchVerifier::new(),
+            BatchVerifier::one_by_one(),
+            BatchVerifier::with_threads(2),
+        ] {
+            assert_eq!(v.verify(&msgs), Err((6, Invalid::BadSignature)));
+        }
+        // Split over threads: a bad one in the second half is found too.
+        let many: Vec<&Message> = msgs.iter().cycle().take(300).collect();
+        assert_eq!(
+            BatchVerifier::with_threads(2).verify(&many),
+            Err((6, Invalid::BadSignature))
+        );
+        let good: Vec<&Message> = many.iter().copied().filter(|m| m.sequence() != 7).collect();
+        BatchVerifier::with_threads(2)
+            .verify(&good)
+            .expect("all good over threads");
+    }
+
+    #[test]
+    fn check_gives_each_message_its_verdict() {
+        let mut msgs = chain(200);
+        for i in [3, 4, 150, 199] {
+            msgs[i] = forged(&msgs[i]);
+        }
+        for mut v in [BatchVerifier::new(), BatchVerifier::with_threads(2)] {
+            let checked = v.check(msgs.clone());
+            let bad: Vec<usize> = checked
+                .into_items()
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, r))| r.is_err())
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(bad, [3, 4, 150, 199]);
+        }
+    }
+
+    #[test]
+    fn parse_and_check_keeps_order_over_threads() {
+        let mut msgs = chain(300);
+        msgs[250] = forged(&msgs[250]);
+        let mut texts: Vec<Vec<u8>> = msgs.iter().map(|m| m.value().to_compact().into()).collect();
+        texts[10] = b"{\"previous\":".to_vec();
+        texts[200] = b"[]".to_vec();
+        for threads in [1, 2, 3] {
+            // The wanted ones: all but sequence 5.
+            let (checked, refused) =
+                BatchVerifier::with_threads(threads).parse_and_check(&texts, |m| m.sequence() != 5);
+            assert_eq!(
+                refused.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+                [10, 200],
+                "{threads} threads"
+            );
+            assert_eq!(checked.len(), 297);
+            let items = checked.into_items();
+            let seqs: Vec<u32> = items.iter().map(|(m, _)| m.sequence()).collect();
+            let want: Vec<u32> = (1..=300).filter(|s| ![5, 11, 201].contains(s)).collect();
+            assert_eq!(seqs, want, "{threads} threads");
+            let bad: Vec<u32> = items
+                .iter()
+                .filter(|(_, r)| r.is_err())
+                .map(|(m, _)| m.sequence())
+                .collect();
+            assert_eq!(bad, [251], "{threads} threads");
+        }
+    }
+}
