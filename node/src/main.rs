@@ -242,7 +242,27 @@ enum BlobsCommand {
     },
 }
 
+/// glibc's malloc gives each thread that contends an arena of its own (up to
+/// 8 per core), and each arena keeps its own high-water mark. Replication
+/// hands messages from the receiving thread to the checking threads to the
+/// writer, so their peaks add up: capping the arenas at two cut a
+/// 10,000-message sync's peak RSS by about 3.5 MiB at the same speed (one
+/// arena is slower: the threads then wait on its lock).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn cap_malloc_arenas() {
+    // SAFETY: mallopt only sets a malloc parameter; it is called first thing
+    // in main, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn cap_malloc_arenas() {}
+
 fn main() -> ExitCode {
+    cap_malloc_arenas();
     let cli = Cli::parse();
     // The node says what it does (peers, drops) by default; one-shot
     // commands only warn. SSB_NODE_LOG overrides both.

@@ -24,8 +24,10 @@ use crate::feed::{BatchVerifier, FeedId, Verified};
 use crate::muxrpc::{Body, Item, Sink, Stream};
 use crate::net::ebt::{clock_value, is_message, parse_clock, Note};
 
-/// Messages stored per append.
-const BATCH: usize = 1024;
+/// Most messages stored per append. Batches are checked on all cores while
+/// the one before is written, so 512 is as fast here as 1,024 (the ed25519
+/// batch check gains little past 256 per thread) and keeps less in flight.
+const BATCH: usize = 512;
 /// How often the peer's clock is saved while a link runs.
 const SAVE_EVERY: Duration = Duration::from_secs(10);
 
