@@ -384,7 +384,7 @@ mod tests {
     /// Three authors' messages, interleaved.
     fn mixed() -> Vec<Message> {
         let keys: Vec<Keypair> = (1..=3).map(|i| Keypair::from_seed(&[i; 32])).collect();
-        let mut heads = vec![None; 3];
+        let mut heads = [None; 3];
         (0..90u32)
             .map(|i| {
                 let k = (i * 7 % 3) as usize;
