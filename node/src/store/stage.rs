@@ -294,7 +294,9 @@ mod tests {
             let content = Value::parse(c.as_bytes()).unwrap();
             msgs.push(Message::create(&keys, prev.as_ref(), 1000.0, content, None).unwrap());
         }
-        store.stage(&msgs.iter().map(staged).collect::<Vec<_>>()).unwrap();
+        store
+            .stage(&msgs.iter().map(staged).collect::<Vec<_>>())
+            .unwrap();
         store.promote(&keys.id(), 100).unwrap();
         assert!(store.contacts(&keys.id()).unwrap()[&friend].following);
         assert!(store.check().unwrap().problems.is_empty());
