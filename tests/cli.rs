@@ -4,30 +4,10 @@
 
 mod support;
 
-use support::ssb_at as ssb;
+use support::{ssb_at as ssb, ssb_stdin};
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn ssb_stdin(data: &Path, args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(support::ssb_node())
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write");
-    child.wait_with_output().expect("wait")
-}
+use std::process::Output;
 
 fn stdout(out: &Output) -> String {
     assert!(

@@ -8,11 +8,11 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::running::Node;
-use support::{ssb_at, ssb_node};
+use support::running::{sigterm, spawn_run, Node};
+use support::{ssb_at, ssb_stdin};
 
 fn stdout(out: &std::process::Output) -> String {
     assert!(
@@ -33,22 +33,7 @@ fn publish_n(data: &std::path::Path, n: usize, text: &str) {
     let lines: String = (0..n)
         .map(|i| format!("{{\"type\":\"post\",\"text\":\"{text} {i}\"}}\n"))
         .collect();
-    let mut child = Command::new(ssb_node())
-        .arg("--data")
-        .arg(data)
-        .args(["publish", "--stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(lines.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    stdout(&ssb_stdin(data, &["publish", "--stdin"], &lines));
 }
 
 /// The sequence `data` holds of `feed`, via `ssb-node clock` (works whether a node runs there or not).
@@ -238,23 +223,8 @@ fn blobs_follow_their_messages_and_hops_and_blocks_hold() {
 fn run_needs_no_setup_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("fresh");
-    let mut child = Command::new(ssb_node())
-        .arg("--data")
-        .arg(&data)
-        .args(["run", "--listen", "127.0.0.1:0", "--no-discovery"])
-        .arg("--mount-root")
-        .arg(dir.path().join("sticks"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert!(line.starts_with("listening net:127.0.0.1:"), "{line}");
+    let (mut child, line) = spawn_run(&data, &[], &[], &[], Stdio::null());
+    assert!(line.starts_with("net:127.0.0.1:"), "{line}");
     let id = stdout(&ssb_at(&data, &["whoami"]));
     assert!(
         line.trim()
@@ -274,12 +244,7 @@ fn run_needs_no_setup_and_stops_cleanly_on_sigterm() {
         String::from_utf8_lossy(&out.stderr).trim(),
         format!("ssb-node: error: message {missing} is not in the store")
     );
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    sigterm(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(!data.join("ssb-node.sock").exists(), "socket left behind");

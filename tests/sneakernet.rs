@@ -15,8 +15,7 @@ mod site;
 mod support;
 
 use std::fs;
-use std::io::Write as _;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use site::{fails, ok, Site};
 use support::ssb_at as ssb;
@@ -301,21 +300,7 @@ fn a_full_stick_gives_a_clear_error_and_leaves_whole_bundles() {
             format!("{{\"type\":\"post\",\"text\":\"{text}\"}}\n")
         })
         .collect();
-    let mut child = Command::new(support::ssb_node())
-        .arg("--data")
-        .arg(&a.data)
-        .args(["publish", "--stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(lines.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    ok(support::ssb_stdin(&a.data, &["publish", "--stdin"], &lines));
     // A 1.5 MiB stick: less than the ~1.3 MB of posts plus the 1 MiB margin.
     let s = stick.display();
     let script = format!(

@@ -80,6 +80,27 @@ pub fn ssb_at(data: &Path, args: &[&str]) -> Output {
     run(Command::new(ssb_node()).arg("--data").arg(data).args(args))
 }
 
+/// Runs `ssb-node --data DATA ARGS…` with `input` on its stdin, to completion.
+pub fn ssb_stdin(data: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(ssb_node())
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    child.wait_with_output().expect("wait")
+}
+
 /// The path of the `ssb-node` binary that cargo built for this test.
 pub fn ssb_node() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ssb-node"))

@@ -30,6 +30,65 @@ pub struct Node {
     pub key: PublicKey,
 }
 
+/// Spawns `ssb-node --data DATA run --listen 127.0.0.1:0 --no-discovery
+/// EXTRA…` (through `wrapper`, e.g. `unshare -m --`, which must exec the node
+/// in place) with `envs` and stderr to `stderr`, and waits for its
+/// `listening ADDRESS` line; returns the process and the address. Without a
+/// `--mount-root` in `extra` the node watches only a (missing) `DATA-sticks`,
+/// never the machine's own mount roots.
+pub fn spawn_run(
+    data: &Path,
+    extra: &[&str],
+    wrapper: &[&str],
+    envs: &[(&str, &str)],
+    stderr: Stdio,
+) -> (Child, String) {
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(ssb_node());
+            c
+        }
+        None => Command::new(ssb_node()),
+    };
+    command
+        .arg("--data")
+        .arg(data)
+        .args(["run", "--listen", "127.0.0.1:0", "--no-discovery"]);
+    if !extra.contains(&"--mount-root") {
+        command
+            .arg("--mount-root")
+            .arg(format!("{}-sticks", data.display()));
+    }
+    let mut child = command
+        .args(extra)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening ")
+        .unwrap_or_else(|| panic!("no listening line: {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
+/// Sends SIGTERM to `child` (a clean stop, as systemd asks for one).
+pub fn sigterm(child: &Child) {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+}
+
 impl Node {
     /// Inits `dir/node`, writes `config` as its ssb-node.toml, runs it with `extra` arguments.
     pub fn start(dir: &Path, config: &str) -> Node {
@@ -57,39 +116,13 @@ impl Node {
         assert!(out.status.success(), "{out:?}");
         std::fs::write(data.join("ssb-node.toml"), config).unwrap();
         let log = dir.join(format!("{name}.log"));
-        let mut command = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut c = Command::new(program);
-                c.args(args).arg(ssb_node());
-                c
-            }
-            None => Command::new(ssb_node()),
-        };
-        command
-            .arg("--data")
-            .arg(&data)
-            .args(["run", "--listen", "127.0.0.1:0", "--no-discovery"]);
-        if !extra.contains(&"--mount-root") {
-            command
-                .arg("--mount-root")
-                .arg(dir.join(format!("{name}-sticks")));
-        }
-        let mut child = command
-            .args(extra)
-            .env("SSB_NODE_LOG", "ssb_node=debug")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("no listening line: {line:?}"))
-            .to_owned();
+        let (child, addr) = spawn_run(
+            &data,
+            extra,
+            wrapper,
+            &[("SSB_NODE_LOG", "ssb_node=debug")],
+            std::fs::File::create(&log).unwrap().into(),
+        );
         // net:127.0.0.1:PORT~shs:KEY
         let (net, shs) = addr.split_once("~shs:").unwrap();
         let socket: SocketAddr = net.strip_prefix("net:").unwrap().parse().unwrap();

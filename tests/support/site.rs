@@ -9,9 +9,8 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use super::support::{self, ssb_at as ssb};
 
@@ -55,21 +54,11 @@ impl Site {
         let lines: String = (0..n)
             .map(|i| format!("{{\"type\":\"post\",\"text\":\"{tag} {i}\"}}\n"))
             .collect();
-        let mut child = Command::new(support::ssb_node())
-            .arg("--data")
-            .arg(&self.data)
-            .args(["publish", "--stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(lines.as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success());
+        ok(support::ssb_stdin(
+            &self.data,
+            &["publish", "--stdin"],
+            &lines,
+        ));
     }
 
     pub fn replicate(&self, feeds: &[&str]) {
