@@ -307,11 +307,15 @@ fn check(
     while let Some(item) = reader.next()? {
         match item {
             Item::Line(line) => {
-                let index = manifest
-                    .feeds
-                    .iter()
-                    .position(|f| f.feed == line.feed)
-                    .ok_or_else(|| bad_entry(line.feed))?;
+                // Lines come entry by entry: look the feed up only when it changes.
+                let index = match current {
+                    Some((i, _)) if manifest.feeds[i].feed == line.feed => i,
+                    _ => manifest
+                        .feeds
+                        .iter()
+                        .position(|f| f.feed == line.feed)
+                        .ok_or_else(|| bad_entry(line.feed))?,
+                };
                 let entry = &plan[index];
                 let reject = |reason| ImportError::RejectedMessage {
                     feed: line.feed.to_string(),
