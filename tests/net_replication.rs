@@ -272,12 +272,7 @@ fn run_needs_no_setup_and_stops_cleanly_on_sigterm() {
         String::from_utf8_lossy(&out.stderr).trim(),
         format!("ssb-node: error: message {missing} is not in the store")
     );
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    support::running::sigterm(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(!data.join("ssb-node.sock").exists(), "socket left behind");

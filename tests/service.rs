@@ -6,14 +6,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{ssb_at, ssb_node};
+use support::running::{sigterm, spawn_run};
+use support::ssb_at;
 
 /// The next datagram, or a panic after a generous wait.
 fn recv(sock: &UnixDatagram) -> String {
@@ -50,22 +50,16 @@ fn notifies_systemd_and_keeps_every_message_across_sigterm() {
     sock.set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
 
-    let mut child = Command::new(ssb_node())
-        .arg("--data")
-        .arg(&data)
-        .args(["run", "--listen", "127.0.0.1:0", "--no-discovery"])
-        .env("NOTIFY_SOCKET", &sock_path)
-        // A ping every 50 ms, so the test sees several without waiting long.
-        .env("WATCHDOG_USEC", "100000")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let me = line.trim().strip_prefix("listening ").unwrap().to_owned();
+    // A watchdog ping every 50 ms, so the test sees several without waiting long.
+    let (mut child, me) = spawn_run(
+        &data,
+        &[],
+        &[
+            ("NOTIFY_SOCKET", sock_path.as_os_str()),
+            ("WATCHDOG_USEC", "100000".as_ref()),
+        ],
+        Stdio::null(),
+    );
 
     // READY=1 comes first, after the node listens, and says where.
     assert_eq!(recv(&sock), format!("READY=1\nSTATUS=listening on {me}"));
@@ -105,12 +99,7 @@ fn notifies_systemd_and_keeps_every_message_across_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    sigterm(&child);
     assert_eq!(
         recv_until(&sock, "STOPPING=1", 10_000),
         "STOPPING=1\nSTATUS=stopping: saving the store"
@@ -140,26 +129,15 @@ fn notifies_systemd_and_keeps_every_message_across_sigterm() {
 fn a_bad_notify_socket_does_not_stop_the_node() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
-    let mut child = Command::new(ssb_node())
-        .arg("--data")
-        .arg(&data)
-        .args(["run", "--listen", "127.0.0.1:0", "--no-discovery"])
-        .env("NOTIFY_SOCKET", dir.path().join("nobody-listens"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("listening "), "{line}");
+    let nobody = dir.path().join("nobody-listens");
+    let (mut child, addr) = spawn_run(
+        &data,
+        &[],
+        &[("NOTIFY_SOCKET", nobody.as_os_str())],
+        Stdio::null(),
+    );
+    assert!(addr.starts_with("net:127.0.0.1:"), "{addr}");
     assert!(publish(&data, "still serving").is_some());
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    sigterm(&child);
     assert!(child.wait().unwrap().success());
 }

@@ -3,6 +3,7 @@
 //! in a file the test can search.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,25 +44,12 @@ impl Node {
         assert!(out.status.success(), "{out:?}");
         std::fs::write(data.join("ssb-node.toml"), config).unwrap();
         let log = dir.join(format!("{name}.log"));
-        let mut child = Command::new(ssb_node())
-            .arg("--data")
-            .arg(&data)
-            .args(["run", "--listen", "127.0.0.1:0", "--no-discovery"])
-            .args(extra)
-            .env("SSB_NODE_LOG", "ssb_node=debug")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("no listening line: {line:?}"))
-            .to_owned();
+        let (child, addr) = spawn_run(
+            &data,
+            extra,
+            &[("SSB_NODE_LOG", "ssb_node=debug".as_ref())],
+            std::fs::File::create(&log).unwrap().into(),
+        );
         // net:127.0.0.1:PORT~shs:KEY
         let (net, shs) = addr.split_once("~shs:").unwrap();
         let socket: SocketAddr = net.strip_prefix("net:").unwrap().parse().unwrap();
@@ -126,6 +114,47 @@ impl Node {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("received 1 messages"), "{text}");
     }
+}
+
+/// Spawns `ssb-node --data DATA run --listen 127.0.0.1:0 --no-discovery
+/// EXTRA…` with `env` added and stderr to `stderr`; returns it with the
+/// address from its `listening` line (it is serving then).
+pub fn spawn_run(
+    data: &Path,
+    extra: &[&str],
+    env: &[(&str, &OsStr)],
+    stderr: Stdio,
+) -> (Child, String) {
+    let mut child = Command::new(ssb_node())
+        .arg("--data")
+        .arg(data)
+        .args(["run", "--listen", "127.0.0.1:0", "--no-discovery"])
+        .args(extra)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening ")
+        .unwrap_or_else(|| panic!("no listening line: {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
+/// Sends SIGTERM to `child` (as systemd does to stop a service).
+pub fn sigterm(child: &Child) {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
 }
 
 impl Drop for Node {
