@@ -1,9 +1,9 @@
 #!/bin/bash
-# The fast part of the image checks, for CI (well under a minute once
-# ssb-node is built): stages the image's overlay (images/rootfs) with this
+# The fast part of the image checks, run by the test suite (tests/image_check.rs;
+# well under a minute once ssb-node is built): stages the image's overlay (images/rootfs) with this
 # machine's systemd units and a real ssb-node build, then
 #  - systemd-analyze verify on the node's units: any warning fails;
-#  - systemd-analyze security on ssb-node.service: exposure at most 2.0;
+#  - systemd-analyze security on ssb-node.service: exposure at most 1.7 (what it is now);
 #  - shellcheck on the image scripts (and the overlay's sh scripts);
 #  - the first-boot and stick scripts parse with sh -n.
 # Installs systemd and shellcheck with apt if they are missing (as root).
@@ -31,10 +31,15 @@ bad() {
 mkdir -p "$stage/usr/lib/systemd/system" "$stage/usr/bin"
 cp -a /usr/lib/systemd/system/. "$stage/usr/lib/systemd/system/"
 tar -C "$here/rootfs" -cf - . | tar -C "$stage" --keep-directory-symlink -xf -
-cargo build --manifest-path "$src/Cargo.toml" --locked -p ssb-node 2>&1 | tail -n 1
-target_dir=$(cargo metadata --manifest-path "$src/Cargo.toml" --format-version 1 --no-deps |
-    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-install -m 0755 "$target_dir/debug/ssb-node" "$stage/usr/bin/ssb-node"
+# SSB_NODE_BIN: a built ssb-node (the test suite passes its own); else build one.
+node_bin=${SSB_NODE_BIN:-}
+if [ -z "$node_bin" ]; then
+    cargo build --manifest-path "$src/Cargo.toml" --locked -p ssb-node 2>&1 | tail -n 1
+    target_dir=$(cargo metadata --manifest-path "$src/Cargo.toml" --format-version 1 --no-deps |
+        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+    node_bin="$target_dir/debug/ssb-node"
+fi
+install -m 0755 "$node_bin" "$stage/usr/bin/ssb-node"
 
 units=(ssb-node.service ssb-node-firstboot.service)
 for u in "${units[@]}"; do
@@ -51,10 +56,10 @@ exposure=$(systemd-analyze security --offline=yes --root="$stage" ssb-node.servi
     sed -n 's/.*Overall exposure level for ssb-node.service: \([0-9.]*\).*/\1/p')
 if [ -z "$exposure" ]; then
     bad "systemd-analyze security gave no exposure level"
-elif ! awk -v e="$exposure" 'BEGIN { exit !(e <= 2.0) }'; then
-    bad "ssb-node.service exposure $exposure > 2.0 (hardening lost?)"
+elif ! awk -v e="$exposure" 'BEGIN { exit !(e <= 1.7) }'; then
+    bad "ssb-node.service exposure $exposure > 1.7 (hardening lost?)"
 else
-    echo "check: ssb-node.service exposure $exposure (at most 2.0)"
+    echo "check: ssb-node.service exposure $exposure (at most 1.7)"
 fi
 
 scripts=("$here"/*.sh "$here"/rootfs/usr/libexec/ssb-node/*)

@@ -38,4 +38,8 @@ rm -f "$root"/etc/ssh/ssh_host_*_key "$root"/etc/ssh/ssh_host_*_key.pub
 sed -i -e 's|^#\?ROOTPART=.*|ROOTPART=LABEL=RASPIROOT|' "$root/etc/default/raspi-firmware"
 grep -q '^ROOTPART=LABEL=RASPIROOT' "$root/etc/default/raspi-firmware"
 kernel=$(find "$root/boot" -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' | sort -V | tail -n1)
-chroot "$root" /etc/kernel/postinst.d/z50-raspi-firmware "${kernel#vmlinuz-}"
+DEB_MAINT_PARAMS=configure chroot "$root" /etc/kernel/postinst.d/z50-raspi-firmware "${kernel#vmlinuz-}"
+grep -q 'root=LABEL=RASPIROOT' "$root/boot/firmware/cmdline.txt" || {
+    echo "customize: cmdline.txt still names another root: $(cat "$root/boot/firmware/cmdline.txt")" >&2
+    exit 1
+}
