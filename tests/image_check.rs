@@ -56,7 +56,9 @@ fn image_overlay_units_and_scripts_pass_the_checks() {
 #[test]
 fn a_weakened_or_broken_unit_fails_the_checks() {
     let unit = "rootfs/usr/lib/systemd/system/ssb-node.service";
-    let cases: [(&str, fn(&str) -> String, &str); 2] = [
+    // (name, how the unit is changed, what the failure must name)
+    type Case = (&'static str, fn(&str) -> String, &'static str);
+    let cases: [Case; 2] = [
         (
             "weakened",
             |u| {

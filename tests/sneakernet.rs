@@ -283,23 +283,7 @@ fn a_full_stick_gives_a_clear_error_and_leaves_whole_bundles() {
     fs::create_dir(&stick).unwrap();
     let a = Site::new(dir.path(), "a", 0);
     // Incompressible posts: ~3 KiB of random base64 each, 400 of them.
-    let mut rng = 0x2545F4914F6CDD1Du64;
-    let lines: String = (0..400)
-        .map(|_| {
-            let text: String = (0..3000)
-                .map(|_| {
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
-                    char::from(
-                        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-                            [(rng % 64) as usize],
-                    )
-                })
-                .collect();
-            format!("{{\"type\":\"post\",\"text\":\"{text}\"}}\n")
-        })
-        .collect();
+    let lines = support::incompressible_posts(400, 3000);
     ok(support::ssb_stdin(&a.data, &["publish", "--stdin"], &lines));
     // A 1.5 MiB stick: less than the ~1.3 MB of posts plus the 1 MiB margin.
     let s = stick.display();

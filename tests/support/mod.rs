@@ -101,6 +101,28 @@ pub fn ssb_stdin(data: &Path, args: &[&str], input: &str) -> Output {
     child.wait_with_output().expect("wait")
 }
 
+/// `n` lines for `publish --stdin`: posts of `len` random base64 characters
+/// each, so a bundle of them does not compress (for filling a stick).
+pub fn incompressible_posts(n: usize, len: usize) -> String {
+    let mut rng = 0x2545F4914F6CDD1Du64;
+    (0..n)
+        .map(|_| {
+            let text: String = (0..len)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    char::from(
+                        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+                            [(rng % 64) as usize],
+                    )
+                })
+                .collect();
+            format!("{{\"type\":\"post\",\"text\":\"{text}\"}}\n")
+        })
+        .collect()
+}
+
 /// The path of the `ssb-node` binary that cargo built for this test.
 pub fn ssb_node() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ssb-node"))
