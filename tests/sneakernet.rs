@@ -4,6 +4,8 @@
 //! - a stick is a carrier: A's feed reaches C through B, which does not follow A;
 //! - bundle files: export, import (twice: idempotent), verify, inspect, export --clock;
 //! - a running node does the same through its control socket;
+//! - long imports and exports show progress on a terminal (a pty from
+//!   `script`), with and without a running node, and not when piped;
 //! - hostile bundles are rejected with their reason and change nothing;
 //! - a full stick and a read-only stick give a clear error (in a private
 //!   mount namespace; skipped with a printed reason where not permitted).
@@ -224,6 +226,73 @@ fn a_running_node_syncs_sticks_and_bundles_through_its_socket() {
         sticks.contains("bundles=1") && sticks.contains(&format!("{}", stick.display())),
         "{sticks}"
     );
+}
+
+/// Runs `ssb-node --data DATA ARGS…` with a pseudo-terminal as its stdin,
+/// stdout and stderr (util-linux `script`); everything it wrote, and whether
+/// it succeeded.
+fn on_terminal(data: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let mut line = format!(
+        "{} --data {}",
+        support::ssb_node().display(),
+        data.display()
+    );
+    for a in args {
+        line.push(' ');
+        line.push_str(a);
+    }
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .output()
+        .expect("script (util-linux)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn progress_shows_on_a_terminal_with_and_without_a_running_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Site::new(dir.path(), "a", 3000);
+    let file = dir.path().join("a.bundle");
+    let file = file.to_str().unwrap();
+    // No node running: the CLI does the work and draws its own progress.
+    let (done, text) = on_terminal(&a.data, &["bundle", "export", "--out", file]);
+    assert!(
+        done && text.contains("exporting: 3000 messages left"),
+        "{text:?}"
+    );
+    let b = Site::new(dir.path(), "b", 0);
+    b.replicate(&[&a.id]);
+    let (done, text) = on_terminal(&b.data, &["bundle", "import", file]);
+    assert!(done && text.contains("checking: "), "{text:?}");
+    assert!(text.contains("3000 added"), "{text:?}");
+    // Piped: the same import prints only its report.
+    let c = Site::new(dir.path(), "c", 0);
+    c.replicate(&[&a.id]);
+    let r = ok(ssb(&c.data, &["bundle", "import", file]));
+    assert!(!r.contains("checking") && r.contains("3000 added"), "{r}");
+
+    // A running node streams its progress over the control socket.
+    let node = support::running::Node::start(dir.path(), &format!("replicate = [{:?}]\n", a.id));
+    let (done, text) = on_terminal(&node.data, &["bundle", "import", file]);
+    assert!(done && text.contains("checking: "), "{text:?}");
+    assert!(text.contains("3000 added"), "{text:?}");
+    let out = dir.path().join("again.bundle");
+    let (done, text) = on_terminal(
+        &node.data,
+        &["bundle", "export", "--out", out.to_str().unwrap()],
+    );
+    assert!(
+        done && text.contains("exporting: 3000 messages left"),
+        "{text:?}"
+    );
+    let stick = dir.path().join("stick");
+    fs::create_dir(&stick).unwrap();
+    let (done, text) = on_terminal(&node.data, &["stick", "sync", stick.to_str().unwrap()]);
+    assert!(done && text.contains("exporting: "), "{text:?}");
+    assert!(text.contains("safe to pull"), "{text:?}");
 }
 
 /// Runs `script` in a private mount namespace (root, or a user namespace);

@@ -229,6 +229,32 @@ async fn call(session: &Session, name: &[&str], args: Vec<Value>) -> Result<Valu
     Ok(body.to_value()?)
 }
 
+/// Calls one of the node's long sneakernet methods as a `source`: draws the
+/// progress it streams (when stderr is a terminal) and returns its report.
+async fn call_with_progress(session: &Session, name: &[&str], args: Vec<Value>) -> Result<Value> {
+    let mut stream = session.call(name, CallType::Source, args).await?;
+    let mut progress = super::sneakernet::Progress::new();
+    loop {
+        match stream.recv().await {
+            Some(Item::Data(Body { bytes, .. })) => {
+                let item = Value::parse(&bytes)?;
+                let o = item
+                    .as_object()
+                    .context("the node sent a non-object item")?;
+                if let Some(report) = o.get("report") {
+                    return Ok(report.clone());
+                }
+                if let Some(step) = o.get("progress") {
+                    progress.step(serde_json::from_str(&step.to_compact())?);
+                }
+            }
+            Some(Item::End) => bail!("the node ended {} without a report", name.join(".")),
+            Some(Item::Error(e)) => bail!("{e}"),
+            None => bail!("the node closed the connection"),
+        }
+    }
+}
+
 fn key_of(v: &Value) -> Result<String> {
     v.as_object()
         .and_then(|o| o.get("key"))
@@ -355,7 +381,8 @@ async fn remote(
         Command::Stick {
             command: StickCommand::Sync { mount, json },
         } => {
-            let v = call(session, &["stick", "sync"], vec![abs_path(&mount)?]).await?;
+            let v =
+                call_with_progress(session, &["stick", "sync"], vec![abs_path(&mount)?]).await?;
             let report = serde_json::from_str(&v.to_compact())?;
             return super::sneakernet::print_stick(&report, json, out);
         }
@@ -366,7 +393,8 @@ async fn remote(
         Command::Bundle {
             command: BundleCommand::Import { file, json },
         } => {
-            let v = call(session, &["bundle", "import"], vec![abs_path(&file)?]).await?;
+            let v =
+                call_with_progress(session, &["bundle", "import"], vec![abs_path(&file)?]).await?;
             super::sneakernet::print_import(&serde_json::from_str(&v.to_compact())?, json, out)?;
         }
         Command::Bundle {
@@ -377,7 +405,7 @@ async fn remote(
                 let clock = super::sneakernet::read_clock(&c)?;
                 args.push(Value::parse(&serde_json::to_vec(&clock)?)?);
             }
-            let v = call(session, &["bundle", "export"], args).await?;
+            let v = call_with_progress(session, &["bundle", "export"], args).await?;
             super::sneakernet::print_export(&serde_json::from_str(&v.to_compact())?, out)?;
         }
         _ => bail!("this command cannot run while a node is running"),

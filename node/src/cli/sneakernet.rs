@@ -19,15 +19,16 @@ use ssb_node::sneakernet::reconcile::{self, Step, StickReport};
 use super::BundleCommand;
 
 /// Progress on stderr, redrawn at most five times a second, only when
-/// stderr is a terminal.
-struct Progress {
+/// stderr is a terminal (also for steps a running node streams).
+pub(super) struct Progress {
     on: bool,
     last: Option<Instant>,
     drawn: bool,
 }
 
 impl Progress {
-    fn new() -> Progress {
+    /// Progress that draws only if stderr is a terminal.
+    pub(super) fn new() -> Progress {
         Progress {
             on: io::stderr().is_terminal(),
             last: None,
@@ -35,7 +36,8 @@ impl Progress {
         }
     }
 
-    fn step(&mut self, step: Step) {
+    /// Shows `step` (unless the last drawing is under 200 ms old).
+    pub(super) fn step(&mut self, step: Step) {
         if !self.on
             || self
                 .last

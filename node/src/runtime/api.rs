@@ -128,6 +128,13 @@ impl Handler for Api {
                     blobs::serve_create_wants(node, ctx, call.stream.sink()).await;
                 }
                 "gossip.ping" => ping(call).await,
+                m if local
+                    && call.request.kind == CallType::Source
+                    && super::sneakernet::WITH_PROGRESS.contains(&m) =>
+                {
+                    super::sneakernet::stream(&node, m, &call.request.args, call.stream.sink())
+                        .await;
+                }
                 _ => {
                     let reply = answer(&node, &method, &call.request.args, manifest).await;
                     let _ = match reply {

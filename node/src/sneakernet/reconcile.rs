@@ -145,8 +145,10 @@ impl StickReport {
     }
 }
 
-/// What a visit is doing, for progress displays.
-#[derive(Debug, Clone, Copy)]
+/// What a visit is doing, for progress displays (on the control socket as
+/// `{"importing": N}` or `{"exporting": N}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Step {
     /// Checking a bundle: messages checked so far.
     Importing(u64),
