@@ -12,10 +12,14 @@
 #  boot 2: authorized_keys on the boot partition turns SSH on; through it:
 #    the service is active with no restart (the watchdog is fed), no first
 #    boot again, the same identity; a fresh host node syncs the 20 messages
-#    back from it (they survived the reboot, and so did the identity); a
-#    FAT stick plugged into the emulated USB controller is mounted under
-#    /media/SSBSTICK with `flush`, visible inside the node's mount namespace,
-#    and unmounted when pulled; idle RSS and CPU of the node over 60 s.
+#    back from it (they survived the reboot, and so did the identity); the
+#    node's status shows the heartbeat (`led: idle`); a FAT stick plugged
+#    into the emulated USB controller is mounted under /media/SSBSTICK with
+#    `flush`, visible inside the node's mount namespace, synced by the node
+#    with no command typed (status: done, safe to pull; LED stick-done), and
+#    unmounted when pulled (status back to idle); the stick's bundles then
+#    give a fresh host node the 20 messages; idle RSS and CPU of the node
+#    over 60 s.
 #    Then `systemctl poweroff`, checked to stop the node cleanly.
 #
 #     sudo images/boot-test.sh [IMAGE]     (default images/out/ssb-node-pi-arm64.img)
@@ -237,6 +241,22 @@ state=$(guest systemctl is-active ssb-node.service || true)
 again=$(guest runuser -u ssb-node -- ssb-node --data /var/lib/ssb-node whoami)
 [ "$again" = "$node_id" ] || fail "identity changed across the reboot: $node_id -> $again"
 say "boot 2: ssb-node.service active, identity kept ($again), status: $(guest systemctl show -p StatusText --value ssb-node.service)"
+# node_status: what `ssb-node status` says on the box.
+node_status() { guest runuser -u ssb-node -- ssb-node --data /var/lib/ssb-node status; }
+# wait_status SECONDS REGEX: until the node's status matches; prints it.
+wait_status() {
+    local deadline=$(($(date +%s) + $1)) st=
+    while :; do
+        st=$(node_status 2>&1 || true)
+        grep -E "$2" <<<"$st" >/dev/null && break
+        [ "$(date +%s)" -lt "$deadline" ] || fail "the node's status never matched /$2/ in $1 s: $st"
+        sleep 2
+    done
+    printf '%s\n' "$st"
+}
+wait_status 60 '^led: idle$' >/dev/null
+t_heartbeat2=$(($(date +%s) - boot_t0))
+say "boot 2: node status 'led: idle' (the heartbeat pattern) $t_heartbeat2 s after power-on"
 say "boot 2: root file system: $(guest df -h --output=size,used / | tail -n1 | tr -s ' ')"
 
 h2=$work/host2
@@ -265,6 +285,11 @@ pid=$(guest systemctl show -p MainPID --value ssb-node.service)
 guest grep -q "' /media/SSBSTICK '" "/proc/$pid/mountinfo" ||
     fail "the stick's mount is not visible in the node's mount namespace"
 say "boot 2: stick mounted ($opts), visible to the node"
+# The node notices the stick by itself and writes it what it lacks: the
+# host feed's messages it holds since boot 1.
+st=$(wait_status 180 '^stick /media/SSBSTICK: done .*safe to pull')
+grep -q '^led: stick-done$' <<<"$st" || fail "the LED pattern is not stick-done: $st"
+say "boot 2: the node synced the stick by itself: $(grep '^stick /media/SSBSTICK' <<<"$st")"
 monitor_cmd "device_del stickdev" >/dev/null
 gone=
 for _ in $(seq 1 60); do
@@ -276,6 +301,20 @@ for _ in $(seq 1 60); do
 done
 [ -n "$gone" ] || fail "the stick stayed mounted after it was pulled"
 say "boot 2: stick pulled, unmounted"
+st=$(wait_status 60 '^led: idle$')
+grep -q '^sticks: none$' <<<"$st" || fail "the pulled stick is still in the status: $st"
+say "boot 2: status back to idle (heartbeat), no stick"
+# The stick carries the feed on: a fresh host node takes the messages from
+# what the appliance wrote to it.
+mkdir "$work/stick-copy"
+mcopy -s -n -i "$work/stick.img" ::SSB-SNEAKERNET "$work/stick-copy/" ||
+    fail "the stick has no SSB-SNEAKERNET folder"
+h3=$work/host3
+"$ssb" --data "$h3" init >/dev/null
+printf 'replicate = ["%s"]\n' "$feed" >"$h3/ssb-node.toml"
+out=$("$ssb" --data "$h3" stick sync "$work/stick-copy") || fail "the stick's bundles do not import: $out"
+grep -q "imported $messages messages" <<<"$out" || fail "the stick did not carry the $messages messages: $out"
+say "boot 2: the stick carried the feed to a fresh host node: $out"
 
 say "boot 2: idle for 60 s"
 ticks() { guest "awk '{print \$14 + \$15}' /proc/$pid/stat"; }
@@ -298,5 +337,6 @@ plain "$console" | grep -E 'ssb-node\.service: Deactivated successfully' >/dev/n
 cat <<EOF
 boot-test: PASSED in $(($(date +%s) - t0)) s
 boot-test: figures: power-on to ssb-node ready: first boot $t_ready1 s, second boot $t_ready2 s (qemu TCG, 2 vCPUs)
+boot-test: figures: power-on to the heartbeat in the node's status (second boot, polled over SSH): $t_heartbeat2 s
 boot-test: figures: idle node RSS $((rss / 1024)) MiB, idle CPU $cpu % of one emulated core
 EOF
