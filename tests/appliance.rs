@@ -170,6 +170,122 @@ fn a_stick_dropped_into_a_root_drives_the_led_from_heartbeat_to_solid() {
     assert!(recorder.since(from).contains(&"0".into()));
 }
 
+/// A real visit interrupted: the node is writing a bundle (its temp file is
+/// on the stick) when the stick leaves the root. The status says pulled
+/// early, the LED asks for attention, the node runs on; put back, the stick
+/// is visited again, ends with whole bundles only, and carries the feed.
+#[test]
+fn a_stick_removed_mid_write_is_pulled_early_and_the_next_visit_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().canonicalize().unwrap();
+    let root = root_in(&dir);
+    let node = Node::start_with(&dir, "node", "", &["--mount-root", root.to_str().unwrap()]);
+    until(&node, "ready", |s| s["state"] == "ready");
+    let id = String::from_utf8(ssb_at(&node.data, &["whoami"]).stdout).unwrap();
+    let stick = root.join("STICK");
+    let tmp = stick.join("SSB-SNEAKERNET/tmp");
+    // A bundle is being written: a temp file of over 1 MB on the stick (the
+    // descriptor's is tiny). Written already: a file in bundles/.
+    let writing = || {
+        std::fs::read_dir(&tmp).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.metadata().is_ok_and(|m| m.len() > 1_000_000))
+        })
+    };
+    let written = || {
+        std::fs::read_dir(stick.join("SSB-SNEAKERNET/bundles"))
+            .is_ok_and(|mut d| d.next().is_some())
+    };
+    // Each try adds ~9 MB that does not compress, so the next bundle takes
+    // longer to write; a try whose bundle was written before this thread
+    // saw it being written (a loaded machine) is let finish and taken out.
+    let mut posts = 0;
+    let caught = (0..4).any(|attempt| {
+        let out = support::ssb_stdin(
+            &node.data,
+            &["publish", "--stdin"],
+            &support::incompressible_posts(1500, 6000),
+        );
+        assert!(out.status.success(), "{out:?}");
+        posts += 1500;
+        let blank = dir.join(format!("blank{attempt}"));
+        std::fs::create_dir_all(blank.join("SSB-SNEAKERNET")).unwrap();
+        std::fs::rename(&blank, &stick).unwrap();
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if writing() {
+                return true;
+            }
+            if written() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no bundle written: {}",
+                node.log()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        until(&node, "the missed try done", |s| {
+            stick_state(s, &stick).as_deref() == Some("done")
+        });
+        std::fs::rename(&stick, dir.join(format!("missed{attempt}"))).unwrap();
+        until(&node, "the missed try forgotten", |s| {
+            entry(s, &stick).is_none()
+        });
+        false
+    });
+    assert!(caught, "never caught a bundle being written");
+    let pulled = dir.join("pulled");
+    std::fs::rename(&stick, &pulled).unwrap();
+    let s = until(&node, "pulled early", |s| {
+        entry(s, &stick).is_some_and(|st| st["present"] == false)
+    });
+    assert_eq!(s["led"], "attention", "{s}");
+    assert_eq!(s["state"], "ready", "{s}");
+    assert!(node.log().contains("stick pulled early"), "{}", node.log());
+    // The interrupted visit ends: with the error that was the pull, or later
+    // (its writes may go on in the moved folder), ignored.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let log = node.log();
+        if log.contains("stick handler finished after the stick was pulled")
+            || log.contains("stick pulled early, needs attention (")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the visit never ended: {log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Back in: visited again, done, and attention is cleared.
+    std::fs::rename(&pulled, &stick).unwrap();
+    let s = until(&node, "done after re-insertion", |s| {
+        stick_state(s, &stick).as_deref() == Some("done")
+    });
+    assert_eq!(s["led"], "stick-done", "{s}");
+    // Only whole bundles, no temp file, and they carry every message.
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    std::fs::rename(&stick, &pulled).unwrap();
+    for b in std::fs::read_dir(pulled.join("SSB-SNEAKERNET/bundles")).unwrap() {
+        let path = b.unwrap().path();
+        let out = ssb_at(&node.data, &["bundle", "verify", path.to_str().unwrap()]);
+        assert!(out.status.success(), "{}: {out:?}", path.display());
+    }
+    let other = dir.join("other");
+    assert!(ssb_at(&other, &["init"]).status.success());
+    std::fs::write(
+        other.join("ssb-node.toml"),
+        format!("replicate = [{:?}]\n", id.trim()),
+    )
+    .unwrap();
+    let out = ssb_at(&other, &["stick", "sync", pulled.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("imported {posts} messages")),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn folder_sticks_at_depth_one_and_two_and_two_at_once_are_handled_once_each() {
     let dir = tempfile::tempdir().unwrap();
