@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+mod compressor;
 pub mod coverage;
 pub mod error;
 pub mod header;

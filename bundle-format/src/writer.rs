@@ -5,13 +5,16 @@
 //! every blob ([`BundleWriter::blob`]); [`BundleWriter::finish`] signs and
 //! closes. The writer checks everything against the manifest as it goes (a
 //! store that changed between the passes is caught, not written) and holds
-//! no more than one 64 KiB copy buffer, the zstd window and the manifest.
+//! no more than one 64 KiB copy buffer, the zstd window, three 256 KiB
+//! chunks on their way to the compressing thread (see `compressor.rs`:
+//! compression runs beside the reading and hashing), and the manifest.
 
 use std::io::{self, Read, Write};
 
 use ed25519_dalek::SigningKey;
 use sha2::{Digest as _, Sha256};
 
+use crate::compressor::Compressor;
 use crate::error::BundleError;
 use crate::header::{canonical, padding, BLOCK};
 use crate::ids::{blob_hash, feed_id, hex};
@@ -52,26 +55,9 @@ pub struct Written<W> {
     pub file_bytes: u64,
 }
 
-/// Counts what passes through to the output.
-struct Counting<W> {
-    inner: W,
-    count: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Writes one bundle; see the module docs.
 pub struct BundleWriter<W: Write> {
-    enc: zstd::stream::write::Encoder<'static, Counting<W>>,
+    enc: Compressor<W>,
     manifest: Manifest,
     manifest_sha256: [u8; 32],
     manifest_len: u64,
@@ -123,17 +109,8 @@ impl<W: Write> BundleWriter<W> {
                 options.level
             )));
         }
-        let mut enc = zstd::stream::write::Encoder::new(
-            Counting {
-                inner: out,
-                count: 0,
-            },
-            options.level,
-        )
-        .map_err(io)?;
-        enc.include_checksum(true).map_err(io)?;
-        enc.window_log(limits.window_log_max.clamp(10, 23))
-            .map_err(io)?;
+        let enc =
+            Compressor::new(out, options.level, limits.window_log_max.clamp(10, 23)).map_err(io)?;
         let mut w = BundleWriter {
             enc,
             mtime: manifest.mtime(),
@@ -343,13 +320,12 @@ impl<W: Write> BundleWriter<W> {
                 self.pos
             )));
         }
-        let mut counting = self.enc.finish().map_err(io)?;
-        counting.flush().map_err(io)?;
+        let (out, file_bytes) = self.enc.finish().map_err(io)?;
         Ok(Written {
             name: BundleName(self.manifest_sha256),
             tar_bytes: self.pos,
-            file_bytes: counting.count,
-            out: counting.inner,
+            file_bytes,
+            out,
         })
     }
 }
