@@ -97,8 +97,7 @@ pub struct Node {
     pub wants: blobs::Wants,
     /// Known and connected peers.
     pub peers: peers::PeerTable,
-    /// Held by the one bundle import at a time (they share the store's
-    /// staging area).
+    /// Held by the one bundle import at a time.
     pub import_lock: std::sync::Mutex<()>,
     /// What `ssb-node status` shows and the LED plays.
     pub status: status::Status,
@@ -333,37 +332,37 @@ impl Node {
         Ok(())
     }
 
-    /// Moves every staged message (see [`crate::store::stage`]) into the log,
-    /// a run at a time under the append lock, then tells listeners, wants
-    /// the blobs they mention and updates the follow graph, as
+    /// Moves every message of `stage` (see [`crate::store::stage`]) into
+    /// the log, a run at a time under the append lock, then tells listeners,
+    /// wants the blobs they mention and updates the follow graph, as
     /// [`Node::append`] does. Blocking: call from a blocking thread. Returns
     /// how many messages were added, and per feed that stopped short, why.
-    pub fn promote_staged(&self) -> Result<(u64, Vec<(FeedId, String)>), StoreError> {
+    pub fn promote_staged(
+        &self,
+        stage: crate::store::stage::Stage,
+    ) -> Result<(u64, Vec<(FeedId, String)>), StoreError> {
         let mut added = 0;
         let mut stuck = Vec::new();
-        for feed in self.store.staged_feeds()? {
-            loop {
-                let _guard = self.append_lock.blocking_lock();
-                let p = self.store.promote(&feed, crate::ingest::BATCH)?;
-                added += p.added.len() as u64;
-                let notes: Vec<_> = p
-                    .added
-                    .into_iter()
-                    .map(|(seq, blobs, contact)| (feed, seq, blobs, contact))
-                    .collect();
-                let before = HashMap::from([(feed, p.before)]);
-                let after = HashMap::from([(feed, p.after)]);
-                self.after_append(&before, &after, &notes)?;
-                if let Some(why) = p.stuck {
-                    stuck.push((feed, why));
-                    break;
-                }
-                if !p.more {
-                    break;
-                }
+        let mut staged = stage.into_reader()?;
+        loop {
+            let _guard = self.append_lock.blocking_lock();
+            let Some(p) = self.store.promote(&mut staged, crate::ingest::BATCH)? else {
+                break;
+            };
+            let feed = p.feed;
+            added += p.added.len() as u64;
+            let notes: Vec<_> = p
+                .added
+                .into_iter()
+                .map(|(seq, blobs, contact)| (feed, seq, blobs, contact))
+                .collect();
+            let before = HashMap::from([(feed, p.before)]);
+            let after = HashMap::from([(feed, p.after)]);
+            self.after_append(&before, &after, &notes)?;
+            if let Some(why) = p.stuck {
+                stuck.push((feed, why));
             }
         }
-        self.store.clear_stage()?;
         Ok((added, stuck))
     }
 

@@ -1,26 +1,29 @@
 //! Importing a bundle: check everything, stage, then make it visible.
 //!
 //! One pass over the file. Every message in the bundle is parsed and its
-//! signature checked (in batches), its author and sequence must be where the
-//! manifest places it, and each feed entry must chain: line to line, and to
-//! the store where the store holds the message before the entry's first.
-//! Messages that extend a feed we replicate go to the store's staging area
-//! (invisible); wanted blobs go to the blob store's temp area (invisible).
-//! Only when the reader has checked every digest and the trailer's signature
-//! are they promoted: so nothing from a rejected bundle becomes visible, and
-//! a crash at any point leaves every feed a valid prefix (the next import
-//! clears the staging area and converges). Importing a bundle twice adds
-//! nothing the second time.
+//! signature checked (in batches, on a second thread while the next batch is
+//! parsed), its author and sequence must be where the manifest places it,
+//! and each feed entry must chain: line to line, and to the store where the
+//! store holds the message before the entry's first. Messages that extend a
+//! feed we replicate go to a staging file (invisible); wanted blobs go to
+//! the blob store's temp area (invisible). Only when the reader has checked
+//! every digest and the trailer's signature are they promoted: so nothing
+//! from a rejected bundle becomes visible, and a crash at any point leaves
+//! every feed a valid prefix (the staging file has no name and vanishes; the
+//! next import converges). Importing a bundle twice adds nothing the second
+//! time.
 
 use std::collections::HashSet;
 use std::io::{self, Read};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::thread::{Scope, ScopedJoinHandle};
 
 use bundle_format::{BundleError, BundleName, BundleReader, Item, Limits, Manifest};
 
 use crate::blobs::{BlobError, StagedBlob};
 use crate::feed::{BatchVerifier, BlobId, FeedHead, FeedId, Invalid, Message};
 use crate::runtime::{scan_content, Node};
-use crate::store::stage::Staged;
+use crate::store::stage::{Stage, Staged};
 use crate::store::StoreError;
 
 /// Messages verified together.
@@ -230,30 +233,35 @@ pub fn import(
     progress: Progress<'_>,
 ) -> Result<ImportReport, ImportError> {
     let _one_at_a_time = node.import_lock.lock().unwrap_or_else(|e| e.into_inner());
-    node.store.clear_stage()?;
-    let result = check(Some(node), input, file_name, limits, progress);
-    match result {
-        Ok((mut report, blobs)) => {
-            let (added, stuck) = node.promote_staged()?;
-            report.messages = added;
-            for (feed, why) in stuck {
-                report.unused.push(format!("{feed}: {why}"));
-            }
-            for b in blobs {
-                let id = b.id;
-                report.blob_bytes += b.size;
-                node.blobs.commit(b)?;
-                node.store.remove_want(&id)?;
-                node.wants.got(&id);
-                report.blobs += 1;
-            }
-            Ok(report)
-        }
-        Err(e) => {
-            node.store.clear_stage()?;
-            Err(e)
+    let start = std::time::Instant::now();
+    // On any error the staging file and staged blobs are dropped unseen.
+    let (mut report, stage, blobs) = check(Some(node), input, file_name, limits, progress)?;
+    tracing::debug!(
+        secs = start.elapsed().as_secs_f64(),
+        checked = report.checked,
+        "bundle checked"
+    );
+    if let Some(stage) = stage {
+        let (added, stuck) = node.promote_staged(stage)?;
+        report.messages = added;
+        for (feed, why) in stuck {
+            report.unused.push(format!("{feed}: {why}"));
         }
     }
+    tracing::debug!(
+        secs = start.elapsed().as_secs_f64(),
+        added = report.messages,
+        "staged messages promoted"
+    );
+    for b in blobs {
+        let id = b.id;
+        report.blob_bytes += b.size;
+        node.blobs.commit(b)?;
+        node.store.remove_want(&id)?;
+        node.wants.got(&id);
+        report.blobs += 1;
+    }
+    Ok(report)
 }
 
 /// Checks a bundle completely on its own, with no store: format, digests,
@@ -266,7 +274,65 @@ pub fn verify(
     limits: &Limits,
     progress: Progress<'_>,
 ) -> Result<ImportReport, ImportError> {
-    check(None, input, file_name, limits, progress).map(|(report, _)| report)
+    check(None, input, file_name, limits, progress).map(|(report, _, _)| report)
+}
+
+/// A batch of parsed messages, each marked for staging or not.
+type Batch = Vec<(Message, bool)>;
+
+/// What the checking thread made of all batches.
+struct Checked {
+    /// The staging area (with a node).
+    stage: Option<Stage>,
+    /// Offered blobs that staged messages mention.
+    linked: HashSet<BlobId>,
+}
+
+/// Signature checks and staging on a second thread, so that the next batch
+/// is decompressed and parsed while this one is verified. Batches are
+/// handed over one at a time (at most two are in memory).
+struct Checker<'scope> {
+    tx: SyncSender<Batch>,
+    worker: ScopedJoinHandle<'scope, Result<Checked, ImportError>>,
+}
+
+impl<'scope> Checker<'scope> {
+    fn start<'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        mut stage: Option<Stage>,
+        offered: &'env HashSet<BlobId>,
+    ) -> Checker<'scope> {
+        let (tx, rx) = sync_channel::<Batch>(0);
+        let worker = scope.spawn(move || {
+            let mut verifier = BatchVerifier::with_threads(2);
+            let mut linked = HashSet::new();
+            for mut batch in rx {
+                flush(
+                    stage.as_mut(),
+                    &mut verifier,
+                    &mut batch,
+                    offered,
+                    &mut linked,
+                )?;
+            }
+            Ok(Checked { stage, linked })
+        });
+        Checker { tx, worker }
+    }
+
+    /// Hands over a batch; false if the checking thread has stopped (it
+    /// failed: [`Checker::finish`] says why).
+    fn send(&self, batch: Batch) -> bool {
+        batch.is_empty() || self.tx.send(batch).is_ok()
+    }
+
+    /// Waits until every batch handed over is checked and staged.
+    fn finish(self) -> Result<Checked, ImportError> {
+        drop(self.tx);
+        self.worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
 }
 
 /// The checking pass: with a node, everything new is staged (nothing
@@ -277,7 +343,7 @@ fn check(
     file_name: Option<&BundleName>,
     limits: &Limits,
     progress: Progress<'_>,
-) -> Result<(ImportReport, Vec<StagedBlob>), ImportError> {
+) -> Result<(ImportReport, Option<Stage>, Vec<StagedBlob>), ImportError> {
     let mut reader = BundleReader::open(input, limits)?;
     let name = reader.name();
     if let Some(file) = file_name.filter(|f| **f != name) {
@@ -298,109 +364,184 @@ fn check(
         .iter()
         .filter_map(|b| b.id.parse().ok())
         .collect();
-    let mut linked: HashSet<BlobId> = HashSet::new();
-    let mut verifier = BatchVerifier::with_threads(2);
-    let mut pending: Vec<(Message, bool)> = Vec::with_capacity(BATCH);
-    let mut staged_blobs = Vec::new();
-    // The feed entry being read, and the head its next line must follow.
-    let mut current: Option<(usize, Option<FeedHead>)> = None;
-    while let Some(item) = reader.next()? {
-        match item {
-            Item::Line(line) => {
-                // Lines come entry by entry: look the feed up only when it changes.
-                let index = match current {
-                    Some((i, _)) if manifest.feeds[i].feed == line.feed => i,
-                    _ => manifest
-                        .feeds
-                        .iter()
-                        .position(|f| f.feed == line.feed)
-                        .ok_or_else(|| bad_entry(line.feed))?,
-                };
-                let entry = &plan[index];
-                let reject = |reason| ImportError::RejectedMessage {
-                    feed: line.feed.to_string(),
-                    seq: line.seq,
-                    reason,
-                };
-                let m = Message::parse(line.bytes, None).map_err(reject)?;
-                if m.author() != entry.feed || m.sequence() != line.seq {
-                    return Err(ImportError::Misplaced {
-                        feed: line.feed.to_string(),
-                        seq: line.seq,
-                        actual: format!("message {} of {}", m.sequence(), m.author()),
-                    });
-                }
-                let prev = match current {
-                    Some((i, head)) if i == index => Some(head),
-                    _ => entry.anchor,
-                };
-                if let Some(head) = prev {
-                    m.check_chain(head.as_ref()).map_err(reject)?;
-                }
-                if let Some(node) = node.filter(|_| m.sequence() <= entry.held) {
-                    let stored = node.store.get_at(&entry.feed, m.sequence())?;
-                    if stored.is_some_and(|s| s.id != m.id()) {
-                        return Err(reject(Invalid::Fork {
-                            sequence: m.sequence() - 1,
-                        }));
+    let stage = node.map(|n| n.store.stage()).transpose()?;
+    let (stage, blobs) = std::thread::scope(|s| {
+        let checker = Checker::start(s, stage, &offered);
+        let mut at = Reading {
+            node,
+            manifest: &manifest,
+            plan: &plan,
+            checker: Some(checker),
+            checked: None,
+            count: 0,
+            progress,
+        };
+        let read = at.items(&mut reader);
+        // Whatever happened, wait for the checking thread: its failure is
+        // earlier in the file than the reading's.
+        if let Some(checker) = at.checker.take() {
+            at.checked = Some(checker.finish()?);
+        }
+        report.checked = at.count;
+        let blobs = read?;
+        Ok::<_, ImportError>((at.checked.and_then(|c| c.stage), blobs))
+    })?;
+    Ok((report, stage, blobs))
+}
+
+/// The reading side of the checking pass.
+struct Reading<'a, 'scope> {
+    node: Option<&'a Node>,
+    manifest: &'a Manifest,
+    plan: &'a [Entry],
+    /// The checking thread, until every line is handed over.
+    checker: Option<Checker<'scope>>,
+    /// What it made, once it has finished.
+    checked: Option<Checked>,
+    /// Lines handed over.
+    count: u64,
+    progress: Progress<'a>,
+}
+
+impl Reading<'_, '_> {
+    /// Hands a batch to the checking thread; false if it has stopped.
+    fn hand_over(&mut self, pending: &mut Batch) -> bool {
+        let Some(checker) = &self.checker else {
+            return false;
+        };
+        self.count += pending.len() as u64;
+        let ok = checker.send(std::mem::replace(pending, Vec::with_capacity(BATCH)));
+        (self.progress)(self.count);
+        ok
+    }
+
+    /// Reads every item: lines are parsed, placed and handed over in
+    /// batches; at the first blob the checking thread must finish (blobs
+    /// are kept if staged messages mention them). Returns the staged blobs;
+    /// stops early with none if the checking thread has stopped.
+    fn items<R: Read>(
+        &mut self,
+        reader: &mut BundleReader<R>,
+    ) -> Result<Vec<StagedBlob>, ImportError> {
+        let mut pending: Batch = Vec::with_capacity(BATCH);
+        let mut staged_blobs = Vec::new();
+        // The feed entry being read, and the head its next line must follow.
+        let mut current: Option<(usize, Option<FeedHead>)> = None;
+        while let Some(item) = reader.next()? {
+            let mut blob = match item {
+                Item::Line(line) => {
+                    let (index, m) = self.line(&line, current)?;
+                    current = Some((index, Some(m.head())));
+                    let entry = &self.plan[index];
+                    let stage = entry.take && m.sequence() > entry.held;
+                    pending.push((m, stage));
+                    if pending.len() == BATCH && !self.hand_over(&mut pending) {
+                        return Ok(Vec::new());
                     }
+                    continue;
                 }
-                current = Some((index, Some(m.head())));
-                let stage = entry.take && m.sequence() > entry.held;
-                pending.push((m, stage));
-                if pending.len() == BATCH {
-                    flush(node, &mut verifier, &mut pending, &offered, &mut linked)?;
-                    report.checked += BATCH as u64;
-                    progress(report.checked);
+                Item::Blob(blob) => blob,
+            };
+            if self.checker.is_some() {
+                if !self.hand_over(&mut pending) {
+                    return Ok(Vec::new());
+                }
+                if let Some(checker) = self.checker.take() {
+                    self.checked = Some(checker.finish()?);
                 }
             }
-            Item::Blob(mut blob) => {
-                if !pending.is_empty() {
-                    report.checked += pending.len() as u64;
-                    flush(node, &mut verifier, &mut pending, &offered, &mut linked)?;
-                    progress(report.checked);
-                }
-                let id: Option<BlobId> = blob.id().parse().ok();
-                let wanted = node.zip(id).and_then(|(node, id)| {
-                    let wanted = (linked.contains(&id) || node.wants.is_wanted(&id))
-                        && !node.blobs.has(&id)
-                        && blob.size() <= node.settings.blob_max;
-                    wanted.then_some((node, id))
-                });
-                match wanted {
-                    Some((node, id)) => {
-                        let mut tap = Tap {
-                            inner: &mut blob,
-                            failed: None,
-                        };
-                        match node.blobs.stage(&mut tap, Some(&id), u64::MAX) {
-                            Ok(staged) => staged_blobs.push(staged),
-                            Err(e) => {
-                                return Err(match tap.failed.take() {
-                                    Some(read) => ImportError::Rejected(blob.error(read)),
-                                    None => ImportError::Blob(e),
-                                })
-                            }
+            let linked = self.checked.as_ref().map(|c| &c.linked);
+            let id: Option<BlobId> = blob.id().parse().ok();
+            let wanted = self.node.zip(id).and_then(|(node, id)| {
+                let wanted = (linked.is_some_and(|l| l.contains(&id)) || node.wants.is_wanted(&id))
+                    && !node.blobs.has(&id)
+                    && blob.size() <= node.settings.blob_max;
+                wanted.then_some((node, id))
+            });
+            match wanted {
+                Some((node, id)) => {
+                    let mut tap = Tap {
+                        inner: &mut blob,
+                        failed: None,
+                    };
+                    match node.blobs.stage(&mut tap, Some(&id), u64::MAX) {
+                        Ok(staged) => staged_blobs.push(staged),
+                        Err(e) => {
+                            return Err(match tap.failed.take() {
+                                Some(read) => ImportError::Rejected(blob.error(read)),
+                                None => ImportError::Blob(e),
+                            })
                         }
                     }
-                    None => {
-                        io::copy(&mut blob, &mut io::sink()).map_err(|e| blob.error(e))?;
-                    }
+                }
+                None => {
+                    io::copy(&mut blob, &mut io::sink()).map_err(|e| blob.error(e))?;
                 }
             }
         }
+        // No blobs: the last lines are still to hand over.
+        if self.checker.is_some() {
+            self.hand_over(&mut pending);
+        }
+        Ok(staged_blobs)
     }
-    report.checked += pending.len() as u64;
-    flush(node, &mut verifier, &mut pending, &offered, &mut linked)?;
-    progress(report.checked);
-    Ok((report, staged_blobs))
+
+    /// Parses one line and checks where it stands: author and sequence as
+    /// the manifest places it, chained to the line before (or the store),
+    /// and no fork of what the store holds. Returns its feed entry's index.
+    fn line(
+        &self,
+        line: &bundle_format::Line<'_>,
+        current: Option<(usize, Option<FeedHead>)>,
+    ) -> Result<(usize, Message), ImportError> {
+        // Lines come entry by entry: look the feed up only when it changes.
+        let index = match current {
+            Some((i, _)) if self.manifest.feeds[i].feed == line.feed => i,
+            _ => self
+                .manifest
+                .feeds
+                .iter()
+                .position(|f| f.feed == line.feed)
+                .ok_or_else(|| bad_entry(line.feed))?,
+        };
+        let entry = &self.plan[index];
+        let reject = |reason| ImportError::RejectedMessage {
+            feed: line.feed.to_string(),
+            seq: line.seq,
+            reason,
+        };
+        let m = Message::parse(line.bytes, None).map_err(reject)?;
+        if m.author() != entry.feed || m.sequence() != line.seq {
+            return Err(ImportError::Misplaced {
+                feed: line.feed.to_string(),
+                seq: line.seq,
+                actual: format!("message {} of {}", m.sequence(), m.author()),
+            });
+        }
+        let prev = match current {
+            Some((i, head)) if i == index => Some(head),
+            _ => entry.anchor,
+        };
+        if let Some(head) = prev {
+            m.check_chain(head.as_ref()).map_err(reject)?;
+        }
+        if let Some(node) = self.node.filter(|_| m.sequence() <= entry.held) {
+            let stored = node.store.get_at(&entry.feed, m.sequence())?;
+            if stored.is_some_and(|s| s.id != m.id()) {
+                return Err(reject(Invalid::Fork {
+                    sequence: m.sequence() - 1,
+                }));
+            }
+        }
+        Ok((index, m))
+    }
 }
 
 /// Checks the signatures of `pending` and stages those marked for it.
 fn flush(
-    node: Option<&Node>,
+    stage: Option<&mut Stage>,
     verifier: &mut BatchVerifier,
-    pending: &mut Vec<(Message, bool)>,
+    pending: &mut Batch,
     offered: &HashSet<BlobId>,
     linked: &mut HashSet<BlobId>,
 ) -> Result<(), ImportError> {
@@ -435,8 +576,8 @@ fn flush(
             json,
         });
     }
-    if let Some(node) = node.filter(|_| !staged.is_empty()) {
-        node.store.stage(&staged)?;
+    if let Some(stage) = stage.filter(|_| !staged.is_empty()) {
+        stage.push(&staged)?;
     }
     Ok(())
 }

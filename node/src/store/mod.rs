@@ -9,10 +9,14 @@
 //! - `remote`: a name (`peer:` ‖ public key, …) → the vector clock that
 //!   remote last showed us, as author ‖ sequence entries (request skipping);
 //! - `wants`: blob id → nothing: blobs we want and do not hold yet;
-//! - `stage`: author ‖ sequence → a verified message from a bundle that is
-//!   not visible yet (see [`stage`]);
 //! - `contacts`: author ‖ contact → the author's stance on that feed (see
 //!   [`contacts`]), kept in step with `log` by every append and promotion.
+//!
+//! Messages from a bundle wait, verified but not visible, in an unnamed
+//! temporary file beside the keyspaces until the bundle is checked (see
+//! [`stage`]). Stores written by older versions kept them in a `stage`
+//! keyspace; opening such a store deletes it (its entries were never
+//! visible).
 //!
 //! One [`Store::append`] call is one fjall write batch, which fjall's journal
 //! applies entirely or not at all. A feed therefore only ever grows by whole,
@@ -22,7 +26,7 @@
 mod contacts;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
@@ -41,6 +45,9 @@ pub enum StoreError {
     /// The store is held by another process.
     #[error("the store at {0} is in use by another process (is `ssb-node run` running?)")]
     Locked(String),
+    /// The staging file of an import failed.
+    #[error("staging file: {0}")]
+    Stage(std::io::Error),
     /// Bytes on disk are not what this program writes.
     #[error("store is corrupt: {0}")]
     Corrupt(String),
@@ -139,8 +146,9 @@ pub struct Store {
     clock: Keyspace,
     remote: Keyspace,
     wants: Keyspace,
-    stage: Keyspace,
     contacts: Keyspace,
+    /// The store's directory (where staging files go).
+    dir: PathBuf,
 }
 
 fn log_key(author: &FeedId, seq: u32) -> [u8; 36] {
@@ -202,9 +210,9 @@ impl Store {
         let clock = db.keyspace("clock", small(1))?;
         let remote = db.keyspace("remote", small(1))?;
         let wants = db.keyspace("wants", small(1))?;
-        let stage = db.keyspace("stage", small(2))?;
         let contacts = db.keyspace("contacts", small(1))?;
         contacts::ensure_built(&db, &log, &contacts)?;
+        stage::drop_old_keyspace(&db)?;
         Ok(Store {
             db,
             log,
@@ -212,8 +220,8 @@ impl Store {
             clock,
             remote,
             wants,
-            stage,
             contacts,
+            dir: dir.to_path_buf(),
         })
     }
 

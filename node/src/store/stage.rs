@@ -3,16 +3,30 @@
 //! last). Then [`Store::promote`] moves them into the log in chain order,
 //! without checking signatures again.
 //!
-//! Nothing reads the staging area but promotion, so a bundle that is
-//! rejected half-way, or a process killed mid-import, leaves nothing
-//! visible; the next import starts with [`Store::clear_stage`]. Promotion
-//! writes one atomic batch per run of messages, so a crash during it leaves
-//! every feed a valid prefix, as [`Store::append`] does.
+//! A [`Stage`] is an unnamed temporary file in the store's directory,
+//! written sequentially and read back once: staging costs one sequential
+//! write and read, not a trip through fjall's memtables, flushes and
+//! compactions (and tombstones to remove it again). Nothing but promotion
+//! reads it, and it has no name, so a bundle that is rejected half-way, or a
+//! process killed mid-import, leaves nothing behind and nothing visible.
+//! Promotion writes one atomic batch per run of messages, so a crash during
+//! it leaves every feed a valid prefix, as [`Store::append`] does.
 
-use std::ops::Bound;
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+
+use fjall::{Database, KeyspaceCreateOptions};
 
 use super::{arr, contacts, corrupt, head_value, log_key, now_ms, Store, StoreError};
 use crate::feed::{BlobId, FeedHead, FeedId, MsgId, Value};
+
+/// The keyspace older versions staged messages in.
+const OLD_KEYSPACE: &str = "stage";
+
+/// The largest staged record read back (a message line is at most 64 KiB;
+/// this leaves room for its id, links and the blobs it mentions).
+const MAX_RECORD: usize = 1024 * 1024;
 
 /// A verified message waiting in the staging area.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,8 +48,10 @@ pub struct Staged {
 }
 
 /// What one [`Store::promote`] call moved into the log.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Promoted {
+    /// The feed promoted.
+    pub feed: FeedId,
     /// The feed's latest sequence before.
     pub before: u32,
     /// The feed's latest sequence after.
@@ -44,11 +60,29 @@ pub struct Promoted {
     pub added: Vec<(u32, Vec<BlobId>, bool)>,
     /// Staged messages that were already held (same id), now dropped.
     pub skipped: u64,
-    /// Whether more staged messages of this feed wait (call again).
-    pub more: bool,
     /// Why promotion of this feed stopped short, if it did: the staged run
-    /// does not continue the stored feed (it was changed meanwhile).
+    /// does not continue the stored feed (it was changed meanwhile). The
+    /// feed's other staged messages are dropped.
     pub stuck: Option<String>,
+}
+
+/// The staging area of one import, being written; see the module docs.
+pub struct Stage {
+    out: BufWriter<File>,
+    count: u64,
+}
+
+/// A staging area being read back by [`Store::promote`].
+pub struct StageReader {
+    input: BufReader<File>,
+    left: u64,
+    peeked: Option<Staged>,
+    /// Feeds whose promotion stopped: the rest of their messages are dropped.
+    stuck: HashSet<FeedId>,
+}
+
+fn stage_io(e: std::io::Error) -> StoreError {
+    StoreError::Stage(e)
 }
 
 fn encode(m: &Staged) -> Vec<u8> {
@@ -112,130 +146,191 @@ fn decode(key: &[u8], v: &[u8]) -> Result<Staged, StoreError> {
     })
 }
 
-impl Store {
-    /// Writes verified messages into the staging area, in one batch.
-    pub fn stage(&self, msgs: &[Staged]) -> Result<(), StoreError> {
-        let mut batch = self.db.batch();
+impl Stage {
+    /// Appends verified messages to the staging area.
+    pub fn push(&mut self, msgs: &[Staged]) -> Result<(), StoreError> {
         for m in msgs {
-            batch.insert(&self.stage, log_key(&m.author, m.sequence), encode(m));
+            let mut record = Vec::with_capacity(36 + 100 + m.json.len());
+            record.extend_from_slice(&log_key(&m.author, m.sequence));
+            record.extend_from_slice(&encode(m));
+            let len = u32::try_from(record.len())
+                .ok()
+                .filter(|&n| n as usize <= MAX_RECORD)
+                .ok_or_else(|| corrupt("staged message too large"))?;
+            self.out.write_all(&len.to_be_bytes()).map_err(stage_io)?;
+            self.out.write_all(&record).map_err(stage_io)?;
+            self.count += 1;
         }
-        Ok(batch.commit()?)
+        Ok(())
     }
 
-    /// Empties the staging area; returns how many entries it held.
-    pub fn clear_stage(&self) -> Result<u64, StoreError> {
-        let mut removed = 0;
-        loop {
-            let keys: Vec<_> = self
-                .stage
-                .iter()
-                .take(4096)
-                .map(|g| g.key())
-                .collect::<Result<_, _>>()?;
-            if keys.is_empty() {
-                return Ok(removed);
-            }
-            let mut batch = self.db.batch();
-            for k in &keys {
-                batch.remove(&self.stage, k.clone());
-            }
-            batch.commit()?;
-            removed += keys.len() as u64;
+    /// How many messages are staged.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// Whether nothing is staged.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Ends writing; the staged messages are then read back in the order
+    /// they were pushed.
+    pub fn into_reader(self) -> Result<StageReader, StoreError> {
+        let mut file = self
+            .out
+            .into_inner()
+            .map_err(|e| stage_io(e.into_error()))?;
+        file.seek(SeekFrom::Start(0)).map_err(stage_io)?;
+        Ok(StageReader {
+            input: BufReader::with_capacity(64 * 1024, file),
+            left: self.count,
+            peeked: None,
+            stuck: HashSet::new(),
+        })
+    }
+}
+
+impl StageReader {
+    fn read(&mut self) -> Result<Option<Staged>, StoreError> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        let mut len = [0u8; 4];
+        self.input.read_exact(&mut len).map_err(stage_io)?;
+        let len = u32::from_be_bytes(len) as usize;
+        if !(36..=MAX_RECORD).contains(&len) {
+            return Err(corrupt("staged record length"));
+        }
+        let mut record = vec![0u8; len];
+        self.input.read_exact(&mut record).map_err(stage_io)?;
+        self.left -= 1;
+        decode(&record[..36], &record[36..]).map(Some)
+    }
+
+    /// The next staged message, taking it.
+    fn next(&mut self) -> Result<Option<Staged>, StoreError> {
+        match self.peeked.take() {
+            Some(m) => Ok(Some(m)),
+            None => self.read(),
         }
     }
 
-    /// The feeds that have staged messages, in key order.
-    pub fn staged_feeds(&self) -> Result<Vec<FeedId>, StoreError> {
-        let mut out = Vec::new();
-        let mut after: Option<[u8; 36]> = None;
-        loop {
-            let next = match after {
-                None => self.stage.iter().next(),
-                Some(k) => self
-                    .stage
-                    .range::<&[u8], _>((Bound::Excluded(&k[..]), Bound::Unbounded))
-                    .next(),
-            };
-            let Some(g) = next else {
-                return Ok(out);
-            };
-            let key = g.key()?;
-            let feed = FeedId(arr(key.get(..32).unwrap_or(&[]), "staged author")?);
-            out.push(feed);
-            after = Some(log_key(&feed, u32::MAX));
+    /// The author of the next staged message, without taking it.
+    fn peek_author(&mut self) -> Result<Option<FeedId>, StoreError> {
+        if self.peeked.is_none() {
+            self.peeked = self.read()?;
         }
+        Ok(self.peeked.as_ref().map(|m| m.author))
+    }
+}
+
+/// Deletes the `stage` keyspace a store written by an older version may
+/// hold. Its entries were never visible (a crashed or rejected import's
+/// leftovers, or an import's that the next one would have cleared), so
+/// nothing is lost.
+pub(super) fn drop_old_keyspace(db: &Database) -> Result<(), StoreError> {
+    if db.keyspace_exists(OLD_KEYSPACE) {
+        let old = db.keyspace(OLD_KEYSPACE, KeyspaceCreateOptions::default)?;
+        db.delete_keyspace(old)?;
+        tracing::info!("dropped the old staging keyspace");
+    }
+    Ok(())
+}
+
+impl Store {
+    /// A new, empty staging area for one import.
+    pub fn stage(&self) -> Result<Stage, StoreError> {
+        let file = tempfile::tempfile_in(&self.dir).map_err(stage_io)?;
+        Ok(Stage {
+            out: BufWriter::with_capacity(64 * 1024, file),
+            count: 0,
+        })
     }
 
-    /// Moves up to `limit` staged messages of `feed` that continue its stored
-    /// chain into the log, in one atomic batch. Staged messages the store
-    /// already holds are dropped; one that conflicts with the stored feed, or
-    /// does not continue it, stops promotion of this feed (see
+    /// Moves the next run of staged messages of one feed (at most `limit`)
+    /// that continues the feed's stored chain into the log, in one atomic
+    /// batch; `None` when nothing is left. Staged messages the store already
+    /// holds are dropped; one that conflicts with the stored feed, or does
+    /// not continue it, stops promotion of that feed (see
     /// [`Promoted::stuck`]).
-    pub fn promote(&self, feed: &FeedId, limit: usize) -> Result<Promoted, StoreError> {
-        let mut head: Option<FeedHead> = self.head(feed)?;
-        let mut out = Promoted {
-            before: head.map_or(0, |h| h.sequence),
-            ..Promoted::default()
+    pub fn promote(
+        &self,
+        staged: &mut StageReader,
+        limit: usize,
+    ) -> Result<Option<Promoted>, StoreError> {
+        let mut m = loop {
+            match staged.next()? {
+                None => return Ok(None),
+                Some(m) if staged.stuck.contains(&m.author) => continue,
+                Some(m) => break m,
+            }
         };
-        let start = log_key(feed, 1);
-        let end = log_key(feed, u32::MAX);
+        let feed = m.author;
+        let mut head: Option<FeedHead> = self.head(&feed)?;
+        let mut out = Promoted {
+            feed,
+            before: head.map_or(0, |h| h.sequence),
+            after: 0,
+            added: Vec::new(),
+            skipped: 0,
+            stuck: None,
+        };
         let mut batch = self.db.batch();
         let mut stances = contacts::Changes::default();
         let now = now_ms();
-        for (seen, g) in self.stage.range(start..=end).enumerate() {
-            if seen == limit {
-                out.more = true;
-                break;
-            }
-            let (k, v) = g.into_inner()?;
-            let m = decode(&k, &v)?;
+        for seen in 1.. {
             let held = head.map_or(0, |h| h.sequence);
             if m.sequence <= held {
-                match self.get_at(feed, m.sequence)? {
-                    Some(s) if s.id == m.id => {
-                        batch.remove(&self.stage, k);
-                        out.skipped += 1;
-                        continue;
-                    }
+                match self.get_at(&feed, m.sequence)? {
+                    Some(s) if s.id == m.id => out.skipped += 1,
                     _ => {
                         out.stuck = Some(format!(
                             "message {} conflicts with the one stored (a fork)",
                             m.sequence
                         ));
-                        break;
                     }
                 }
-            }
-            if m.sequence != held + 1 || m.previous != head.map(|h| h.id) {
+            } else if m.sequence != held + 1 || m.previous != head.map(|h| h.id) {
                 out.stuck = Some(format!(
                     "message {} does not continue the stored feed (latest {held})",
                     m.sequence
                 ));
+            } else {
+                let key = log_key(&feed, m.sequence);
+                let mut value = Vec::with_capacity(8 + 32 + m.json.len());
+                value.extend_from_slice(&now.to_be_bytes());
+                value.extend_from_slice(m.id.as_bytes());
+                value.extend_from_slice(&m.json);
+                batch.insert(&self.log, key, value);
+                batch.insert(&self.msgs, *m.id.as_bytes(), key);
+                // Any message that names "contact" may be one (cheaper than
+                // trusting the staged flag to match the index's own rule).
+                if m.json.windows(9).any(|w| w == b"\"contact\"") {
+                    let value = Value::parse(&m.json).map_err(|_| corrupt("staged message"))?;
+                    let content = value
+                        .as_object()
+                        .and_then(|o| o.get("content"))
+                        .unwrap_or(&Value::Null);
+                    stances.note(&self.contacts, &feed, content)?;
+                }
+                head = Some(FeedHead {
+                    id: m.id,
+                    sequence: m.sequence,
+                });
+                out.added.push((m.sequence, m.blobs, m.contact));
+            }
+            if out.stuck.is_some() {
+                staged.stuck.insert(feed);
                 break;
             }
-            let key = log_key(feed, m.sequence);
-            let mut value = Vec::with_capacity(8 + 32 + m.json.len());
-            value.extend_from_slice(&now.to_be_bytes());
-            value.extend_from_slice(m.id.as_bytes());
-            value.extend_from_slice(&m.json);
-            batch.insert(&self.log, key, value);
-            batch.insert(&self.msgs, *m.id.as_bytes(), key);
-            // Any message that names "contact" may be one (cheaper than
-            // trusting the staged flag to match the index's own rule).
-            if m.json.windows(9).any(|w| w == b"\"contact\"") {
-                let value = Value::parse(&m.json).map_err(|_| corrupt("staged message"))?;
-                let content = value
-                    .as_object()
-                    .and_then(|o| o.get("content"))
-                    .unwrap_or(&Value::Null);
-                stances.note(&self.contacts, feed, content)?;
+            if seen == limit || staged.peek_author()? != Some(feed) {
+                break;
             }
-            batch.remove(&self.stage, k);
-            head = Some(FeedHead {
-                id: m.id,
-                sequence: m.sequence,
-            });
-            out.added.push((m.sequence, m.blobs, m.contact));
+            match staged.next()? {
+                Some(next) => m = next,
+                None => break,
+            }
         }
         if let Some(h) = head.filter(|h| h.sequence > out.before) {
             batch.insert(&self.clock, *feed.as_bytes(), head_value(&h));
@@ -243,7 +338,7 @@ impl Store {
         stances.write(&self.contacts, &mut batch);
         batch.commit()?;
         out.after = head.map_or(0, |h| h.sequence);
-        Ok(out)
+        Ok(Some(out))
     }
 }
 
@@ -279,6 +374,13 @@ mod tests {
         out
     }
 
+    fn staged_all(store: &Store, msgs: &[Staged]) -> StageReader {
+        let mut stage = store.stage().unwrap();
+        stage.push(msgs).unwrap();
+        assert_eq!(stage.len(), msgs.len() as u64);
+        stage.into_reader().unwrap()
+    }
+
     #[test]
     fn promotion_keeps_the_contacts_index() {
         let dir = tempfile::tempdir().unwrap();
@@ -294,10 +396,8 @@ mod tests {
             let content = Value::parse(c.as_bytes()).unwrap();
             msgs.push(Message::create(&keys, prev.as_ref(), 1000.0, content, None).unwrap());
         }
-        store
-            .stage(&msgs.iter().map(staged).collect::<Vec<_>>())
-            .unwrap();
-        store.promote(&keys.id(), 100).unwrap();
+        let mut reader = staged_all(&store, &msgs.iter().map(staged).collect::<Vec<_>>());
+        store.promote(&mut reader, 100).unwrap().unwrap();
         assert!(store.contacts(&keys.id()).unwrap()[&friend].following);
         assert!(store.check().unwrap().problems.is_empty());
     }
@@ -307,26 +407,86 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let keys = Keypair::from_seed(&[3; 32]);
+        let other = Keypair::from_seed(&[5; 32]);
         let msgs = chain(&keys, 10);
-        let all: Vec<Staged> = msgs.iter().map(staged).collect();
+        let mut all: Vec<Staged> = msgs.iter().map(staged).collect();
+        all.extend(chain(&other, 2).iter().map(staged));
         assert_eq!(
             decode(&log_key(&all[1].author, 2), &encode(&all[1])).unwrap(),
             all[1]
         );
-        store.stage(&all).unwrap();
+        let mut reader = staged_all(&store, &all);
         assert!(store.head(&keys.id()).unwrap().is_none());
         assert!(store.get(&msgs[0].id()).unwrap().is_none());
-        assert_eq!(store.staged_feeds().unwrap(), vec![keys.id()]);
 
-        let p = store.promote(&keys.id(), 4).unwrap();
-        assert_eq!((p.before, p.after, p.added.len(), p.more), (0, 4, 4, true));
+        let p = store.promote(&mut reader, 4).unwrap().unwrap();
+        assert_eq!(
+            (p.feed, p.before, p.after, p.added.len()),
+            (keys.id(), 0, 4, 4)
+        );
         assert_eq!(p.added[0].1, vec![BlobId([7; 32])]);
-        let p = store.promote(&keys.id(), 100).unwrap();
-        assert_eq!((p.before, p.after, p.more, p.stuck), (4, 10, false, None));
-        assert!(store.staged_feeds().unwrap().is_empty());
+        let p = store.promote(&mut reader, 100).unwrap().unwrap();
+        assert_eq!((p.before, p.after, p.stuck), (4, 10, None));
+        // A run ends where the feed changes.
+        let p = store.promote(&mut reader, 100).unwrap().unwrap();
+        assert_eq!((p.feed, p.before, p.after), (other.id(), 0, 2));
+        assert!(store.promote(&mut reader, 100).unwrap().is_none());
         let got = store.get_at(&keys.id(), 10).unwrap().unwrap();
         assert_eq!(got.id, msgs[9].id());
         assert!(store.check().unwrap().problems.is_empty());
+    }
+
+    #[test]
+    fn an_old_stage_keyspace_is_dropped_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keypair::from_seed(&[8; 32]);
+        let msgs = chain(&keys, 3);
+        {
+            // What an older version left: staged entries in a keyspace.
+            let db = Database::builder(dir.path()).open().unwrap();
+            let old = db
+                .keyspace(OLD_KEYSPACE, KeyspaceCreateOptions::default)
+                .unwrap();
+            for m in &msgs {
+                let s = staged(m);
+                old.insert(log_key(&s.author, s.sequence), encode(&s))
+                    .unwrap();
+            }
+            db.persist(fjall::PersistMode::SyncAll).unwrap();
+        }
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert!(!store.db.keyspace_exists(OLD_KEYSPACE));
+            assert!(store.head(&keys.id()).unwrap().is_none());
+            // The store works as ever.
+            store
+                .append(msgs.clone(), &mut crate::feed::BatchVerifier::new())
+                .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert!(!store.db.keyspace_exists(OLD_KEYSPACE));
+        assert_eq!(store.head(&keys.id()).unwrap().map(|h| h.sequence), Some(3));
+        assert!(store.check().unwrap().problems.is_empty());
+    }
+
+    #[test]
+    fn a_dropped_stage_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let keys = Keypair::from_seed(&[6; 32]);
+        let before: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        let mut stage = store.stage().unwrap();
+        stage
+            .push(&chain(&keys, 3).iter().map(staged).collect::<Vec<_>>())
+            .unwrap();
+        drop(stage);
+        let after: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(
+            before.len(),
+            after.len(),
+            "no file left in the store's directory"
+        );
+        assert!(store.head(&keys.id()).unwrap().is_none());
     }
 
     #[test]
@@ -338,25 +498,24 @@ mod tests {
         store
             .append(msgs[..3].to_vec(), &mut crate::feed::BatchVerifier::new())
             .unwrap();
-        // Held 1..=3 (skipped), then 5 without 4: stuck.
+        // Held 1..=3 (skipped), then 5 without 4: stuck, and 6 is dropped.
         let mut s: Vec<Staged> = msgs.iter().map(staged).collect();
         s.remove(3);
-        store.stage(&s).unwrap();
-        let p = store.promote(&keys.id(), 100).unwrap();
+        let mut reader = staged_all(&store, &s);
+        let p = store.promote(&mut reader, 100).unwrap().unwrap();
         assert_eq!((p.skipped, p.after), (3, 3));
         assert!(p.stuck.unwrap().contains("does not continue"), "gap");
-        assert_eq!(store.clear_stage().unwrap(), 2);
+        assert!(store.promote(&mut reader, 100).unwrap().is_none());
 
         // A different message 2 (a fork) stops promotion too.
         let other = chain(&keys, 2);
         let mut fork = staged(&other[1]);
         fork.json.push(b' ');
         fork.id = MsgId([9; 32]);
-        store.stage(&[fork]).unwrap();
-        let p = store.promote(&keys.id(), 100).unwrap();
+        let mut reader = staged_all(&store, &[fork]);
+        let p = store.promote(&mut reader, 100).unwrap().unwrap();
         assert!(p.stuck.unwrap().contains("fork"));
         assert_eq!(p.after, 3);
-        store.clear_stage().unwrap();
-        assert!(store.staged_feeds().unwrap().is_empty());
+        assert!(store.check().unwrap().problems.is_empty());
     }
 }
