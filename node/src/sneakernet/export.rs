@@ -80,9 +80,7 @@ pub struct Exporter<'a> {
 /// Blob ids mentioned in a message's JSON: `&` + 44 base64 + `.sha256`,
 /// found by a byte scan (no parse needed for the stored compact JSON).
 fn blob_links(json: &[u8], out: &mut impl FnMut(BlobId)) {
-    let mut i = 0;
-    while let Some(off) = json[i..].iter().position(|&b| b == b'&') {
-        let start = i + off;
+    for start in memchr::memchr_iter(b'&', json) {
         if let Some(text) = json.get(start..start + 52) {
             if text.ends_with(b".sha256") {
                 if let Some(id) = std::str::from_utf8(text).ok().and_then(|t| t.parse().ok()) {
@@ -90,7 +88,6 @@ fn blob_links(json: &[u8], out: &mut impl FnMut(BlobId)) {
                 }
             }
         }
-        i = start + 1;
     }
 }
 
@@ -149,14 +146,14 @@ impl<'a> Exporter<'a> {
                 break;
             }
             let count = (range.last - first) as usize + 1;
-            for (seq, stored) in (first..).zip(node.store.feed(feed, first).take(count)) {
+            for (seq, stored) in (first..).zip(node.store.feed_json(feed, first).take(count)) {
                 let stored = stored?;
-                if planner.line(stored.json.as_bytes())? == Fit::Full {
+                if planner.line(stored.bytes())? == Fit::Full {
                     at.seq = seq;
                     break 'feeds;
                 }
                 if self.blobs.len() < MAX_PENDING_BLOBS {
-                    blob_links(stored.json.as_bytes(), &mut |id| {
+                    blob_links(stored.bytes(), &mut |id| {
                         if !self.skip_blobs.contains(&id) {
                             self.blobs.insert(id);
                         }
@@ -217,8 +214,12 @@ impl<'a> Exporter<'a> {
                 .feed
                 .parse()
                 .map_err(|_| BundleError::Misuse(format!("{} is not a feed id", f.feed)))?;
-            for stored in node.store.feed(&feed, f.first).take(f.count() as usize) {
-                w.line(stored?.json.as_bytes())?;
+            for stored in node
+                .store
+                .feed_json(&feed, f.first)
+                .take(f.count() as usize)
+            {
+                w.line(stored?.bytes())?;
             }
         }
         for b in &planned.manifest.blobs {

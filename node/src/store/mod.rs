@@ -83,6 +83,17 @@ impl StoredMsg {
     }
 }
 
+/// A stored message's value as it was signed, straight from the store
+/// (see [`Store::feed_json`]).
+pub struct StoredJson(fjall::Slice);
+
+impl StoredJson {
+    /// The compact JSON bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0[40..]
+    }
+}
+
 /// What one [`Store::append`] did.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct AppendReport {
@@ -293,6 +304,25 @@ impl Store {
         self.log.range(start..=end).map(|g| {
             let (_, v) = g.into_inner()?;
             decode_log_value(&v)
+        })
+    }
+
+    /// The stored values (compact JSON bytes, as signed) of `feed` from
+    /// sequence `from` on, without copying or decoding them: for streaming
+    /// a feed out as it is (bundle export).
+    pub fn feed_json(
+        &self,
+        feed: &FeedId,
+        from: u32,
+    ) -> impl Iterator<Item = Result<StoredJson, StoreError>> + '_ {
+        let start = log_key(feed, from.max(1));
+        let end = log_key(feed, u32::MAX);
+        self.log.range(start..=end).map(|g| {
+            let (_, v) = g.into_inner()?;
+            if v.len() < 40 {
+                return Err(corrupt("short log entry"));
+            }
+            Ok(StoredJson(v))
         })
     }
 
@@ -636,6 +666,14 @@ mod tests {
             .expect("feed");
         assert_eq!(back.len(), 16);
         assert_eq!(back[0].json, msgs[4].value().to_compact());
+        let raw: Vec<StoredJson> = store
+            .feed_json(&keys.id(), 5)
+            .collect::<Result<_, _>>()
+            .expect("feed_json");
+        assert_eq!(raw.len(), 16);
+        for (r, b) in raw.iter().zip(&back) {
+            assert_eq!(r.bytes(), b.json.as_bytes());
+        }
         assert_eq!(
             store.get(&msgs[7].id()).expect("get").map(|s| s.id),
             Some(msgs[7].id())
