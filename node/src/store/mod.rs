@@ -299,12 +299,8 @@ impl Store {
         feed: &FeedId,
         from: u32,
     ) -> impl Iterator<Item = Result<StoredMsg, StoreError>> + '_ {
-        let start = log_key(feed, from.max(1));
-        let end = log_key(feed, u32::MAX);
-        self.log.range(start..=end).map(|g| {
-            let (_, v) = g.into_inner()?;
-            decode_log_value(&v)
-        })
+        self.feed_json(feed, from)
+            .map(|r| r.and_then(|j| decode_log_value(&j.0)))
     }
 
     /// The stored values (compact JSON bytes, as signed) of `feed` from
