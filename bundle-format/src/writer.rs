@@ -5,9 +5,10 @@
 //! every blob ([`BundleWriter::blob`]); [`BundleWriter::finish`] signs and
 //! closes. The writer checks everything against the manifest as it goes (a
 //! store that changed between the passes is caught, not written) and holds
-//! no more than one 64 KiB copy buffer, the zstd window, three 256 KiB
-//! chunks on their way to the compressing thread (see `compressor.rs`:
-//! compression runs beside the reading and hashing), and the manifest.
+//! no more than one 64 KiB copy buffer, the zstd window (2 MiB by default),
+//! a few 128 KiB chunks on their way to the compressing thread (see
+//! `compressor.rs`: compression runs beside the reading and hashing), and
+//! the manifest.
 
 use std::io::{self, Read, Write};
 
@@ -28,6 +29,12 @@ use crate::trailer::Trailer;
 pub struct WriterOptions {
     /// zstd level, 1..=19 (default 3: fast on a Pi, still ~5x on SSB JSON).
     pub level: i32,
+    /// The zstd window, as a power of two (default 21, what zstd itself
+    /// picks at level 3: 2 MiB). A larger window finds few more matches in
+    /// SSB JSON and blobs but costs memory on both sides and time (its
+    /// tables miss the CPU caches more). Kept within the limits'
+    /// `window_log_max`.
+    pub window_log: u32,
     /// The limits the bundle must keep to (by default those every default
     /// reader accepts). The zstd window is kept within `window_log_max`.
     pub limits: Limits,
@@ -37,6 +44,7 @@ impl Default for WriterOptions {
     fn default() -> WriterOptions {
         WriterOptions {
             level: 3,
+            window_log: 21,
             limits: Limits::default(),
         }
     }
@@ -109,8 +117,12 @@ impl<W: Write> BundleWriter<W> {
                 options.level
             )));
         }
-        let enc =
-            Compressor::new(out, options.level, limits.window_log_max.clamp(10, 23)).map_err(io)?;
+        let enc = Compressor::new(
+            out,
+            options.level,
+            options.window_log.min(limits.window_log_max).clamp(10, 23),
+        )
+        .map_err(io)?;
         let mut w = BundleWriter {
             enc,
             mtime: manifest.mtime(),

@@ -273,3 +273,38 @@ fn gnu_tar_lists_a_bundle_when_installed() {
         read_manifest(&bytes[..], &Limits::default()).unwrap().0
     );
 }
+
+/// The writer's zstd window is 2 MiB unless asked otherwise: a reader that
+/// allows no more reads a default bundle larger than that, and refuses one
+/// written with an 8 MiB window.
+#[test]
+fn the_default_window_is_what_zstd_picks_at_level_3() {
+    let content = Content {
+        feeds: vec![(2, 1, 3)],
+        blobs: vec![blob_data(1, 3 << 20), blob_data(2, 2 << 20)],
+    };
+    let small_window = Limits {
+        window_log_max: 21,
+        ..Limits::default()
+    };
+    read_all(&bundle(&content), &small_window).unwrap();
+
+    let m = plan(&content);
+    let options = WriterOptions {
+        window_log: 23,
+        ..WriterOptions::default()
+    };
+    let mut w = BundleWriter::new(Vec::new(), m.clone(), &key(1), &options).unwrap();
+    for f in &m.feeds {
+        for seq in f.first..=f.last {
+            w.line(&line(&f.feed, seq)).unwrap();
+        }
+    }
+    for b in &content.blobs {
+        w.blob(&id_of(b), &mut &b[..]).unwrap();
+    }
+    let wide = w.finish().unwrap().out;
+    let (e, _) = read_all(&wide, &small_window).unwrap_err();
+    assert!(matches!(e, BundleError::WindowTooLarge { .. }), "{e}");
+    read_all(&wide, &Limits::default()).unwrap();
+}

@@ -96,10 +96,12 @@ pub fn export_to(
         let path = path.display().to_string();
         move |source| FileError::Io { path, source }
     };
+    let start = std::time::Instant::now();
     while let Some(p) = {
         progress(Step::Exporting(ex.messages_left()));
         ex.plan_next(FAT32_MAX_FILE)?
     } {
+        tracing::debug!(secs = start.elapsed().as_secs_f64(), "bundle planned");
         if !dir && !ex.is_last(&p) {
             return Err(FileError::TooMuch(ex.messages_left()));
         }
@@ -112,7 +114,9 @@ pub fn export_to(
             let file = File::create(&part).map_err(io(&part))?;
             let w = ex.write(&p, BufWriter::new(file))?;
             let file = w.out.into_inner().map_err(|e| io(&part)(e.into_error()))?;
+            tracing::debug!(secs = start.elapsed().as_secs_f64(), "bundle written");
             file.sync_all().map_err(io(&part))?;
+            tracing::debug!(secs = start.elapsed().as_secs_f64(), "bundle synced");
             let dest = if dir {
                 out.join(w.name.file_name())
             } else {
