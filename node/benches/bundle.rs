@@ -18,7 +18,9 @@
 //!   (extracted from it: the message lines and the blobs), and
 //!   `tar -I 'zstd -d' -xf` of that archive;
 //! - and, in a child process, raw ed25519-dalek `verify_batch` over the same
-//!   messages: the signature floor of any verified import.
+//!   messages, and this crate's own `BatchVerifier` (faster: one term per
+//!   author), on one and two threads: the signature floor of any verified
+//!   import.
 //!
 //! Env: `SSB_BENCH_MESSAGES` (100000), `SSB_BENCH_FEEDS` (5),
 //! `SSB_BENCH_BLOB_MIB` (50), `SSB_BENCH_RUNS` (3).
@@ -174,6 +176,12 @@ fn prepare(dir: &Path, feeds: usize, total: usize, sizes: &[usize], blob_bytes: 
             .fold(0.0, f64::max)
     };
     println!("rates {} {}", best(1), best(2));
+    let ours = |threads| {
+        (0..3)
+            .map(|_| signed::our_rate(&msgs, threads))
+            .fold(0.0, f64::max)
+    };
+    println!("ours {} {}", ours(1), ours(2));
 }
 
 /// Median, smallest and largest of some runs.
@@ -480,10 +488,12 @@ fn main() {
     .expect_success("prepare");
     let mut feed_ids = Vec::new();
     let mut rates = (0.0, 0.0);
+    let mut ours = (0.0, 0.0);
     for line in p.stdout.lines() {
         match line.split_whitespace().collect::<Vec<_>>()[..] {
             ["feed", id] => feed_ids.push(id.to_owned()),
             ["rates", a, b] => rates = (a.parse().expect("rate"), b.parse().expect("rate")),
+            ["ours", a, b] => ours = (a.parse().expect("rate"), b.parse().expect("rate")),
             _ => panic!("unexpected prepare output: {line}"),
         }
     }
@@ -503,7 +513,10 @@ fn main() {
     );
     println!("signature floor (raw ed25519-dalek verify_batch on the same messages):");
     println!("  1 thread  {:>9.0} msg/s", rates.0);
-    println!("  2 threads {:>9.0} msg/s\n", rates.1);
+    println!("  2 threads {:>9.0} msg/s", rates.1);
+    println!("signature floor (this crate's BatchVerifier, as the import runs it):");
+    println!("  1 thread  {:>9.0} msg/s", ours.0);
+    println!("  2 threads {:>9.0} msg/s\n", ours.1);
 
     println!("source data dirs:");
     let mut results = Vec::new();
@@ -568,10 +581,15 @@ fn main() {
         bundle_mb,
     );
     let sig_floor = n as f64 / rates.1;
+    let (ours_one, ours_two) = (n as f64 / ours.0, n as f64 / ours.1);
     println!(
-        "  {:<32} {:>24}",
-        "signatures alone (2 threads)",
-        format!("{sig_floor:.3} s")
+        "  {:<32} {:>24}\n  {:<32} {:>24}\n  {:<32} {:>24}",
+        "signatures alone (dalek, 2 thr.)",
+        format!("{sig_floor:.3} s"),
+        "signatures alone (ours, 1 thr.)",
+        format!("{ours_one:.3} s"),
+        "signatures alone (ours, 2 thr.)",
+        format!("{ours_two:.3} s"),
     );
     if !runs.import_checked.is_empty() {
         println!(
@@ -610,9 +628,20 @@ fn main() {
         ratio(&runs.import, &runs.verify)
     );
     println!(
-        "  import / signatures alone {} x",
+        "  import / signatures alone {} x   (dalek, 2 threads)",
         Spread::of(runs.import.iter().map(|s| s.secs / sig_floor)).show(2)
     );
+    println!(
+        "  import / our signatures   {} x   (1 thread; {} x for 2)",
+        Spread::of(runs.import.iter().map(|s| s.secs / ours_one)).show(2),
+        Spread::of(runs.import.iter().map(|s| s.secs / ours_two)).show(2)
+    );
+    if !runs.import_checked.is_empty() {
+        println!(
+            "  check+stage / our sigs    {} x   (1 thread)",
+            Spread::of(runs.import_checked.iter().map(|s| s / ours_one)).show(2)
+        );
+    }
     println!(
         "  import / tar -x           {} x",
         ratio(&runs.import, &runs.tar_x)
