@@ -25,8 +25,8 @@ use crate::feed::{BlobId, FeedHead, FeedId, MsgId, Value};
 /// promotion lets fjall hold before it waits for a flush (see
 /// [`Store::bound_write_buffer`]). Smaller caps flush more often (each
 /// flush syncs fjall's journal): 6 MiB keeps a 100k-message import within
-/// ~7 MiB of a 10k one for ~0.3 s more promotion time than no cap (which
-/// peaked 40 MiB higher).
+/// ~7 MiB of a 10k one for ~0.4 s more promotion time than no cap (which
+/// peaked 25–40 MiB higher).
 const WRITE_BUFFER_CAP: u64 = 6 * 1024 * 1024;
 
 /// The keyspace older versions staged messages in.
