@@ -5,10 +5,10 @@
 //! every blob ([`BundleWriter::blob`]); [`BundleWriter::finish`] signs and
 //! closes. The writer checks everything against the manifest as it goes (a
 //! store that changed between the passes is caught, not written) and holds
-//! no more than one 64 KiB copy buffer, the zstd window (2 MiB by default),
-//! a few 128 KiB chunks on their way to the compressing thread (see
-//! `compressor.rs`: compression runs beside the reading and hashing), and
-//! the manifest.
+//! no more than one 64 KiB copy buffer, a 128 KiB chunk of input, zstd's
+//! compression contexts and jobs (see `compressor.rs`: compression runs on
+//! zstd's worker threads beside the reading and hashing; a few MiB at the
+//! default 2 MiB window and two workers), and the manifest.
 
 use std::io::{self, Read, Write};
 
@@ -24,6 +24,9 @@ use crate::manifest::{blob_entry_name, feed_entry_name, Manifest, MANIFEST_NAME,
 use crate::name::BundleName;
 use crate::trailer::Trailer;
 
+/// The most zstd workers [`WriterOptions::workers`] may ask for.
+const MAX_WORKERS: u32 = 16;
+
 /// How to compress.
 #[derive(Clone, Debug)]
 pub struct WriterOptions {
@@ -35,6 +38,11 @@ pub struct WriterOptions {
     /// tables miss the CPU caches more). Kept within the limits'
     /// `window_log_max`.
     pub window_log: u32,
+    /// zstd worker threads compressing beside the caller (default 2; 0
+    /// compresses on the caller's thread). Each holds a compression context
+    /// and a few 1 MiB jobs; the bundle stays one frame, a little larger
+    /// with more workers (each job starts from only a part of the window).
+    pub workers: u32,
     /// The limits the bundle must keep to (by default those every default
     /// reader accepts). The zstd window is kept within `window_log_max`.
     pub limits: Limits,
@@ -45,6 +53,7 @@ impl Default for WriterOptions {
         WriterOptions {
             level: 3,
             window_log: 21,
+            workers: 2,
             limits: Limits::default(),
         }
     }
@@ -121,6 +130,7 @@ impl<W: Write> BundleWriter<W> {
             out,
             options.level,
             options.window_log.min(limits.window_log_max).clamp(10, 23),
+            options.workers.min(MAX_WORKERS),
         )
         .map_err(io)?;
         let mut w = BundleWriter {
