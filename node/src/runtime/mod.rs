@@ -366,10 +366,11 @@ impl Node {
         Ok((added, stuck))
     }
 
-    /// Waits for the append in progress, then makes the store durable.
+    /// Waits for the append in progress, then makes the store durable and
+    /// flushes its memtables (so the next start replays little journal).
     pub async fn shutdown(&self) -> Result<(), StoreError> {
         let _guard = self.append_lock.lock().await;
-        self.store.persist()
+        self.store.settle()
     }
 
     /// Recomputes the replicate set from the store and tells sessions if it changed.
