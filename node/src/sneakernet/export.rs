@@ -13,7 +13,8 @@ use std::fs::File;
 use std::io::Write;
 
 use bundle_format::{
-    BundleError, BundleWriter, FeedRange, Fit, Limits, Manifest, Planner, WriterOptions, Written,
+    BundleError, BundleWriter, FeedRange, Fit, Limits, LineChecks, Manifest, Planner,
+    WriterOptions, Written,
 };
 
 use crate::blobs::BlobError;
@@ -58,6 +59,8 @@ struct Cursor {
 pub struct Planned {
     /// Its manifest.
     pub manifest: Manifest,
+    /// The planner's checks of its lines, for the writer.
+    checks: LineChecks,
     /// Where the export continues once it is written.
     next: Cursor,
 }
@@ -187,8 +190,10 @@ impl<'a> Exporter<'a> {
                 Err(ExportError::NoRoom { cap })
             };
         }
+        let (manifest, checks) = planner.finish_with_checks()?;
         Ok(Some(Planned {
-            manifest: planner.finish()?,
+            manifest,
+            checks,
             next: at,
         }))
     }
@@ -209,6 +214,9 @@ impl<'a> Exporter<'a> {
         let options = WriterOptions::default();
         let manifest = planned.manifest.clone();
         let mut w = BundleWriter::new(out, manifest, node.keys().signing_key(), &options)?;
+        // The lines are read again: check them against the plan's xxh3
+        // rather than hashing them with sha256 a second time.
+        w.check_lines_with(planned.checks.clone())?;
         for f in &planned.manifest.feeds {
             let feed: FeedId = f
                 .feed
