@@ -10,7 +10,7 @@ use std::io::Read;
 
 use bundle_format::{
     read_manifest, verify, BundleError, BundleName, BundleReader, BundleWriter, Coverage, Fit,
-    Item, Limits, LineChecks, Planner, WriterOptions, FAT32_MAX_FILE,
+    Item, Limits, LineChecks, Planner, WriterOptions,
 };
 use support::*;
 
@@ -198,32 +198,10 @@ fn the_writer_refuses_content_that_differs_from_the_plan() {
     assert!(matches!(w.finish(), Err(BundleError::Misuse(_))));
 }
 
-/// The manifest and line checks of `content`, planned as [`plan`] does.
-fn plan_with_checks(content: &Content) -> (bundle_format::Manifest, LineChecks) {
-    let mut p = Planner::new(
-        &feed(1),
-        1_700_000_123_456,
-        FAT32_MAX_FILE,
-        Limits::default(),
-    )
-    .unwrap();
-    for &(f, first, last) in &content.feeds {
-        p.begin_feed(&feed(f), first).unwrap();
-        for seq in first..=last {
-            p.line(&line(&feed(f), seq)).unwrap();
-        }
-    }
-    for b in &content.blobs {
-        p.blob(&id_of(b), b.len() as u64).unwrap();
-    }
-    p.finish_with_checks().unwrap()
-}
-
 #[test]
 fn line_checks_write_the_same_bundle_and_catch_a_changed_line() {
     let content = small();
     let (m, checks) = plan_with_checks(&content);
-    assert_eq!(m, plan(&content));
     assert_eq!(checks.len(), m.feeds.len());
     let opts = WriterOptions::default();
     let mut w = BundleWriter::new(Vec::new(), m.clone(), &key(1), &opts).unwrap();
