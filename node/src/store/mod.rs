@@ -264,6 +264,14 @@ impl Store {
         while keyspaces.iter().any(|k| k.sealed_memtable_count() > 0) {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+        // fjall drops a flushed memtable before it subtracts its size from
+        // its count; wait (briefly, bounded) for the count too.
+        for _ in 0..100 {
+            if self.db.write_buffer_size() == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         self.persist()
     }
 
