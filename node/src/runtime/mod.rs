@@ -366,9 +366,17 @@ impl Node {
         Ok((added, stuck))
     }
 
-    /// Waits for the append in progress, then makes the store durable and
-    /// flushes its memtables (so the next start replays little journal).
+    /// Waits for the append in progress, then makes the store durable.
     pub async fn shutdown(&self) -> Result<(), StoreError> {
+        let _guard = self.append_lock.lock().await;
+        self.store.persist()
+    }
+
+    /// [`Node::shutdown`], and flushes the store's memtables so that the
+    /// next start replays little journal (see [`crate::store::Store::settle`]):
+    /// for a node that ran for a while, not for a quick `sync`, whose time it
+    /// would lengthen.
+    pub async fn shutdown_settled(&self) -> Result<(), StoreError> {
         let _guard = self.append_lock.lock().await;
         self.store.settle()
     }
