@@ -1,221 +1,122 @@
-//! zstd compression on a second thread, so that a writer can read, hash and
-//! frame the next bytes while the last ones are compressed (as
-//! `tar | zstd` runs in two processes).
+//! zstd compression on zstd's own worker threads, so that a writer can
+//! read, hash and frame the next bytes while the last ones are compressed
+//! (as `tar | zstd` runs in two processes), and so that more than one core
+//! compresses.
 //!
-//! The output stays on the caller's thread (it need not be `Send`): the
-//! compressing thread gets chunks of input and hands back compressed bytes,
-//! which the caller writes out as they come. At most two chunks are being
-//! compressed or waiting to be written, and buffers are reused, so memory is
-//! small and fixed whatever the size and content of the stream.
+//! zstd's multithreaded mode cuts the input into jobs of [`JOB_SIZE`] bytes,
+//! each compressed by a worker with the tail of the previous job as its
+//! history, and writes their blocks in order as one frame: a reader sees an
+//! ordinary frame with the window asked for. The caller's thread only copies
+//! input into zstd's job buffers and writes out what the workers produced;
+//! when every job slot is busy, zstd blocks it until the oldest job is done,
+//! so memory is small and fixed (a few jobs of input and output, and one
+//! compression context per worker) whatever the size of the stream. With no
+//! workers, zstd compresses on the caller's thread.
 
 use std::io::{self, Write};
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
-use std::thread::JoinHandle;
 
 use zstd::stream::raw::{Encoder, InBuffer, Operation, OutBuffer};
-use zstd::zstd_safe::{compress_bound, CParameter};
+use zstd::zstd_safe::{CCtx, CParameter};
 
-/// Input gathered before it is handed to the compressing thread (zstd's
-/// largest block).
+/// Input gathered before it is handed to zstd (zstd's largest block): the
+/// writer frames many small pieces, and each call into zstd has a cost.
 const CHUNK: usize = 128 * 1024;
 
-/// Chunks handed over and not yet written out.
-const IN_FLIGHT: usize = 2;
+/// Input of one job of a worker. Small, to keep memory small: zstd holds a
+/// few jobs of input and output per worker. (zstd's own default is four
+/// windows, 8 MiB at a 2 MiB window.)
+pub(crate) const JOB_SIZE: u32 = 1024 * 1024;
 
-/// Work for the compressing thread, with the buffer for its output.
-enum Job {
-    /// Compress these bytes.
-    Data { input: Vec<u8>, output: Vec<u8> },
-    /// End the frame.
-    Finish { output: Vec<u8> },
-}
+/// History a job starts from, as zstd's `overlapLog`: the last
+/// 2^(window_log - (9 - 5)) bytes of the previous job's input, 128 KiB at a
+/// 2 MiB window (zstd's default at level 3 is 6: 256 KiB). Each worker
+/// re-reads this much per job, so less overlap is less CPU; SSB JSON lines
+/// repeat within a few KiB, so the bundle barely grows.
+const OVERLAP_LOG: i32 = 5;
 
-/// What the compressing thread made of one job: the compressed bytes, and
-/// the emptied input buffer (if any) to reuse.
-type Done = io::Result<(Vec<u8>, Option<Vec<u8>>)>;
-
-/// A zstd frame written to `W`, compressed on a second thread.
+/// A zstd frame written to `W`, compressed by zstd's worker threads.
 pub(crate) struct Compressor<W: Write> {
-    /// The output (taken by [`Compressor::finish`]).
-    out: Option<W>,
+    out: W,
     /// Compressed bytes written to `out`.
     written: u64,
+    enc: Encoder<'static>,
     gathering: Vec<u8>,
-    spare_inputs: Vec<Vec<u8>>,
-    spare_outputs: Vec<Vec<u8>>,
-    jobs: Option<SyncSender<Job>>,
-    done: Receiver<Done>,
-    /// Jobs sent and not yet answered.
-    in_flight: usize,
-    worker: Option<JoinHandle<()>>,
-}
-
-/// Compresses all of `input`, appending to `out` (growing it if a chunk
-/// does not compress).
-fn compress(enc: &mut Encoder<'static>, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
-    let mut input = InBuffer::around(input);
-    while input.pos() < input.src.len() {
-        if out.len() == out.capacity() {
-            out.reserve(CHUNK);
-        }
-        let pos = out.len();
-        let mut buffer = OutBuffer::around_pos(out, pos);
-        enc.run(&mut input, &mut buffer)?;
-    }
-    Ok(())
-}
-
-/// Ends the frame, appending to `out`.
-fn end_frame(enc: &mut Encoder<'static>, out: &mut Vec<u8>) -> io::Result<()> {
-    loop {
-        if out.len() == out.capacity() {
-            out.reserve(CHUNK);
-        }
-        let pos = out.len();
-        let mut buffer = OutBuffer::around_pos(out, pos);
-        if enc.finish(&mut buffer, true)? == 0 {
-            return Ok(());
-        }
-    }
-}
-
-/// The compressing thread: one answer per job, until the jobs end or one fails.
-fn work(mut enc: Encoder<'static>, jobs: Receiver<Job>, done: Sender<Done>) {
-    for job in jobs {
-        let result = match job {
-            Job::Data {
-                mut input,
-                mut output,
-            } => compress(&mut enc, &input, &mut output).map(|()| {
-                input.clear();
-                (output, Some(input))
-            }),
-            Job::Finish { mut output } => end_frame(&mut enc, &mut output).map(|()| (output, None)),
-        };
-        let failed = result.is_err();
-        if done.send(result).is_err() || failed {
-            return;
-        }
-    }
+    /// zstd's output, before it is written to `out`.
+    output: Vec<u8>,
 }
 
 impl<W: Write> Compressor<W> {
     /// A frame at zstd `level` with a window of 2^`window_log` bytes and a
-    /// content checksum.
-    pub(crate) fn new(out: W, level: i32, window_log: u32) -> io::Result<Compressor<W>> {
+    /// content checksum, compressed by `workers` threads (0: on the caller's
+    /// thread).
+    pub(crate) fn new(
+        out: W,
+        level: i32,
+        window_log: u32,
+        workers: u32,
+    ) -> io::Result<Compressor<W>> {
         let mut enc = Encoder::new(level)?;
         enc.set_parameter(CParameter::ChecksumFlag(true))?;
         enc.set_parameter(CParameter::WindowLog(window_log))?;
-        // Start the frame here, on the caller's thread: zstd allocates its
-        // window and tables now, from the caller's allocator arena. (From a
-        // fresh thread each time, glibc keeps them resident in that
-        // thread's arena as well, and the peak RSS steps up by a window.)
-        let mut head = Vec::with_capacity(64);
-        let mut start = OutBuffer::around_pos(&mut head, 0);
-        enc.run(&mut InBuffer::around(&[]), &mut start)?;
-        let mut out = out;
-        out.write_all(&head)?;
-        let (jobs, jobs_rx) = sync_channel(0);
-        let (done_tx, done) = channel();
-        let worker = std::thread::Builder::new()
-            .name("bundle-zstd".into())
-            .spawn(move || work(enc, jobs_rx, done_tx))?;
+        if workers > 0 {
+            enc.set_parameter(CParameter::NbWorkers(workers))?;
+            enc.set_parameter(CParameter::JobSize(JOB_SIZE))?;
+            enc.set_parameter(CParameter::OverlapSizeLog(OVERLAP_LOG as u32))?;
+        }
         Ok(Compressor {
-            out: Some(out),
-            written: head.len() as u64,
+            out,
+            written: 0,
+            enc,
             gathering: Vec::with_capacity(CHUNK),
-            spare_inputs: Vec::new(),
-            spare_outputs: Vec::new(),
-            jobs: Some(jobs),
-            done,
-            in_flight: 0,
-            worker: Some(worker),
+            output: vec![0; CCtx::out_size()],
         })
     }
 
-    /// Writes out the next answer of the compressing thread (waiting for
-    /// it, or only if it is ready).
-    fn take_one(&mut self, wait: bool) -> io::Result<bool> {
-        if self.in_flight == 0 {
-            return Ok(false);
-        }
-        let done = if wait {
-            self.done.recv().map_err(|_| stopped())?
-        } else {
-            match self.done.try_recv() {
-                Ok(done) => done,
-                Err(_) => return Ok(false),
-            }
-        };
-        self.in_flight -= 1;
-        let (mut compressed, input) = done?;
-        self.out
-            .as_mut()
-            .ok_or_else(stopped)?
-            .write_all(&compressed)?;
-        self.written += compressed.len() as u64;
-        compressed.clear();
-        self.spare_outputs.push(compressed);
-        self.spare_inputs.extend(input);
-        Ok(true)
-    }
-
-    fn send(&mut self, job: Job) -> io::Result<()> {
-        while self.take_one(self.in_flight >= IN_FLIGHT)? {}
-        let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
-        if jobs.send(job).is_err() {
-            // The thread has stopped: its last answer says why.
-            while self.take_one(true)? {}
-            return Err(stopped());
-        }
-        self.in_flight += 1;
+    /// Writes out what zstd put in the output buffer.
+    fn write_out(&mut self, n: usize) -> io::Result<()> {
+        self.out.write_all(&self.output[..n])?;
+        self.written += n as u64;
         Ok(())
     }
 
-    fn output_buffer(&mut self) -> Vec<u8> {
-        self.spare_outputs
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(compress_bound(CHUNK)))
-    }
-
-    /// Hands the gathered input to the compressing thread.
+    /// Hands the gathered input to zstd, writing out what it produces.
     fn submit(&mut self) -> io::Result<()> {
-        if self.gathering.is_empty() {
-            return Ok(());
-        }
-        let next = self
-            .spare_inputs
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(CHUNK));
-        let input = std::mem::replace(&mut self.gathering, next);
-        let output = self.output_buffer();
-        self.send(Job::Data { input, output })
+        let gathered = std::mem::take(&mut self.gathering);
+        let mut input = InBuffer::around(&gathered);
+        let result = loop {
+            if input.pos() == gathered.len() {
+                break Ok(());
+            }
+            let mut buffer = OutBuffer::around(&mut self.output[..]);
+            if let Err(e) = self.enc.run(&mut input, &mut buffer) {
+                break Err(e);
+            }
+            let n = buffer.pos();
+            if let Err(e) = self.write_out(n) {
+                break Err(e);
+            }
+        };
+        self.gathering = gathered;
+        self.gathering.clear();
+        result
     }
 
     /// Ends the frame and waits for it; returns the output and how many
     /// bytes were written to it.
     pub(crate) fn finish(mut self) -> io::Result<(W, u64)> {
         self.submit()?;
-        let output = self.output_buffer();
-        self.send(Job::Finish { output })?;
-        while self.take_one(true)? {}
-        self.stop();
-        let mut out = self.out.take().ok_or_else(stopped)?;
-        out.flush()?;
-        Ok((out, self.written))
-    }
-
-    /// Closes the job queue and waits for the thread to end.
-    fn stop(&mut self) {
-        self.jobs = None;
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
+        loop {
+            let mut buffer = OutBuffer::around(&mut self.output[..]);
+            let left = self.enc.finish(&mut buffer, true)?;
+            let n = buffer.pos();
+            self.write_out(n)?;
+            if left == 0 {
+                break;
+            }
         }
+        self.out.flush()?;
+        Ok((self.out, self.written))
     }
-}
-
-fn stopped() -> io::Error {
-    io::Error::other("the zstd thread stopped")
 }
 
 impl<W: Write> Write for Compressor<W> {
@@ -233,23 +134,16 @@ impl<W: Write> Write for Compressor<W> {
         Ok(())
     }
 }
-
-impl<W: Write> Drop for Compressor<W> {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Text and noise, so some chunks compress and some do not.
+    /// Text and noise, so some jobs compress and some do not.
     fn sample(n: usize) -> Vec<u8> {
         let mut x = 0x1234_5678_u32;
         (0..n)
             .map(|i| {
-                if (i / 100_000) % 2 == 0 {
+                if (i / 700_000) % 2 == 0 {
                     b"the well is fixed, market on thursday "[i % 38]
                 } else {
                     x ^= x << 13;
@@ -261,23 +155,44 @@ mod tests {
             .collect()
     }
 
+    /// Decodes one frame as a reader does, refusing a window above 2^21.
+    fn decode(frame: &[u8]) -> Vec<u8> {
+        let mut dec = zstd::stream::read::Decoder::new(frame).unwrap();
+        dec.window_log_max(21).unwrap();
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut dec, &mut out).unwrap();
+        out
+    }
+
     #[test]
     fn one_frame_of_everything_written_in_odd_pieces() {
-        let data = sample(3 * CHUNK + 12_345);
-        let mut c = Compressor::new(Vec::new(), 3, 23).unwrap();
-        for piece in data.chunks(7_777) {
-            c.write_all(piece).unwrap();
+        let data = sample(5 * JOB_SIZE as usize + 12_345);
+        for workers in [0, 1, 2] {
+            let mut c = Compressor::new(Vec::new(), 3, 21, workers).unwrap();
+            for piece in data.chunks(7_777) {
+                c.write_all(piece).unwrap();
+            }
+            let (out, written) = c.finish().unwrap();
+            assert_eq!(written, out.len() as u64);
+            assert!(out.len() < data.len() * 3 / 4, "the text parts compress");
+            assert_eq!(
+                zstd::zstd_safe::get_frame_content_size(&out).ok(),
+                Some(None),
+                "one frame, of a size unknown when it started"
+            );
+            assert_eq!(
+                zstd::zstd_safe::find_frame_compressed_size(&out).ok(),
+                Some(out.len()),
+                "{workers} workers: exactly one frame"
+            );
+            assert!(decode(&out) == data, "{workers} workers");
+            // An empty stream is one valid, empty frame.
+            let (out, _) = Compressor::new(Vec::new(), 3, 21, workers)
+                .unwrap()
+                .finish()
+                .unwrap();
+            assert!(decode(&out).is_empty());
         }
-        let (out, written) = c.finish().unwrap();
-        assert_eq!(written, out.len() as u64);
-        assert!(out.len() < data.len(), "the text parts compress");
-        assert_eq!(zstd::decode_all(&out[..]).unwrap(), data);
-        // An empty stream is one valid, empty frame.
-        let (out, _) = Compressor::new(Vec::new(), 3, 23)
-            .unwrap()
-            .finish()
-            .unwrap();
-        assert!(zstd::decode_all(&out[..]).unwrap().is_empty());
     }
 
     /// An output that fails after `left` bytes.
@@ -301,13 +216,15 @@ mod tests {
 
     #[test]
     fn an_output_error_comes_back_to_the_writer() {
-        let data = sample(8 * CHUNK);
-        let mut c = Compressor::new(Full { left: 1000 }, 3, 23).unwrap();
-        let result = data
-            .chunks(4096)
-            .try_for_each(|p| c.write_all(p))
-            .and_then(|()| c.finish().map(|_| ()));
-        let e = result.unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::StorageFull, "{e}");
+        let data = sample(4 * JOB_SIZE as usize);
+        for workers in [0, 2] {
+            let mut c = Compressor::new(Full { left: 1000 }, 3, 21, workers).unwrap();
+            let result = data
+                .chunks(4096)
+                .try_for_each(|p| c.write_all(p))
+                .and_then(|()| c.finish().map(|_| ()));
+            let e = result.unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::StorageFull, "{e}");
+        }
     }
 }

@@ -15,11 +15,13 @@
 //! smaller bundles, never a file over the cap.
 
 use sha2::{Digest as _, Sha256};
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::BundleError;
 use crate::header::BLOCK;
 use crate::ids::{blob_hash, feed_key, hex};
 use crate::limits::Limits;
+use crate::line_check::LineChecks;
 use crate::manifest::{entry_tar_bytes, BlobEntry, FeedEntry, Manifest};
 use crate::trailer::TRAILER_LEN;
 
@@ -44,6 +46,8 @@ struct Open {
     entry: FeedEntry,
     lines: u64,
     hasher: Sha256,
+    /// The entry's xxh3-64, for the writer's check (see `line_check.rs`).
+    quick: Box<Xxh3>,
     /// What its item adds to the manifest at most.
     manifest_bytes: u64,
 }
@@ -58,6 +62,8 @@ pub struct Planner {
     manifest_bytes: u64,
     /// Tar bytes of all entries but the manifest (trailer and end included).
     rest_bytes: u64,
+    /// The xxh3-64 of each feed entry ended so far.
+    checks: LineChecks,
 }
 
 /// The JSON length of a value (only integers and strings: cannot fail).
@@ -90,6 +96,7 @@ impl Planner {
             manifest,
             open: None,
             rest_bytes: entry_tar_bytes(TRAILER_LEN) + 2 * BLOCK,
+            checks: LineChecks::default(),
         })
     }
 
@@ -146,6 +153,7 @@ impl Planner {
             },
             lines: 0,
             hasher: Sha256::new(),
+            quick: Box::new(Xxh3::new()),
             manifest_bytes: item,
         });
         Ok(Fit::Added)
@@ -169,6 +177,8 @@ impl Planner {
         if let Some(open) = &mut self.open {
             open.hasher.update(line);
             open.hasher.update(b"\n");
+            open.quick.update(line);
+            open.quick.update(b"\n");
             open.entry.bytes = bytes;
             open.entry.last = seq;
             open.lines += 1;
@@ -182,6 +192,7 @@ impl Planner {
             if open.lines > 0 {
                 let mut entry = open.entry;
                 entry.sha256 = hex(&open.hasher.finalize());
+                self.checks.0.push(open.quick.digest());
                 self.rest_bytes += entry_tar_bytes(entry.bytes);
                 self.manifest_bytes += open.manifest_bytes;
                 self.manifest.feeds.push(entry);
@@ -246,14 +257,22 @@ impl Planner {
     }
 
     /// Ends the plan: the manifest for [`crate::BundleWriter::new`].
-    pub fn finish(mut self) -> Result<Manifest, BundleError> {
+    pub fn finish(self) -> Result<Manifest, BundleError> {
+        Ok(self.finish_with_checks()?.0)
+    }
+
+    /// Ends the plan: the manifest, and the checks for
+    /// [`crate::BundleWriter::check_lines_with`] (so the writer need not
+    /// compute every line's sha256 again).
+    pub fn finish_with_checks(mut self) -> Result<(Manifest, LineChecks), BundleError> {
         self.end_feed();
         let m = self.manifest;
         m.validate(&self.limits)?;
         let len = m.to_json().len() as u64;
         debug_assert!(len <= self.manifest_bytes);
         debug_assert!(compress_bound(m.tar_size(len)) <= self.cap);
-        Ok(m)
+        debug_assert_eq!(self.checks.len(), m.feeds.len());
+        Ok((m, self.checks))
     }
 }
 

@@ -147,12 +147,31 @@ fn vm_hwm_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Caps glibc's malloc arenas at two, as the `ssb-node` binary does at
+/// start. Without the cap, each new zstd worker thread may get an arena of
+/// its own, and each arena keeps its own high-water mark: the resident set
+/// would step up with each bundle's fresh workers until every arena (8 per
+/// core) had been used once, which says nothing of the writer's bound.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn cap_malloc_arenas() {
+    // SAFETY: mallopt only sets a malloc parameter, before this test starts
+    // any thread of its own (it is the only test in this binary).
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn cap_malloc_arenas() {}
+
 #[test]
 fn memory_is_flat_from_10k_to_100k_messages() {
+    cap_malloc_arenas();
     let dir = tempfile::tempdir().unwrap();
-    // Warm up: a bundle longer than the zstd window (8 MiB), so zstd's own
-    // buffers reach their bounded size before the resident set is compared.
-    run(dir.path(), 40_000, 256 * 1024);
+    // Warm up: a bundle longer than the zstd window and than the jobs its
+    // workers hold at once (a few MiB), so zstd's own buffers reach their
+    // bounded size before the resident set is compared.
+    run(dir.path(), 40_000, 4 * 1024 * 1024);
     let (w10, r10) = run(dir.path(), 10_000, 256 * 1024);
     let rss10 = vm_hwm_kib();
     let (w100, r100) = run(dir.path(), 100_000, 4 * 1024 * 1024);
@@ -165,8 +184,11 @@ fn memory_is_flat_from_10k_to_100k_messages() {
     assert!(r100 <= r10 + SLACK, "read peak grew: {r10} -> {r100}");
     // And small in absolute terms: buffers, one line, the manifest.
     assert!(w100 < 1024 * 1024 && r100 < 1024 * 1024, "{w100} {r100}");
-    // The resident set (zstd's C buffers included) barely moves.
+    // The resident set (zstd's C buffers included) moves by no more than
+    // what zstd's workers may hold at once: how many 1 MiB jobs of input and
+    // output are in flight at the peak, and how they fall in the arenas,
+    // depends on thread timing (1-4 MiB seen on top of the 10k run's peak).
     if let (Some(a), Some(b)) = (rss10, rss100) {
-        assert!(b <= a + 2 * 1024, "VmHWM grew from {a} to {b} KiB");
+        assert!(b <= a + 6 * 1024, "VmHWM grew from {a} to {b} KiB");
     }
 }

@@ -10,7 +10,7 @@ use std::io::Read;
 
 use bundle_format::{
     read_manifest, verify, BundleError, BundleName, BundleReader, BundleWriter, Coverage, Fit,
-    Item, Limits, Planner, WriterOptions,
+    Item, Limits, LineChecks, Planner, WriterOptions,
 };
 use support::*;
 
@@ -196,6 +196,51 @@ fn the_writer_refuses_content_that_differs_from_the_plan() {
     ));
     let w = BundleWriter::new(Vec::new(), m, &key(1), &opts).unwrap();
     assert!(matches!(w.finish(), Err(BundleError::Misuse(_))));
+}
+
+#[test]
+fn line_checks_write_the_same_bundle_and_catch_a_changed_line() {
+    let content = small();
+    let (m, checks) = plan_with_checks(&content);
+    assert_eq!(checks.len(), m.feeds.len());
+    let opts = WriterOptions::default();
+    let mut w = BundleWriter::new(Vec::new(), m.clone(), &key(1), &opts).unwrap();
+    w.check_lines_with(checks.clone()).unwrap();
+    for f in &m.feeds {
+        for seq in f.first..=f.last {
+            w.line(&line(&f.feed, seq)).unwrap();
+        }
+    }
+    for b in &content.blobs {
+        w.blob(&id_of(b), &mut &b[..]).unwrap();
+    }
+    assert_eq!(w.finish().unwrap().out, bundle(&content), "the same bytes");
+
+    // A line changed between the passes (same length), in the second feed.
+    let mut w = BundleWriter::new(Vec::new(), m.clone(), &key(1), &opts).unwrap();
+    w.check_lines_with(checks.clone()).unwrap();
+    let last = m.feeds.len() - 1;
+    let result = m.feeds.iter().enumerate().try_for_each(|(i, f)| {
+        (f.first..=f.last).try_for_each(|seq| {
+            let mut l = line(&f.feed, seq);
+            if i == last && seq == f.last {
+                l[3] ^= 1;
+            }
+            w.line(&l)
+        })
+    });
+    let e = result.unwrap_err();
+    assert!(
+        matches!(&e, BundleError::Misuse(why) if why.contains("not those planned")),
+        "{e}"
+    );
+
+    // Checks for another manifest, or too late, are refused.
+    let mut w = BundleWriter::new(Vec::new(), m.clone(), &key(1), &opts).unwrap();
+    assert!(w.check_lines_with(LineChecks::default()).is_err());
+    let f = &m.feeds[0];
+    w.line(&line(&f.feed, f.first)).unwrap();
+    assert!(w.check_lines_with(checks).is_err());
 }
 
 #[test]

@@ -155,7 +155,7 @@ impl<'a> Ingest<'a> {
     /// the first rejection's line number (1-based).
     pub fn finish(mut self) -> Result<AppendReport, StoreError> {
         self.flush()?;
-        self.store.persist()?;
+        self.store.settle()?;
         Ok(self.report)
     }
 

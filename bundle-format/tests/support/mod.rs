@@ -6,8 +6,8 @@ use std::io::Read;
 use bundle_format::header::canonical;
 use bundle_format::ids::{blob_id, feed_id};
 use bundle_format::{
-    BundleError, BundleReader, BundleWriter, Fit, Item, Limits, Manifest, Planner, Trailer,
-    WriterOptions, FAT32_MAX_FILE,
+    BundleError, BundleReader, BundleWriter, Fit, Item, Limits, LineChecks, Manifest, Planner,
+    Trailer, WriterOptions, FAT32_MAX_FILE,
 };
 use ed25519_dalek::SigningKey;
 use sha2::{Digest as _, Sha256};
@@ -70,6 +70,11 @@ pub fn bundle(content: &Content) -> Vec<u8> {
 }
 
 pub fn plan(content: &Content) -> Manifest {
+    plan_with_checks(content).0
+}
+
+/// [`plan`], with the planner's line checks for the writer.
+pub fn plan_with_checks(content: &Content) -> (Manifest, LineChecks) {
     let mut p = Planner::new(
         &feed(1),
         1_700_000_123_456,
@@ -86,7 +91,7 @@ pub fn plan(content: &Content) -> Manifest {
     for b in &content.blobs {
         assert_eq!(p.blob(&id_of(b), b.len() as u64).unwrap(), Fit::Added);
     }
-    p.finish().unwrap()
+    p.finish_with_checks().unwrap()
 }
 
 pub fn write(m: &Manifest, content: &Content) -> Vec<u8> {

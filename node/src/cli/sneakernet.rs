@@ -195,7 +195,7 @@ pub fn bundle(data: &DataDir, command: BundleCommand, out: &mut dyn Write) -> Re
         BundleCommand::Import { file, json } => {
             let node = super::remote::open_node(data, None)?;
             let report = files::import_file(&node, &file, &mut |s| progress.step(s))?;
-            node.store.persist()?;
+            node.store.settle()?;
             drop(progress);
             print_import(&report, json, out)?;
         }

@@ -372,6 +372,15 @@ impl Node {
         self.store.persist()
     }
 
+    /// [`Node::shutdown`], and flushes the store's memtables so that the
+    /// next start replays little journal (see [`crate::store::Store::settle`]):
+    /// for a node that ran for a while, not for a quick `sync`, whose time it
+    /// would lengthen.
+    pub async fn shutdown_settled(&self) -> Result<(), StoreError> {
+        let _guard = self.append_lock.lock().await;
+        self.store.settle()
+    }
+
     /// Recomputes the replicate set from the store and tells sessions if it changed.
     pub fn recompute_graph(&self) -> Result<(), StoreError> {
         let s = &self.settings;

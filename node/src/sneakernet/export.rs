@@ -13,9 +13,11 @@ use std::fs::File;
 use std::io::Write;
 
 use bundle_format::{
-    BundleError, BundleWriter, FeedRange, Fit, Limits, Manifest, Planner, WriterOptions, Written,
+    BundleError, BundleWriter, FeedRange, Fit, Limits, LineChecks, Manifest, Planner,
+    WriterOptions, Written,
 };
 
+use super::read_ahead::{read_ahead, Span};
 use crate::blobs::BlobError;
 use crate::feed::{BlobId, FeedId};
 use crate::runtime::Node;
@@ -58,6 +60,8 @@ struct Cursor {
 pub struct Planned {
     /// Its manifest.
     pub manifest: Manifest,
+    /// The planner's checks of its lines, for the writer.
+    checks: LineChecks,
     /// Where the export continues once it is written.
     next: Cursor,
 }
@@ -139,18 +143,40 @@ impl<'a> Exporter<'a> {
         let mut planner = Planner::new(&author, created, cap, self.limits.clone())?;
         let mut at = self.at;
         let node = self.node;
-        'feeds: while at.range < self.give.len() {
-            let (feed, range) = &self.give[at.range];
-            let first = if at.seq == 0 { range.first } else { at.seq };
-            if planner.begin_feed(&range.feed, first)? == Fit::Full {
-                break;
-            }
-            let count = (range.last - first) as usize + 1;
-            for (seq, stored) in (first..).zip(node.store.feed_json(feed, first).take(count)) {
-                let stored = stored?;
+        let base = at.range;
+        let spans = self.give[base..]
+            .iter()
+            .enumerate()
+            .map(|(k, (feed, range))| {
+                let first = if k == 0 && at.seq != 0 {
+                    at.seq
+                } else {
+                    range.first
+                };
+                Span {
+                    feed: *feed,
+                    first,
+                    count: (range.last.saturating_sub(first)) as usize + 1,
+                }
+            })
+            .collect();
+        std::thread::scope(|s| {
+            let mut open = None;
+            for item in read_ahead(s, &node.store, spans) {
+                let (k, seq, stored) = item?;
+                if open != Some(k) {
+                    if k > 0 {
+                        at.range = base + k;
+                        at.seq = 0;
+                    }
+                    if planner.begin_feed(&self.give[base + k].1.feed, seq)? == Fit::Full {
+                        return Ok(());
+                    }
+                    open = Some(k);
+                }
                 if planner.line(stored.bytes())? == Fit::Full {
                     at.seq = seq;
-                    break 'feeds;
+                    return Ok(());
                 }
                 if self.blobs.len() < MAX_PENDING_BLOBS {
                     blob_links(stored.bytes(), &mut |id| {
@@ -160,9 +186,10 @@ impl<'a> Exporter<'a> {
                     });
                 }
             }
-            at.range += 1;
+            at.range = self.give.len();
             at.seq = 0;
-        }
+            Ok::<_, ExportError>(())
+        })?;
         if at.range == self.give.len() {
             if self.blob_order.is_empty() && !self.blobs.is_empty() {
                 let max = node.settings.blob_max;
@@ -187,8 +214,10 @@ impl<'a> Exporter<'a> {
                 Err(ExportError::NoRoom { cap })
             };
         }
+        let (manifest, checks) = planner.finish_with_checks()?;
         Ok(Some(Planned {
-            manifest: planner.finish()?,
+            manifest,
+            checks,
             next: at,
         }))
     }
@@ -209,19 +238,31 @@ impl<'a> Exporter<'a> {
         let options = WriterOptions::default();
         let manifest = planned.manifest.clone();
         let mut w = BundleWriter::new(out, manifest, node.keys().signing_key(), &options)?;
-        for f in &planned.manifest.feeds {
-            let feed: FeedId = f
-                .feed
-                .parse()
-                .map_err(|_| BundleError::Misuse(format!("{} is not a feed id", f.feed)))?;
-            for stored in node
-                .store
-                .feed_json(&feed, f.first)
-                .take(f.count() as usize)
-            {
-                w.line(stored?.bytes())?;
+        // The lines are read again: check them against the plan's xxh3
+        // rather than hashing them with sha256 a second time.
+        w.check_lines_with(planned.checks.clone())?;
+        let spans = planned
+            .manifest
+            .feeds
+            .iter()
+            .map(|f| {
+                let feed: FeedId = f
+                    .feed
+                    .parse()
+                    .map_err(|_| BundleError::Misuse(format!("{} is not a feed id", f.feed)))?;
+                Ok(Span {
+                    feed,
+                    first: f.first,
+                    count: f.count() as usize,
+                })
+            })
+            .collect::<Result<Vec<_>, BundleError>>()?;
+        std::thread::scope(|s| {
+            for item in read_ahead(s, &node.store, spans) {
+                w.line(item?.2.bytes())?;
             }
-        }
+            Ok::<_, ExportError>(())
+        })?;
         for b in &planned.manifest.blobs {
             let id: BlobId =
                 b.id.parse()

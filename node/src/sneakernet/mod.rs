@@ -10,5 +10,6 @@
 pub mod export;
 pub mod files;
 pub mod import;
+mod read_ahead;
 pub mod reconcile;
 pub mod stick;

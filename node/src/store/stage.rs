@@ -29,6 +29,11 @@ use crate::feed::{BlobId, FeedHead, FeedId, MsgId, Value};
 /// peaked 25–40 MiB higher).
 const WRITE_BUFFER_CAP: u64 = 6 * 1024 * 1024;
 
+/// How many times (2 ms apart) promotion looks again at fjall's memtable
+/// count once nothing is sealed any more (see
+/// [`Store::bound_write_buffer`]): the count lags the flush by a moment.
+const FLUSH_COUNT_GRACE: u32 = 50;
+
 /// The keyspace older versions staged messages in.
 const OLD_KEYSPACE: &str = "stage";
 
@@ -370,7 +375,17 @@ impl Store {
             self.log.rotate_memtable()?;
             self.msgs.rotate_memtable()?;
         }
-        while self.db.write_buffer_size() > WRITE_BUFFER_CAP && sealed() > 0 {
+        // fjall drops a flushed memtable before it subtracts its size from
+        // the count: once nothing is sealed, give the count a moment
+        // (`FLUSH_COUNT_GRACE` looks at most) to catch up.
+        let mut grace = FLUSH_COUNT_GRACE;
+        while self.db.write_buffer_size() > WRITE_BUFFER_CAP {
+            if sealed() == 0 {
+                if grace == 0 {
+                    break;
+                }
+                grace -= 1;
+            }
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
         Ok(())
