@@ -360,14 +360,30 @@ fn bind(pid: u32, src: &Path, dst: &Path) {
     );
 }
 
-/// Runs `args` inside the mount namespace of process `pid`.
-fn in_ns(pid: u32, args: &[&str]) {
-    let out = Command::new("nsenter")
-        .args(["-t", &pid.to_string(), "-m", "--"])
-        .args(args)
-        .output()
-        .unwrap();
+/// `nsenter` into the mount namespace of process `pid`, to run a command.
+fn nsenter(pid: u32) -> Command {
+    let mut c = Command::new("nsenter");
+    c.args(["-t", &pid.to_string(), "-m", "--"]);
+    c
+}
+
+/// Runs `args` inside the mount namespace of process `pid`; its stdout.
+fn in_ns(pid: u32, args: &[&str]) -> String {
+    let out = nsenter(pid).args(args).output().unwrap();
     assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Waits until the stick at `path` failed; the status then and the reason.
+fn until_failed(node: &Node, path: &Path) -> (Value, String) {
+    let s = until(node, "the stick failed", |s| {
+        stick_state(s, path).as_deref() == Some("error")
+    });
+    let reason = entry(&s, path).unwrap()["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (s, reason)
 }
 
 /// Whether this machine lets a test make a private mount namespace (it says
@@ -451,13 +467,7 @@ fn mounted_sticks_in_a_private_mount_namespace() {
             ro.to_str().unwrap(),
         ],
     );
-    let s = until(&node, "the read-only stick failed", |s| {
-        stick_state(s, &ro).as_deref() == Some("error")
-    });
-    let reason = entry(&s, &ro).unwrap()["reason"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (s, reason) = until_failed(&node, &ro);
     assert!(reason.ends_with("is read-only"), "{reason}");
     assert_eq!(s["led"], "attention");
 
@@ -474,17 +484,6 @@ fn mounted_sticks_in_a_private_mount_namespace() {
         stick_state(s, &point).as_deref() == Some("done") && entry(s, &ro).is_none()
     });
     assert_eq!(s["led"], "stick-done");
-}
-
-/// Runs `args` inside the mount namespace of process `pid`; its stdout.
-fn in_ns_output(pid: u32, args: &[&str]) -> String {
-    let out = Command::new("nsenter")
-        .args(["-t", &pid.to_string(), "-m", "--"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// A real small file system (ext4 of 1,100 KiB on a loop device, mounted in
@@ -523,8 +522,8 @@ fn a_full_mounted_stick_is_a_problem_in_the_status_and_the_node_runs_on() {
 
     let point = root.join("SMALL");
     std::fs::create_dir(&point).unwrap();
-    let probe = Command::new("nsenter")
-        .args(["-t", &pid.to_string(), "-m", "--", "mount", "-o", "loop"])
+    let probe = nsenter(pid)
+        .args(["mount", "-o", "loop"])
         .arg(&image)
         .arg(&point)
         .output()
@@ -533,26 +532,20 @@ fn a_full_mounted_stick_is_a_problem_in_the_status_and_the_node_runs_on() {
         println!("SKIPPED: no loop mounts here: {probe:?}");
         return;
     }
-    let s = until(&node, "the full stick failed", |s| {
-        stick_state(s, &point).as_deref() == Some("error")
-    });
-    let reason = entry(&s, &point).unwrap()["reason"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (s, reason) = until_failed(&node, &point);
     assert!(reason.contains("stick is full"), "{reason}");
     assert_eq!(s["led"], "attention");
     let text = String::from_utf8(ssb_at(&node.data, &["status"]).stdout).unwrap();
     assert!(text.contains("stick is full"), "{text}");
     let stick = point.join("SSB-SNEAKERNET");
-    let tmp = in_ns_output(pid, &["ls", "-A", stick.join("tmp").to_str().unwrap()]);
+    let tmp = in_ns(pid, &["ls", "-A", stick.join("tmp").to_str().unwrap()]);
     assert_eq!(tmp, "", "temp files left on the full stick");
     // Every bundle that is there is whole: `bundle verify` (no store) passes.
-    let bundles = in_ns_output(pid, &["ls", "-A", stick.join("bundles").to_str().unwrap()]);
+    let bundles = in_ns(pid, &["ls", "-A", stick.join("bundles").to_str().unwrap()]);
     for name in bundles.lines() {
         let path = stick.join("bundles").join(name);
         let bin = support::ssb_node();
-        in_ns_output(
+        in_ns(
             pid,
             &[
                 bin.to_str().unwrap(),
