@@ -386,21 +386,6 @@ fn until_failed(node: &Node, path: &Path) -> (Value, String) {
     (s, reason)
 }
 
-/// Whether this machine lets a test make a private mount namespace (it says
-/// SKIPPED when not).
-fn private_mount_namespace_possible() -> bool {
-    let probe = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "true"])
-        .output();
-    match probe {
-        Ok(out) if out.status.success() => true,
-        other => {
-            println!("SKIPPED: cannot make a private mount namespace here (unshare -m: {other:?})");
-            false
-        }
-    }
-}
-
 /// A node started inside its own private mount namespace, watching `root`.
 fn start_in_namespace(dir: &Path, root: &Path) -> Node {
     let node = Node::start_wrapped(
@@ -416,7 +401,7 @@ fn start_in_namespace(dir: &Path, root: &Path) -> Node {
 
 #[test]
 fn mounted_sticks_in_a_private_mount_namespace() {
-    if !private_mount_namespace_possible() {
+    if !support::private_mount_namespace_possible() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -492,7 +477,7 @@ fn mounted_sticks_in_a_private_mount_namespace() {
 /// holds only whole bundles and no temp file, and the node runs on.
 #[test]
 fn a_full_mounted_stick_is_a_problem_in_the_status_and_the_node_runs_on() {
-    if !private_mount_namespace_possible() {
+    if !support::private_mount_namespace_possible() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

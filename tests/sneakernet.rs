@@ -298,15 +298,7 @@ fn progress_shows_on_a_terminal_with_and_without_a_running_node() {
 /// Runs `script` in a private mount namespace (root, or a user namespace);
 /// `None` if this machine does not allow one.
 fn in_mount_namespace(script: &str) -> Option<Output> {
-    let probe = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "true"])
-        .output()
-        .ok()?;
-    if !probe.status.success() {
-        eprintln!(
-            "SKIPPED: no private mount namespace here: {}",
-            String::from_utf8_lossy(&probe.stderr)
-        );
+    if !support::private_mount_namespace_possible() {
         return None;
     }
     Some(

@@ -123,6 +123,21 @@ pub fn incompressible_posts(n: usize, len: usize) -> String {
         .collect()
 }
 
+/// Whether this machine lets a test make a private mount namespace (it says
+/// SKIPPED when not).
+pub fn private_mount_namespace_possible() -> bool {
+    let probe = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "true"])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => true,
+        other => {
+            println!("SKIPPED: cannot make a private mount namespace here (unshare -m: {other:?})");
+            false
+        }
+    }
+}
+
 /// The path of the `ssb-node` binary that cargo built for this test.
 pub fn ssb_node() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ssb-node"))
