@@ -346,7 +346,10 @@ impl Node {
         let mut staged = stage.into_reader()?;
         loop {
             let _guard = self.append_lock.blocking_lock();
-            let Some(p) = self.store.promote(&mut staged, crate::ingest::BATCH)? else {
+            let Some(p) = self
+                .store
+                .promote(&mut staged, crate::store::stage::PROMOTE_RUN)?
+            else {
                 break;
             };
             let feed = p.feed;
@@ -363,6 +366,7 @@ impl Node {
                 stuck.push((feed, why));
             }
         }
+        self.store.end_promotion(staged)?;
         Ok((added, stuck))
     }
 

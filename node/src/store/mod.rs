@@ -222,9 +222,8 @@ impl Store {
         let remote = db.keyspace("remote", small(1))?;
         let wants = db.keyspace("wants", small(1))?;
         let contacts = db.keyspace("contacts", small(1))?;
-        contacts::ensure_built(&db, &log, &contacts)?;
         stage::drop_old_keyspace(&db)?;
-        Ok(Store {
+        let store = Store {
             db,
             log,
             msgs,
@@ -233,7 +232,10 @@ impl Store {
             wants,
             contacts,
             dir: dir.to_path_buf(),
-        })
+        };
+        stage::drop_unpromoted(&store)?;
+        contacts::ensure_built(&store.db, &store.log, &store.contacts)?;
+        Ok(store)
     }
 
     /// Makes everything written so far durable (fsync).
@@ -319,7 +321,8 @@ impl Store {
         decode_log_value(&v).map(Some)
     }
 
-    /// Message `seq` of `feed`.
+    /// Message `seq` of `feed`, for `seq` at most the feed's head (past it
+    /// lie only entries not promoted yet: see [`stage`]).
     pub fn get_at(&self, feed: &FeedId, seq: u32) -> Result<Option<StoredMsg>, StoreError> {
         self.log
             .get(log_key(feed, seq))?
@@ -339,21 +342,33 @@ impl Store {
 
     /// The stored values (compact JSON bytes, as signed) of `feed` from
     /// sequence `from` on, without copying or decoding them: for streaming
-    /// a feed out as it is (bundle export).
+    /// a feed out as it is (bundle export). Up to the feed's head: entries
+    /// past it are not promoted yet (see [`stage`]).
     pub fn feed_json(
         &self,
         feed: &FeedId,
         from: u32,
     ) -> impl Iterator<Item = Result<StoredJson, StoreError>> + '_ {
-        let start = log_key(feed, from.max(1));
-        let end = log_key(feed, u32::MAX);
-        self.log.range(start..=end).map(|g| {
-            let (_, v) = g.into_inner()?;
-            if v.len() < 40 {
-                return Err(corrupt("short log entry"));
-            }
-            Ok(StoredJson(v))
-        })
+        let (last, failed) = match self.head(feed) {
+            Ok(head) => (head.map_or(0, |h| h.sequence), None),
+            Err(e) => (0, Some(e)),
+        };
+        let first = from.max(1);
+        let range = (first <= last).then(|| {
+            self.log
+                .range(log_key(feed, first)..=log_key(feed, last))
+                .map(|g| {
+                    let (_, v) = g.into_inner()?;
+                    if v.len() < 40 {
+                        return Err(corrupt("short log entry"));
+                    }
+                    Ok(StoredJson(v))
+                })
+        });
+        failed
+            .map(Err)
+            .into_iter()
+            .chain(range.into_iter().flatten())
     }
 
     /// Verifies `msgs` against the stored heads and each other, and writes

@@ -9,14 +9,24 @@
 //! compactions (and tombstones to remove it again). Nothing but promotion
 //! reads it, and it has no name, so a bundle that is rejected half-way, or a
 //! process killed mid-import, leaves nothing behind and nothing visible.
-//! Promotion writes one atomic batch per run of messages, so a crash during
-//! it leaves every feed a valid prefix, as [`Store::append`] does.
+//!
+//! Promotion writes a run of one feed's messages (see [`PROMOTE_RUN`]) into
+//! the log as sorted tables of their own (fjall's bulk ingestion: no journal,
+//! no memtable, no flush), then the feed's new head, the id index and the
+//! contacts index in one atomic batch. Log entries past a feed's head are
+//! never read (every read of the log stops at the head the `clock` keyspace
+//! holds), so the run becomes visible exactly when that batch commits. A
+//! crash between the two leaves entries past the head: before the first
+//! ingestion of a feed, promotion records the feed in a marker (made durable
+//! first), and [`Store::open`] deletes whatever lies past the head of every
+//! marked feed. So a crash at any point leaves every feed a valid prefix, as
+//! [`Store::append`] does.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
-use fjall::{Database, KeyspaceCreateOptions};
+use fjall::{Database, KeyspaceCreateOptions, PersistMode};
 
 use super::{arr, contacts, corrupt, head_value, log_key, now_ms, Store, StoreError};
 use crate::feed::{BlobId, FeedHead, FeedId, MsgId, Value};
@@ -33,6 +43,17 @@ const WRITE_BUFFER_CAP: u64 = 6 * 1024 * 1024;
 /// count once nothing is sealed any more (see
 /// [`Store::bound_write_buffer`]): the count lags the flush by a moment.
 const FLUSH_COUNT_GRACE: u32 = 50;
+
+/// The most messages one [`Store::promote`] call moves (one feed's run:
+/// one ingested table, one batch). Larger runs mean fewer, bigger tables
+/// and fewer flushes of the id index; the batch (ids and heads, ~80 bytes a
+/// message) and the run's notes stay in memory until it commits.
+pub const PROMOTE_RUN: usize = 10_000;
+
+/// The prefix, in the `remote` keyspace, of the markers of feeds whose
+/// promotion may have left log entries past their head (see the module
+/// docs); the feed id follows.
+const MARK: &[u8] = b"promoting:";
 
 /// The keyspace older versions staged messages in.
 const OLD_KEYSPACE: &str = "stage";
@@ -92,6 +113,8 @@ pub struct StageReader {
     peeked: Option<Staged>,
     /// Feeds whose promotion stopped: the rest of their messages are dropped.
     stuck: HashSet<FeedId>,
+    /// Feeds marked as being promoted (see the module docs).
+    marked: HashSet<FeedId>,
 }
 
 fn stage_io(e: std::io::Error) -> StoreError {
@@ -200,6 +223,7 @@ impl Stage {
             left: self.count,
             peeked: None,
             stuck: HashSet::new(),
+            marked: HashSet::new(),
         })
     }
 }
@@ -236,6 +260,43 @@ impl StageReader {
         }
         Ok(self.peeked.as_ref().map(|m| m.author))
     }
+}
+
+/// The marker key of `feed` (see [`MARK`]).
+fn mark_key(feed: &FeedId) -> Vec<u8> {
+    [MARK, feed.as_bytes().as_slice()].concat()
+}
+
+/// Deletes the log entries a crashed promotion left past the head of each
+/// marked feed (see the module docs), and the markers. Called on open,
+/// before anything reads the log.
+pub(super) fn drop_unpromoted(store: &Store) -> Result<(), StoreError> {
+    let marked: Vec<FeedId> = store
+        .remote
+        .prefix(MARK)
+        .map(|g| {
+            let k = g.key()?;
+            Ok(FeedId(arr(&k[MARK.len()..], "promotion marker")?))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    for feed in marked {
+        let from = store.head(&feed)?.map_or(0, |h| h.sequence) + 1;
+        let mut batch = store.db.batch();
+        let mut dropped = 0u64;
+        for g in store
+            .log
+            .range(log_key(&feed, from)..=log_key(&feed, u32::MAX))
+        {
+            batch.remove(&store.log, g.key()?);
+            dropped += 1;
+        }
+        batch.remove(&store.remote, mark_key(&feed));
+        batch.commit()?;
+        if dropped > 0 {
+            tracing::info!(%feed, dropped, "dropped log entries an interrupted import left unpromoted");
+        }
+    }
+    Ok(())
 }
 
 /// Deletes the `stage` keyspace a store written by an older version may
@@ -290,6 +351,8 @@ impl Store {
             stuck: None,
         };
         let mut batch = self.db.batch();
+        // The run's log entries, as a table of their own (see the module docs).
+        let mut ingestion = None;
         let mut stances = contacts::Changes::default();
         let now = now_ms();
         for seen in 1.. {
@@ -315,7 +378,14 @@ impl Store {
                 value.extend_from_slice(&now.to_be_bytes());
                 value.extend_from_slice(m.id.as_bytes());
                 value.extend_from_slice(&m.json);
-                batch.insert(&self.log, key, value);
+                let table = match &mut ingestion {
+                    Some(table) => table,
+                    None => {
+                        self.mark_promoting(staged, &feed)?;
+                        ingestion.insert(self.log.start_ingestion()?)
+                    }
+                };
+                table.write(key, value)?;
                 batch.insert(&self.msgs, *m.id.as_bytes(), key);
                 // Any message that names "contact" may be one (cheaper than
                 // trusting the staged flag to match the index's own rule).
@@ -349,11 +419,38 @@ impl Store {
             batch.insert(&self.clock, *feed.as_bytes(), head_value(&h));
         }
         stances.write(&self.contacts, &mut batch);
+        if let Some(table) = ingestion {
+            table.finish()?;
+        }
         // Built while the last batches were flushed; wait now if need be.
         self.bound_write_buffer()?;
         batch.commit()?;
         out.after = head.map_or(0, |h| h.sequence);
         Ok(Some(out))
+    }
+
+    /// Marks `feed` as being promoted, durably, before its first run is
+    /// ingested (once per import and feed); see the module docs.
+    fn mark_promoting(&self, staged: &mut StageReader, feed: &FeedId) -> Result<(), StoreError> {
+        if staged.marked.insert(*feed) {
+            self.remote.insert(mark_key(feed), [])?;
+            self.db.persist(PersistMode::SyncData)?;
+        }
+        Ok(())
+    }
+
+    /// Ends a promotion: removes the markers of the feeds it promoted. Their
+    /// heads were committed before (the journal keeps the order), so after a
+    /// crash either the markers are still there or every head is.
+    pub fn end_promotion(&self, staged: StageReader) -> Result<(), StoreError> {
+        if staged.marked.is_empty() {
+            return Ok(());
+        }
+        let mut batch = self.db.batch();
+        for feed in &staged.marked {
+            batch.remove(&self.remote, mark_key(feed));
+        }
+        Ok(batch.commit()?)
     }
 
     /// Keeps what promotion has written and fjall not yet flushed near
@@ -544,6 +641,58 @@ mod tests {
                 .len(),
             6 * 1024
         );
+    }
+
+    #[test]
+    fn entries_past_a_head_are_unseen_and_dropped_on_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keypair::from_seed(&[2; 32]);
+        let msgs = chain(&keys, 6);
+        let feed = keys.id();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .append(msgs[..3].to_vec(), &mut crate::feed::BatchVerifier::new())
+                .unwrap();
+            // What a promotion killed between its ingestion and its batch
+            // leaves: a marker, and entries 4..=6 past the head.
+            let mut reader = staged_all(&store, &[]);
+            store.mark_promoting(&mut reader, &feed).unwrap();
+            let mut table = store.log.start_ingestion().unwrap();
+            for m in &msgs[3..] {
+                let mut value = vec![0u8; 8];
+                value.extend_from_slice(m.id().as_bytes());
+                m.value().write_compact(&mut value);
+                table.write(log_key(&feed, m.sequence()), value).unwrap();
+            }
+            table.finish().unwrap();
+            assert_eq!(store.feed(&feed, 1).count(), 3, "reads stop at the head");
+            assert_eq!(store.feed_json(&feed, 2).count(), 2);
+            assert_eq!(store.feed_json(&feed, 4).count(), 0);
+            assert_eq!(store.head(&feed).unwrap().map(|h| h.sequence), Some(3));
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert!(
+            store.log.get(log_key(&feed, 4)).unwrap().is_none(),
+            "dropped"
+        );
+        assert_eq!(store.remote.prefix(MARK).count(), 0, "marker removed");
+        assert!(store.check().unwrap().problems.is_empty());
+        // The feed goes on from its head, and a promotion of the same
+        // messages ends with no marker left.
+        let mut reader = staged_all(&store, &msgs.iter().map(staged).collect::<Vec<_>>());
+        let p = store.promote(&mut reader, 100).unwrap().unwrap();
+        assert_eq!((p.skipped, p.after, p.added.len()), (3, 6, 3));
+        assert!(store.promote(&mut reader, 100).unwrap().is_none());
+        assert_eq!(
+            store.remote.prefix(MARK).count(),
+            1,
+            "marked while promoting"
+        );
+        store.end_promotion(reader).unwrap();
+        assert_eq!(store.remote.prefix(MARK).count(), 0);
+        assert_eq!(store.feed(&feed, 1).count(), 6);
+        assert!(store.check().unwrap().problems.is_empty());
     }
 
     #[test]
