@@ -1,8 +1,8 @@
 //! Importing a bundle: check everything, stage, then make it visible.
 //!
 //! One pass over the file. Every message in the bundle is parsed and its
-//! signature checked (in batches, on a second thread while the next batch is
-//! parsed), its author and sequence must be where the manifest places it,
+//! signature checked (in batches, on the other cores while the next batch
+//! is parsed), its author and sequence must be where the manifest places it,
 //! and each feed entry must chain: line to line, and to the store where the
 //! store holds the message before the entry's first. Messages that extend a
 //! feed we replicate go to a staging file (invisible); wanted blobs go to
@@ -15,7 +15,9 @@
 
 use std::collections::HashSet;
 use std::io::{self, Read};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
 
 use bundle_format::{BundleError, BundleName, BundleReader, Item, Limits, Manifest};
@@ -280,58 +282,107 @@ pub fn verify(
 /// A batch of parsed messages, each marked for staging or not.
 type Batch = Vec<(Message, bool)>;
 
-/// What the checking thread made of all batches.
-struct Checked {
-    /// The staging area (with a node).
-    stage: Option<Stage>,
-    /// Offered blobs that staged messages mention.
-    linked: HashSet<BlobId>,
+/// Signature checks beside the reading thread: each of a few threads
+/// checks whole batches while the reading thread decompresses, hashes,
+/// parses and stages the next one. When they are all busy (one batch is
+/// already waiting), the reading thread checks the batch itself instead of
+/// waiting, so every core stays busy whichever side is slower. At most
+/// two batches per checking thread, plus the one being read, are in
+/// memory. The first failure in file order is kept, and once one is seen
+/// no more batches are taken.
+struct Checker<'scope> {
+    tx: SyncSender<(u64, Batch)>,
+    /// Batches handed over so far (each one's place in file order).
+    sent: u64,
+    stopped: Arc<AtomicBool>,
+    threads: Vec<ScopedJoinHandle<'scope, Option<(u64, ImportError)>>>,
+    /// The reading thread's own verifier, and the first failure it found.
+    own: BatchVerifier,
+    own_failure: Option<(u64, ImportError)>,
 }
 
-/// Signature checks and staging on a second thread, so that the next batch
-/// is decompressed and parsed while this one is verified. Batches are
-/// handed over one at a time (at most two are in memory).
-struct Checker<'scope> {
-    tx: SyncSender<Batch>,
-    worker: ScopedJoinHandle<'scope, Result<Checked, ImportError>>,
+/// How many threads check signatures: one core is the reading thread's.
+fn verifier_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).clamp(1, 3))
 }
 
 impl<'scope> Checker<'scope> {
-    fn start<'env>(
-        scope: &'scope Scope<'scope, 'env>,
-        mut stage: Option<Stage>,
-        offered: &'env HashSet<BlobId>,
-    ) -> Checker<'scope> {
-        let (tx, rx) = sync_channel::<Batch>(0);
-        let worker = scope.spawn(move || {
-            let mut verifier = BatchVerifier::with_threads(2);
-            let mut linked = HashSet::new();
-            for mut batch in rx {
-                flush(
-                    stage.as_mut(),
-                    &mut verifier,
-                    &mut batch,
-                    offered,
-                    &mut linked,
-                )?;
-            }
-            Ok(Checked { stage, linked })
-        });
-        Checker { tx, worker }
+    fn start(scope: &'scope Scope<'scope, '_>) -> Checker<'scope> {
+        let (tx, rx) = sync_channel::<(u64, Batch)>(1);
+        let rx = Arc::new(Mutex::new(rx));
+        let stopped = Arc::new(AtomicBool::new(false));
+        let threads = (0..verifier_threads())
+            .map(|_| {
+                let (rx, stopped) = (Arc::clone(&rx), Arc::clone(&stopped));
+                scope.spawn(move || {
+                    let mut verifier = BatchVerifier::new();
+                    let mut first: Option<(u64, ImportError)> = None;
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok((place, batch)) = job else { break };
+                        if first.as_ref().is_some_and(|(p, _)| *p < place) {
+                            continue;
+                        }
+                        if let Err(e) = verify_batch(&mut verifier, &batch) {
+                            stopped.store(true, Ordering::Relaxed);
+                            first = Some((place, e));
+                        }
+                    }
+                    first
+                })
+            })
+            .collect();
+        Checker {
+            tx,
+            sent: 0,
+            stopped,
+            threads,
+            own: BatchVerifier::new(),
+            own_failure: None,
+        }
     }
 
-    /// Hands over a batch; false if the checking thread has stopped (it
-    /// failed: [`Checker::finish`] says why).
-    fn send(&self, batch: Batch) -> bool {
-        batch.is_empty() || self.tx.send(batch).is_ok()
+    /// Hands over a batch; false if checking has stopped (a batch failed:
+    /// [`Checker::finish`] says why).
+    fn send(&mut self, batch: Batch) -> bool {
+        if self.stopped.load(Ordering::Relaxed) {
+            return false;
+        }
+        if batch.is_empty() {
+            return true;
+        }
+        let place = self.sent;
+        self.sent += 1;
+        match self.tx.try_send((place, batch)) {
+            Ok(()) => true,
+            Err(TrySendError::Full((place, batch))) => match verify_batch(&mut self.own, &batch) {
+                Ok(()) => true,
+                Err(e) => {
+                    self.stopped.store(true, Ordering::Relaxed);
+                    self.own_failure = Some((place, e));
+                    false
+                }
+            },
+            Err(TrySendError::Disconnected(_)) => false,
+        }
     }
 
-    /// Waits until every batch handed over is checked and staged.
-    fn finish(self) -> Result<Checked, ImportError> {
+    /// Waits until every batch handed over is checked; the first failure
+    /// in file order, if any.
+    fn finish(self) -> Result<(), ImportError> {
         drop(self.tx);
-        self.worker
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        let mut first = self.own_failure;
+        for t in self.threads {
+            let failed = t
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            if let Some((place, e)) = failed {
+                if first.as_ref().is_none_or(|(p, _)| place < *p) {
+                    first = Some((place, e));
+                }
+            }
+        }
+        first.map_or(Ok(()), |(_, e)| Err(e))
     }
 }
 
@@ -366,25 +417,26 @@ fn check(
         .collect();
     let stage = node.map(|n| n.store.stage()).transpose()?;
     let (stage, blobs) = std::thread::scope(|s| {
-        let checker = Checker::start(s, stage, &offered);
         let mut at = Reading {
             node,
             manifest: &manifest,
             plan: &plan,
-            checker: Some(checker),
-            checked: None,
+            checker: Some(Checker::start(s)),
+            stage,
+            offered: &offered,
+            linked: HashSet::new(),
             count: 0,
             progress,
         };
         let read = at.items(&mut reader);
-        // Whatever happened, wait for the checking thread: its failure is
-        // earlier in the file than the reading's.
+        // Whatever happened, wait for the checking threads: their failure
+        // is earlier in the file than the reading's.
         if let Some(checker) = at.checker.take() {
-            at.checked = Some(checker.finish()?);
+            checker.finish()?;
         }
         report.checked = at.count;
         let blobs = read?;
-        Ok::<_, ImportError>((at.checked.and_then(|c| c.stage), blobs))
+        Ok::<_, ImportError>((at.stage, blobs))
     })?;
     Ok((report, stage, blobs))
 }
@@ -394,31 +446,39 @@ struct Reading<'a, 'scope> {
     node: Option<&'a Node>,
     manifest: &'a Manifest,
     plan: &'a [Entry],
-    /// The checking thread, until every line is handed over.
+    /// The checking threads, until every line is handed over.
     checker: Option<Checker<'scope>>,
-    /// What it made, once it has finished.
-    checked: Option<Checked>,
+    /// The staging area (with a node). Lines are staged as they are read,
+    /// before their signatures are checked: it is not promoted unless every
+    /// one of them passes.
+    stage: Option<Stage>,
+    /// Blobs the bundle offers.
+    offered: &'a HashSet<BlobId>,
+    /// Offered blobs that staged messages mention.
+    linked: HashSet<BlobId>,
     /// Lines handed over.
     count: u64,
     progress: Progress<'a>,
 }
 
 impl Reading<'_, '_> {
-    /// Hands a batch to the checking thread; false if it has stopped.
-    fn hand_over(&mut self, pending: &mut Batch) -> bool {
-        let Some(checker) = &self.checker else {
-            return false;
+    /// Stages a batch and hands it to the checking threads; false if they
+    /// have stopped.
+    fn hand_over(&mut self, pending: &mut Batch) -> Result<bool, ImportError> {
+        let Some(checker) = &mut self.checker else {
+            return Ok(false);
         };
+        stage_batch(self.stage.as_mut(), pending, self.offered, &mut self.linked)?;
         self.count += pending.len() as u64;
         let ok = checker.send(std::mem::replace(pending, Vec::with_capacity(BATCH)));
         (self.progress)(self.count);
-        ok
+        Ok(ok)
     }
 
     /// Reads every item: lines are parsed, placed and handed over in
-    /// batches; at the first blob the checking thread must finish (blobs
+    /// batches; at the first blob the checking threads must finish (blobs
     /// are kept if staged messages mention them). Returns the staged blobs;
-    /// stops early with none if the checking thread has stopped.
+    /// stops early with none if the checking threads have stopped.
     fn items<R: Read>(
         &mut self,
         reader: &mut BundleReader<R>,
@@ -435,7 +495,7 @@ impl Reading<'_, '_> {
                     let entry = &self.plan[index];
                     let stage = entry.take && m.sequence() > entry.held;
                     pending.push((m, stage));
-                    if pending.len() == BATCH && !self.hand_over(&mut pending) {
+                    if pending.len() == BATCH && !self.hand_over(&mut pending)? {
                         return Ok(Vec::new());
                     }
                     continue;
@@ -443,17 +503,16 @@ impl Reading<'_, '_> {
                 Item::Blob(blob) => blob,
             };
             if self.checker.is_some() {
-                if !self.hand_over(&mut pending) {
+                if !self.hand_over(&mut pending)? {
                     return Ok(Vec::new());
                 }
                 if let Some(checker) = self.checker.take() {
-                    self.checked = Some(checker.finish()?);
+                    checker.finish()?;
                 }
             }
-            let linked = self.checked.as_ref().map(|c| &c.linked);
             let id: Option<BlobId> = blob.id().parse().ok();
             let wanted = self.node.zip(id).and_then(|(node, id)| {
-                let wanted = (linked.is_some_and(|l| l.contains(&id)) || node.wants.is_wanted(&id))
+                let wanted = (self.linked.contains(&id) || node.wants.is_wanted(&id))
                     && !node.blobs.has(&id)
                     && blob.size() <= node.settings.blob_max;
                 wanted.then_some((node, id))
@@ -481,7 +540,7 @@ impl Reading<'_, '_> {
         }
         // No blobs: the last lines are still to hand over.
         if self.checker.is_some() {
-            self.hand_over(&mut pending);
+            self.hand_over(&mut pending)?;
         }
         Ok(staged_blobs)
     }
@@ -537,29 +596,33 @@ impl Reading<'_, '_> {
     }
 }
 
-/// Checks the signatures of `pending` and stages those marked for it.
-fn flush(
-    stage: Option<&mut Stage>,
-    verifier: &mut BatchVerifier,
-    pending: &mut Batch,
-    offered: &HashSet<BlobId>,
-    linked: &mut HashSet<BlobId>,
-) -> Result<(), ImportError> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let msgs: Vec<&Message> = pending.iter().map(|(m, _)| m).collect();
-    if let Err((i, reason)) = verifier.verify(&msgs) {
+/// Checks the signatures of a batch.
+fn verify_batch(verifier: &mut BatchVerifier, batch: &Batch) -> Result<(), ImportError> {
+    let msgs: Vec<&Message> = batch.iter().map(|(m, _)| m).collect();
+    verifier.verify(&msgs).map_err(|(i, reason)| {
         let m = msgs[i];
-        return Err(ImportError::RejectedMessage {
+        ImportError::RejectedMessage {
             feed: m.author().to_string(),
             seq: m.sequence(),
             reason,
-        });
-    }
+        }
+    })
+}
+
+/// Stages the messages of a batch that are marked for it, noting the
+/// offered blobs they mention.
+fn stage_batch(
+    stage: Option<&mut Stage>,
+    batch: &Batch,
+    offered: &HashSet<BlobId>,
+    linked: &mut HashSet<BlobId>,
+) -> Result<(), ImportError> {
+    let Some(stage) = stage else {
+        return Ok(());
+    };
     let mut staged = Vec::new();
-    for (m, stage) in pending.drain(..) {
-        if !stage {
+    for (m, take) in batch {
+        if !take {
             continue;
         }
         let (blobs, contact) = scan_content(m.content());
@@ -576,8 +639,5 @@ fn flush(
             json,
         });
     }
-    if let Some(stage) = stage.filter(|_| !staged.is_empty()) {
-        stage.push(&staged)?;
-    }
-    Ok(())
+    Ok(stage.push(&staged)?)
 }
