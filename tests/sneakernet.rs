@@ -464,6 +464,8 @@ fn hostile_bundles_are_rejected_with_their_reason_and_change_nothing() {
         let e = fails(ssb(&b.data, &["bundle", "import", path.to_str().unwrap()]));
         assert!(e.contains(reason), "{what}: {e}");
         assert_eq!(b.seq(&a.id), 0, "{what}: nothing of it is visible");
+        // Nor kept: what the import wrote past the feed's head is gone.
+        b.check();
     }
     // A path-traversal entry made by a tar tool.
     let mut tar = tar::Builder::new(Vec::new());
@@ -491,6 +493,43 @@ fn hostile_bundles_are_rejected_with_their_reason_and_change_nothing() {
     fs::write(&path, bundle_of(&a.id, 1, &good)).unwrap();
     assert!(ok(ssb(&b.data, &["bundle", "import", path.to_str().unwrap()])).contains("4 added"));
     b.check();
+}
+
+#[test]
+fn a_running_node_keeps_nothing_of_a_rejected_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Site::new(dir.path(), "a", 4);
+    // The last message forged: every line chains, so all of them are
+    // written past the feed's head before the signature check refuses it.
+    let mut forged = values(&a, &a.id);
+    let text = String::from_utf8(forged[3].clone()).unwrap();
+    let at = text.find("\"signature\":\"").unwrap() + 14;
+    let flipped = if &text[at..=at] == "A" { "B" } else { "A" };
+    forged[3] = format!("{}{}{}", &text[..at], flipped, &text[at + 1..]).into_bytes();
+    let path = dir.path().join("forged.bundle");
+    fs::write(&path, bundle_of(&a.id, 1, &forged)).unwrap();
+    {
+        let node =
+            support::running::Node::start(dir.path(), &format!("replicate = [{:?}]\n", a.id));
+        // Read and written past the feed's head, then refused at message 4.
+        let e = fails(ssb(
+            &node.data,
+            &["bundle", "import", path.to_str().unwrap()],
+        ));
+        assert!(e.contains("message 4 of"), "{e}");
+        assert!(ok(ssb(&node.data, &["clock"])).trim() == "{}");
+    } // killed (SIGKILL): only what the running node did is on disk
+      // Nothing was left for the next open to drop: the node dropped it.
+    let out = support::run(
+        Command::new(support::ssb_node())
+            .env("SSB_NODE_LOG", "ssb_node=info")
+            .arg("--data")
+            .arg(dir.path().join("node"))
+            .arg("check"),
+    );
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{said}");
+    assert!(!said.contains("did not finish"), "{said}");
 }
 
 /// The running node's status as JSON.

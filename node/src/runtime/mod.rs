@@ -366,8 +366,16 @@ impl Node {
                 stuck.push((feed, why));
             }
         }
-        self.store.end_promotion(staged)?;
+        // Whatever a stuck feed left past its head goes, and the markers.
+        self.with_append_lock(|| self.store.drop_incoming())?;
         Ok((added, stuck))
+    }
+
+    /// Runs `f` under the append lock (so no message is appended
+    /// meanwhile). Blocking: call from a blocking thread.
+    pub fn with_append_lock<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _guard = self.append_lock.blocking_lock();
+        f()
     }
 
     /// Waits for the append in progress, then makes the store durable.

@@ -25,6 +25,7 @@ use bundle_format::{BundleError, BundleName, BundleReader, Item, Limits, Manifes
 use crate::blobs::{BlobError, StagedBlob};
 use crate::feed::{BatchVerifier, BlobId, FeedHead, FeedId, Invalid, Message};
 use crate::runtime::{scan_content, Node};
+use crate::store::incoming::Incoming;
 use crate::store::stage::{Stage, Staged};
 use crate::store::StoreError;
 
@@ -236,8 +237,17 @@ pub fn import(
 ) -> Result<ImportReport, ImportError> {
     let _one_at_a_time = node.import_lock.lock().unwrap_or_else(|e| e.into_inner());
     let start = std::time::Instant::now();
-    // On any error the staging file and staged blobs are dropped unseen.
-    let (mut report, stage, blobs) = check(Some(node), input, file_name, limits, progress)?;
+    // On any error the staging file and staged blobs are dropped unseen,
+    // and so is what was written past the feeds' heads.
+    let (mut report, stage, blobs) = match check(Some(node), input, file_name, limits, progress) {
+        Ok(checked) => checked,
+        Err(e) => {
+            if let Err(dropping) = node.with_append_lock(|| node.store.drop_incoming()) {
+                tracing::warn!("dropping what a rejected import wrote: {dropping} (done when the store is next opened)");
+            }
+            return Err(e);
+        }
+    };
     tracing::debug!(
         secs = start.elapsed().as_secs_f64(),
         checked = report.checked,
@@ -415,6 +425,10 @@ fn check(
         .iter()
         .filter_map(|b| b.id.parse().ok())
         .collect();
+    if let Some(node) = node {
+        node.store
+            .mark_incoming(plan.iter().filter(|e| e.take).map(|e| e.feed))?;
+    }
     let stage = node.map(|n| n.store.stage()).transpose()?;
     let (stage, blobs) = std::thread::scope(|s| {
         let mut at = Reading {
@@ -423,6 +437,7 @@ fn check(
             plan: &plan,
             checker: Some(Checker::start(s)),
             stage,
+            incoming: None,
             offered: &offered,
             linked: HashSet::new(),
             count: 0,
@@ -448,10 +463,12 @@ struct Reading<'a, 'scope> {
     plan: &'a [Entry],
     /// The checking threads, until every line is handed over.
     checker: Option<Checker<'scope>>,
-    /// The staging area (with a node). Lines are staged as they are read,
-    /// before their signatures are checked: it is not promoted unless every
-    /// one of them passes.
+    /// The staging area (with a node). Lines are staged, and written past
+    /// their feed's head, as they are read, before their signatures are
+    /// checked: nothing of them is promoted unless every one passes.
     stage: Option<Stage>,
+    /// The feed entry being written past its feed's head.
+    incoming: Option<Incoming<'a>>,
     /// Blobs the bundle offers.
     offered: &'a HashSet<BlobId>,
     /// Offered blobs that staged messages mention.
@@ -465,14 +482,71 @@ impl Reading<'_, '_> {
     /// Stages a batch and hands it to the checking threads; false if they
     /// have stopped.
     fn hand_over(&mut self, pending: &mut Batch) -> Result<bool, ImportError> {
+        if self.checker.is_none() {
+            return Ok(false);
+        }
+        self.stage_batch(pending)?;
         let Some(checker) = &mut self.checker else {
             return Ok(false);
         };
-        stage_batch(self.stage.as_mut(), pending, self.offered, &mut self.linked)?;
         self.count += pending.len() as u64;
         let ok = checker.send(std::mem::replace(pending, Vec::with_capacity(BATCH)));
         (self.progress)(self.count);
         Ok(ok)
+    }
+
+    /// Writes the messages of a batch that are marked for it past their
+    /// feed's head, and stages them, noting the offered blobs they mention.
+    fn stage_batch(&mut self, batch: &Batch) -> Result<(), ImportError> {
+        let (Some(node), Some(_)) = (self.node, &self.stage) else {
+            return Ok(());
+        };
+        let mut staged = Vec::new();
+        let mut json = Vec::with_capacity(1024);
+        for (m, take) in batch {
+            if !take {
+                continue;
+            }
+            if self.incoming.as_ref().map(Incoming::feed) != Some(m.author()) {
+                self.end_incoming()?;
+                self.incoming = Some(node.store.incoming(m.author(), m.sequence())?);
+            }
+            json.clear();
+            m.value().write_compact(&mut json);
+            if let Some(incoming) = &mut self.incoming {
+                incoming.write(m.sequence(), &m.id(), &json)?;
+            }
+            let (blobs, contact) = scan_content(m.content());
+            self.linked
+                .extend(blobs.iter().filter(|b| self.offered.contains(b)).copied());
+            staged.push(Staged {
+                author: m.author(),
+                sequence: m.sequence(),
+                id: m.id(),
+                previous: m.previous(),
+                contact,
+                blobs,
+            });
+        }
+        if let Some(stage) = &mut self.stage {
+            stage.push(&staged)?;
+        }
+        Ok(())
+    }
+
+    /// Registers the feed entry written past its feed's head, unless the
+    /// feed grew into it meanwhile (then its staged messages stay unused).
+    fn end_incoming(&mut self) -> Result<(), ImportError> {
+        let (Some(node), Some(incoming)) = (self.node, self.incoming.take()) else {
+            return Ok(());
+        };
+        let feed = incoming.feed();
+        if !node.with_append_lock(|| incoming.finish())? {
+            if let Some(stage) = &mut self.stage {
+                stage.changed(feed);
+            }
+        }
+        Ok(())
     }
 
     /// Reads every item: lines are parsed, placed and handed over in
@@ -506,6 +580,7 @@ impl Reading<'_, '_> {
                 if !self.hand_over(&mut pending)? {
                     return Ok(Vec::new());
                 }
+                self.end_incoming()?;
                 if let Some(checker) = self.checker.take() {
                     checker.finish()?;
                 }
@@ -541,6 +616,7 @@ impl Reading<'_, '_> {
         // No blobs: the last lines are still to hand over.
         if self.checker.is_some() {
             self.hand_over(&mut pending)?;
+            self.end_incoming()?;
         }
         Ok(staged_blobs)
     }
@@ -607,37 +683,4 @@ fn verify_batch(verifier: &mut BatchVerifier, batch: &Batch) -> Result<(), Impor
             reason,
         }
     })
-}
-
-/// Stages the messages of a batch that are marked for it, noting the
-/// offered blobs they mention.
-fn stage_batch(
-    stage: Option<&mut Stage>,
-    batch: &Batch,
-    offered: &HashSet<BlobId>,
-    linked: &mut HashSet<BlobId>,
-) -> Result<(), ImportError> {
-    let Some(stage) = stage else {
-        return Ok(());
-    };
-    let mut staged = Vec::new();
-    for (m, take) in batch {
-        if !take {
-            continue;
-        }
-        let (blobs, contact) = scan_content(m.content());
-        linked.extend(blobs.iter().filter(|b| offered.contains(b)).copied());
-        let mut json = Vec::with_capacity(512);
-        m.value().write_compact(&mut json);
-        staged.push(Staged {
-            author: m.author(),
-            sequence: m.sequence(),
-            id: m.id(),
-            previous: m.previous(),
-            contact,
-            blobs,
-            json,
-        });
-    }
-    Ok(stage.push(&staged)?)
 }

@@ -12,8 +12,9 @@
 //! - `contacts`: author ‖ contact → the author's stance on that feed (see
 //!   [`contacts`]), kept in step with `log` by every append and promotion.
 //!
-//! Messages from a bundle wait, verified but not visible, in an unnamed
-//! temporary file beside the keyspaces until the bundle is checked (see
+//! Messages from a bundle are written into `log` past their feed's head,
+//! where no read looks, while the bundle is checked (see [`incoming`]);
+//! what promotion needs of them waits in an unnamed temporary file (see
 //! [`stage`]). Stores written by older versions kept them in a `stage`
 //! keyspace; opening such a store deletes it (its entries were never
 //! visible).
@@ -34,6 +35,7 @@ use crate::feed::{
     BatchVerifier, BlobId, FeedHead, FeedId, Invalid, Message, MsgId, Stance, Verified,
 };
 
+pub mod incoming;
 pub mod stage;
 
 /// Why the store failed (not why a message was refused: see [`Invalid`]).
@@ -233,7 +235,7 @@ impl Store {
             contacts,
             dir: dir.to_path_buf(),
         };
-        stage::drop_unpromoted(&store)?;
+        store.drop_incoming()?;
         contacts::ensure_built(&store.db, &store.log, &store.contacts)?;
         Ok(store)
     }
@@ -322,7 +324,7 @@ impl Store {
     }
 
     /// Message `seq` of `feed`, for `seq` at most the feed's head (past it
-    /// lie only entries not promoted yet: see [`stage`]).
+    /// lie only entries not promoted yet: see [`incoming`]).
     pub fn get_at(&self, feed: &FeedId, seq: u32) -> Result<Option<StoredMsg>, StoreError> {
         self.log
             .get(log_key(feed, seq))?
@@ -343,7 +345,7 @@ impl Store {
     /// The stored values (compact JSON bytes, as signed) of `feed` from
     /// sequence `from` on, without copying or decoding them: for streaming
     /// a feed out as it is (bundle export). Up to the feed's head: entries
-    /// past it are not promoted yet (see [`stage`]).
+    /// past it are not promoted yet (see [`incoming`]).
     pub fn feed_json(
         &self,
         feed: &FeedId,

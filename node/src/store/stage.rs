@@ -1,34 +1,23 @@
-//! The staging area: messages from a bundle wait here, verified but
-//! invisible, until the whole bundle has been checked (its signature comes
-//! last). Then [`Store::promote`] moves them into the log in chain order,
-//! without checking signatures again.
+//! The staging area: what an import must remember of each message it wrote
+//! past a feed's head (see [`super::incoming`]) until the whole bundle is
+//! checked (its signature comes last): author, sequence, id, previous, and
+//! what promotion and the node need to know of it (blobs it mentions,
+//! whether it is a contact message). Then [`Store::promote`] moves the
+//! heads over them in chain order, without checking signatures again.
 //!
 //! A [`Stage`] is an unnamed temporary file in the store's directory,
-//! written sequentially and read back once: staging costs one sequential
-//! write and read, not a trip through fjall's memtables, flushes and
-//! compactions (and tombstones to remove it again). Nothing but promotion
-//! reads it, and it has no name, so a bundle that is rejected half-way, or a
-//! process killed mid-import, leaves nothing behind and nothing visible.
-//!
-//! Promotion writes a run of one feed's messages (see [`PROMOTE_RUN`]) into
-//! the log as sorted tables of their own (fjall's bulk ingestion: no journal,
-//! no memtable, no flush), then the feed's new head, the id index and the
-//! contacts index in one atomic batch. Log entries past a feed's head are
-//! never read (every read of the log stops at the head the `clock` keyspace
-//! holds), so the run becomes visible exactly when that batch commits. A
-//! crash between the two leaves entries past the head: before the first
-//! ingestion of a feed, promotion records the feed in a marker (made durable
-//! first), and [`Store::open`] deletes whatever lies past the head of every
-//! marked feed. So a crash at any point leaves every feed a valid prefix, as
-//! [`Store::append`] does.
+//! written sequentially and read back once (about 120 bytes a message: the
+//! values themselves are already in the log). Nothing but promotion reads
+//! it, and it has no name, so a bundle that is rejected half-way, or a
+//! process killed mid-import, leaves no file behind.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
-use fjall::{Database, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, KeyspaceCreateOptions};
 
-use super::{arr, contacts, corrupt, head_value, log_key, now_ms, Store, StoreError};
+use super::{arr, contacts, corrupt, head_value, log_key, Store, StoreError};
 use crate::feed::{BlobId, FeedHead, FeedId, MsgId, Value};
 
 /// The most bytes of memtables (all keyspaces, active and sealed) that
@@ -44,23 +33,15 @@ const WRITE_BUFFER_CAP: u64 = 6 * 1024 * 1024;
 /// [`Store::bound_write_buffer`]): the count lags the flush by a moment.
 const FLUSH_COUNT_GRACE: u32 = 50;
 
-/// The most messages one [`Store::promote`] call moves (one feed's run:
-/// one ingested table, one batch). Larger runs mean fewer, bigger tables
-/// and fewer flushes of the id index; the batch (ids and heads, ~80 bytes a
-/// message) and the run's notes stay in memory until it commits.
+/// The most messages one [`Store::promote`] call moves (one feed's run,
+/// one batch of heads and ids, ~80 bytes a message, held until it commits).
 pub const PROMOTE_RUN: usize = 10_000;
-
-/// The prefix, in the `remote` keyspace, of the markers of feeds whose
-/// promotion may have left log entries past their head (see the module
-/// docs); the feed id follows.
-const MARK: &[u8] = b"promoting:";
 
 /// The keyspace older versions staged messages in.
 const OLD_KEYSPACE: &str = "stage";
 
-/// The largest staged record read back (a message line is at most 64 KiB;
-/// this leaves room for its id, links and the blobs it mentions).
-const MAX_RECORD: usize = 1024 * 1024;
+/// The largest staged record: ids, flags and at most 255 blob ids.
+const MAX_RECORD: usize = 36 + 32 + 33 + 2 + 255 * 32;
 
 /// A verified message waiting in the staging area.
 #[derive(Clone, Debug, PartialEq)]
@@ -77,8 +58,6 @@ pub struct Staged {
     pub contact: bool,
     /// Blobs its content mentions (at most 255).
     pub blobs: Vec<BlobId>,
-    /// The signed value as compact JSON.
-    pub json: Vec<u8>,
 }
 
 /// What one [`Store::promote`] call moved into the log.
@@ -104,6 +83,8 @@ pub struct Promoted {
 pub struct Stage {
     out: BufWriter<File>,
     count: u64,
+    /// Feeds whose entries could not be written (see [`Stage::changed`]).
+    changed: HashSet<FeedId>,
 }
 
 /// A staging area being read back by [`Store::promote`].
@@ -113,8 +94,8 @@ pub struct StageReader {
     peeked: Option<Staged>,
     /// Feeds whose promotion stopped: the rest of their messages are dropped.
     stuck: HashSet<FeedId>,
-    /// Feeds marked as being promoted (see the module docs).
-    marked: HashSet<FeedId>,
+    /// Feeds whose entries could not be written (see [`Stage::changed`]).
+    changed: HashSet<FeedId>,
 }
 
 fn stage_io(e: std::io::Error) -> StoreError {
@@ -122,7 +103,7 @@ fn stage_io(e: std::io::Error) -> StoreError {
 }
 
 fn encode(m: &Staged) -> Vec<u8> {
-    let mut v = Vec::with_capacity(32 + 33 + 2 + 32 * m.blobs.len() + m.json.len());
+    let mut v = Vec::with_capacity(32 + 33 + 2 + 32 * m.blobs.len());
     v.extend_from_slice(m.id.as_bytes());
     match &m.previous {
         Some(p) => {
@@ -137,7 +118,6 @@ fn encode(m: &Staged) -> Vec<u8> {
     for b in blobs {
         v.extend_from_slice(b.as_bytes());
     }
-    v.extend_from_slice(&m.json);
     v
 }
 
@@ -171,6 +151,9 @@ fn decode(key: &[u8], v: &[u8]) -> Result<Staged, StoreError> {
         blobs.push(BlobId(arr(b, "staged blob")?));
         at += 32;
     }
+    if at != v.len() {
+        return Err(bad());
+    }
     Ok(Staged {
         author,
         sequence,
@@ -178,7 +161,6 @@ fn decode(key: &[u8], v: &[u8]) -> Result<Staged, StoreError> {
         previous,
         contact,
         blobs,
-        json: v[at..].to_vec(),
     })
 }
 
@@ -186,7 +168,7 @@ impl Stage {
     /// Appends verified messages to the staging area.
     pub fn push(&mut self, msgs: &[Staged]) -> Result<(), StoreError> {
         for m in msgs {
-            let mut record = Vec::with_capacity(36 + 100 + m.json.len());
+            let mut record = Vec::with_capacity(36 + 100);
             record.extend_from_slice(&log_key(&m.author, m.sequence));
             record.extend_from_slice(&encode(m));
             let len = u32::try_from(record.len())
@@ -210,6 +192,13 @@ impl Stage {
         self.count == 0
     }
 
+    /// Notes that `feed`'s entries could not be written past its head
+    /// because it grew meanwhile (see [`super::incoming::Incoming::finish`]):
+    /// its staged messages are not promoted, and [`Store::promote`] says so.
+    pub fn changed(&mut self, feed: FeedId) {
+        self.changed.insert(feed);
+    }
+
     /// Ends writing; the staged messages are then read back in the order
     /// they were pushed.
     pub fn into_reader(self) -> Result<StageReader, StoreError> {
@@ -223,7 +212,7 @@ impl Stage {
             left: self.count,
             peeked: None,
             stuck: HashSet::new(),
-            marked: HashSet::new(),
+            changed: self.changed,
         })
     }
 }
@@ -262,43 +251,6 @@ impl StageReader {
     }
 }
 
-/// The marker key of `feed` (see [`MARK`]).
-fn mark_key(feed: &FeedId) -> Vec<u8> {
-    [MARK, feed.as_bytes().as_slice()].concat()
-}
-
-/// Deletes the log entries a crashed promotion left past the head of each
-/// marked feed (see the module docs), and the markers. Called on open,
-/// before anything reads the log.
-pub(super) fn drop_unpromoted(store: &Store) -> Result<(), StoreError> {
-    let marked: Vec<FeedId> = store
-        .remote
-        .prefix(MARK)
-        .map(|g| {
-            let k = g.key()?;
-            Ok(FeedId(arr(&k[MARK.len()..], "promotion marker")?))
-        })
-        .collect::<Result<_, StoreError>>()?;
-    for feed in marked {
-        let from = store.head(&feed)?.map_or(0, |h| h.sequence) + 1;
-        let mut batch = store.db.batch();
-        let mut dropped = 0u64;
-        for g in store
-            .log
-            .range(log_key(&feed, from)..=log_key(&feed, u32::MAX))
-        {
-            batch.remove(&store.log, g.key()?);
-            dropped += 1;
-        }
-        batch.remove(&store.remote, mark_key(&feed));
-        batch.commit()?;
-        if dropped > 0 {
-            tracing::info!(%feed, dropped, "dropped log entries an interrupted import left unpromoted");
-        }
-    }
-    Ok(())
-}
-
 /// Deletes the `stage` keyspace a store written by an older version may
 /// hold. Its entries were never visible (a crashed or rejected import's
 /// leftovers, or an import's that the next one would have cleared), so
@@ -319,15 +271,17 @@ impl Store {
         Ok(Stage {
             out: BufWriter::with_capacity(64 * 1024, file),
             count: 0,
+            changed: HashSet::new(),
         })
     }
 
-    /// Moves the next run of staged messages of one feed (at most `limit`)
-    /// that continues the feed's stored chain into the log, in one atomic
-    /// batch; `None` when nothing is left. Staged messages the store already
-    /// holds are dropped; one that conflicts with the stored feed, or does
-    /// not continue it, stops promotion of that feed (see
-    /// [`Promoted::stuck`]).
+    /// Moves the head of one feed over the next run of its staged messages
+    /// (at most `limit`) that continues the feed's stored chain, in one
+    /// atomic batch with their ids and the contacts index; `None` when
+    /// nothing is left. Their log entries were written past the head before
+    /// (see [`super::incoming`]). Staged messages the store already holds
+    /// are dropped; one that conflicts with the stored feed, or does not
+    /// continue it, stops promotion of that feed (see [`Promoted::stuck`]).
     pub fn promote(
         &self,
         staged: &mut StageReader,
@@ -351,13 +305,15 @@ impl Store {
             stuck: None,
         };
         let mut batch = self.db.batch();
-        // The run's log entries, as a table of their own (see the module docs).
-        let mut ingestion = None;
         let mut stances = contacts::Changes::default();
-        let now = now_ms();
         for seen in 1.. {
             let held = head.map_or(0, |h| h.sequence);
-            if m.sequence <= held {
+            if staged.changed.contains(&feed) {
+                out.stuck = Some(
+                    "the feed grew while the bundle was read; the next visit takes the rest"
+                        .to_owned(),
+                );
+            } else if m.sequence <= held {
                 match self.get_at(&feed, m.sequence)? {
                     Some(s) if s.id == m.id => out.skipped += 1,
                     _ => {
@@ -373,24 +329,18 @@ impl Store {
                     m.sequence
                 ));
             } else {
+                // Its entry is in the log, past the head (the import wrote
+                // it there, and appends write only up to the head). A
+                // contact message's content is read back from it.
                 let key = log_key(&feed, m.sequence);
-                let mut value = Vec::with_capacity(8 + 32 + m.json.len());
-                value.extend_from_slice(&now.to_be_bytes());
-                value.extend_from_slice(m.id.as_bytes());
-                value.extend_from_slice(&m.json);
-                let table = match &mut ingestion {
-                    Some(table) => table,
-                    None => {
-                        self.mark_promoting(staged, &feed)?;
-                        ingestion.insert(self.log.start_ingestion()?)
-                    }
-                };
-                table.write(key, value)?;
                 batch.insert(&self.msgs, *m.id.as_bytes(), key);
-                // Any message that names "contact" may be one (cheaper than
-                // trusting the staged flag to match the index's own rule).
-                if memchr::memmem::find(&m.json, b"\"contact\"").is_some() {
-                    let value = Value::parse(&m.json).map_err(|_| corrupt("staged message"))?;
+                if m.contact {
+                    let entry = self
+                        .incoming_value(&feed, m.sequence)?
+                        .filter(|e| e.len() >= 40 && e[8..40] == *m.id.as_bytes())
+                        .ok_or_else(|| corrupt("a staged message is missing from the log"))?;
+                    let value =
+                        Value::parse(&entry[40..]).map_err(|_| corrupt("staged message"))?;
                     let content = value
                         .as_object()
                         .and_then(|o| o.get("content"))
@@ -419,38 +369,11 @@ impl Store {
             batch.insert(&self.clock, *feed.as_bytes(), head_value(&h));
         }
         stances.write(&self.contacts, &mut batch);
-        if let Some(table) = ingestion {
-            table.finish()?;
-        }
         // Built while the last batches were flushed; wait now if need be.
         self.bound_write_buffer()?;
         batch.commit()?;
         out.after = head.map_or(0, |h| h.sequence);
         Ok(Some(out))
-    }
-
-    /// Marks `feed` as being promoted, durably, before its first run is
-    /// ingested (once per import and feed); see the module docs.
-    fn mark_promoting(&self, staged: &mut StageReader, feed: &FeedId) -> Result<(), StoreError> {
-        if staged.marked.insert(*feed) {
-            self.remote.insert(mark_key(feed), [])?;
-            self.db.persist(PersistMode::SyncData)?;
-        }
-        Ok(())
-    }
-
-    /// Ends a promotion: removes the markers of the feeds it promoted. Their
-    /// heads were committed before (the journal keeps the order), so after a
-    /// crash either the markers are still there or every head is.
-    pub fn end_promotion(&self, staged: StageReader) -> Result<(), StoreError> {
-        if staged.marked.is_empty() {
-            return Ok(());
-        }
-        let mut batch = self.db.batch();
-        for feed in &staged.marked {
-            batch.remove(&self.remote, mark_key(feed));
-        }
-        Ok(batch.commit()?)
     }
 
     /// Keeps what promotion has written and fjall not yet flushed near
@@ -495,16 +418,18 @@ mod tests {
     use crate::feed::{Keypair, Message, Value};
 
     fn staged(m: &Message) -> Staged {
-        let mut json = Vec::new();
-        m.value().write_compact(&mut json);
         Staged {
             author: m.author(),
             sequence: m.sequence(),
             id: m.id(),
             previous: m.previous(),
-            contact: false,
+            contact: m
+                .content()
+                .as_object()
+                .and_then(|o| o.get("type"))
+                .and_then(Value::as_str)
+                == Some("contact"),
             blobs: vec![BlobId([7; 32])],
-            json,
         }
     }
 
@@ -521,9 +446,29 @@ mod tests {
         out
     }
 
-    fn staged_all(store: &Store, msgs: &[Staged]) -> StageReader {
+    /// What an import does before promotion: the messages (of one feed,
+    /// in order) written past the head, and staged.
+    fn written_and_staged(store: &Store, msgs: &[Message]) -> StageReader {
         let mut stage = store.stage().unwrap();
-        stage.push(msgs).unwrap();
+        let mut at = 0;
+        while at < msgs.len() {
+            let feed = msgs[at].author();
+            let run = msgs[at..].iter().take_while(|m| m.author() == feed).count();
+            store.mark_incoming([feed]).unwrap();
+            let mut incoming = store.incoming(feed, msgs[at].sequence()).unwrap();
+            for m in &msgs[at..at + run] {
+                incoming
+                    .write(m.sequence(), &m.id(), m.value().to_compact().as_bytes())
+                    .unwrap();
+            }
+            if !incoming.finish().unwrap() {
+                stage.changed(feed);
+            }
+            at += run;
+        }
+        stage
+            .push(&msgs.iter().map(staged).collect::<Vec<_>>())
+            .unwrap();
         assert_eq!(stage.len(), msgs.len() as u64);
         stage.into_reader().unwrap()
     }
@@ -543,9 +488,11 @@ mod tests {
             let content = Value::parse(c.as_bytes()).unwrap();
             msgs.push(Message::create(&keys, prev.as_ref(), 1000.0, content, None).unwrap());
         }
-        let mut reader = staged_all(&store, &msgs.iter().map(staged).collect::<Vec<_>>());
-        store.promote(&mut reader, 100).unwrap().unwrap();
+        let mut reader = written_and_staged(&store, &msgs);
+        let p = store.promote(&mut reader, 100).unwrap().unwrap();
+        assert!(p.added[0].2, "noted as a contact message");
         assert!(store.contacts(&keys.id()).unwrap()[&friend].following);
+        store.drop_incoming().unwrap();
         assert!(store.check().unwrap().problems.is_empty());
     }
 
@@ -556,15 +503,17 @@ mod tests {
         let keys = Keypair::from_seed(&[3; 32]);
         let other = Keypair::from_seed(&[5; 32]);
         let msgs = chain(&keys, 10);
-        let mut all: Vec<Staged> = msgs.iter().map(staged).collect();
-        all.extend(chain(&other, 2).iter().map(staged));
+        let mut all = msgs.clone();
+        all.extend(chain(&other, 2));
+        let one = staged(&all[1]);
         assert_eq!(
-            decode(&log_key(&all[1].author, 2), &encode(&all[1])).unwrap(),
-            all[1]
+            decode(&log_key(&one.author, 2), &encode(&one)).unwrap(),
+            one
         );
-        let mut reader = staged_all(&store, &all);
+        let mut reader = written_and_staged(&store, &all);
         assert!(store.head(&keys.id()).unwrap().is_none());
         assert!(store.get(&msgs[0].id()).unwrap().is_none());
+        assert_eq!(store.feed(&keys.id(), 1).count(), 0);
 
         let p = store.promote(&mut reader, 4).unwrap().unwrap();
         assert_eq!(
@@ -572,6 +521,9 @@ mod tests {
             (keys.id(), 0, 4, 4)
         );
         assert_eq!(p.added[0].1, vec![BlobId([7; 32])]);
+        assert_eq!(store.feed(&keys.id(), 1).count(), 4, "up to the head");
+        assert!(store.get(&msgs[3].id()).unwrap().is_some());
+        assert!(store.get(&msgs[4].id()).unwrap().is_none());
         let p = store.promote(&mut reader, 100).unwrap().unwrap();
         assert_eq!((p.before, p.after, p.stuck), (4, 10, None));
         // A run ends where the feed changes.
@@ -580,6 +532,11 @@ mod tests {
         assert!(store.promote(&mut reader, 100).unwrap().is_none());
         let got = store.get_at(&keys.id(), 10).unwrap().unwrap();
         assert_eq!(got.id, msgs[9].id());
+        assert_eq!(
+            store.drop_incoming().unwrap(),
+            0,
+            "nothing left past a head"
+        );
         assert!(store.check().unwrap().problems.is_empty());
     }
 
@@ -644,58 +601,6 @@ mod tests {
     }
 
     #[test]
-    fn entries_past_a_head_are_unseen_and_dropped_on_the_next_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = Keypair::from_seed(&[2; 32]);
-        let msgs = chain(&keys, 6);
-        let feed = keys.id();
-        {
-            let store = Store::open(dir.path()).unwrap();
-            store
-                .append(msgs[..3].to_vec(), &mut crate::feed::BatchVerifier::new())
-                .unwrap();
-            // What a promotion killed between its ingestion and its batch
-            // leaves: a marker, and entries 4..=6 past the head.
-            let mut reader = staged_all(&store, &[]);
-            store.mark_promoting(&mut reader, &feed).unwrap();
-            let mut table = store.log.start_ingestion().unwrap();
-            for m in &msgs[3..] {
-                let mut value = vec![0u8; 8];
-                value.extend_from_slice(m.id().as_bytes());
-                m.value().write_compact(&mut value);
-                table.write(log_key(&feed, m.sequence()), value).unwrap();
-            }
-            table.finish().unwrap();
-            assert_eq!(store.feed(&feed, 1).count(), 3, "reads stop at the head");
-            assert_eq!(store.feed_json(&feed, 2).count(), 2);
-            assert_eq!(store.feed_json(&feed, 4).count(), 0);
-            assert_eq!(store.head(&feed).unwrap().map(|h| h.sequence), Some(3));
-        }
-        let store = Store::open(dir.path()).unwrap();
-        assert!(
-            store.log.get(log_key(&feed, 4)).unwrap().is_none(),
-            "dropped"
-        );
-        assert_eq!(store.remote.prefix(MARK).count(), 0, "marker removed");
-        assert!(store.check().unwrap().problems.is_empty());
-        // The feed goes on from its head, and a promotion of the same
-        // messages ends with no marker left.
-        let mut reader = staged_all(&store, &msgs.iter().map(staged).collect::<Vec<_>>());
-        let p = store.promote(&mut reader, 100).unwrap().unwrap();
-        assert_eq!((p.skipped, p.after, p.added.len()), (3, 6, 3));
-        assert!(store.promote(&mut reader, 100).unwrap().is_none());
-        assert_eq!(
-            store.remote.prefix(MARK).count(),
-            1,
-            "marked while promoting"
-        );
-        store.end_promotion(reader).unwrap();
-        assert_eq!(store.remote.prefix(MARK).count(), 0);
-        assert_eq!(store.feed(&feed, 1).count(), 6);
-        assert!(store.check().unwrap().problems.is_empty());
-    }
-
-    #[test]
     fn a_dropped_stage_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -716,7 +621,7 @@ mod tests {
     }
 
     #[test]
-    fn held_messages_are_skipped_and_gaps_and_forks_stop_promotion() {
+    fn held_messages_are_skipped_and_gaps_forks_and_changed_feeds_stop_promotion() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let keys = Keypair::from_seed(&[4; 32]);
@@ -727,21 +632,33 @@ mod tests {
         // Held 1..=3 (skipped), then 5 without 4: stuck, and 6 is dropped.
         let mut s: Vec<Staged> = msgs.iter().map(staged).collect();
         s.remove(3);
-        let mut reader = staged_all(&store, &s);
+        let mut stage = store.stage().unwrap();
+        stage.push(&s).unwrap();
+        let mut reader = stage.into_reader().unwrap();
         let p = store.promote(&mut reader, 100).unwrap().unwrap();
         assert_eq!((p.skipped, p.after), (3, 3));
         assert!(p.stuck.unwrap().contains("does not continue"), "gap");
         assert!(store.promote(&mut reader, 100).unwrap().is_none());
 
         // A different message 2 (a fork) stops promotion too.
-        let other = chain(&keys, 2);
-        let mut fork = staged(&other[1]);
-        fork.json.push(b' ');
+        let mut fork = staged(&msgs[1]);
         fork.id = MsgId([9; 32]);
-        let mut reader = staged_all(&store, &[fork]);
+        let mut stage = store.stage().unwrap();
+        stage.push(&[fork]).unwrap();
+        let mut reader = stage.into_reader().unwrap();
         let p = store.promote(&mut reader, 100).unwrap().unwrap();
         assert!(p.stuck.unwrap().contains("fork"));
         assert_eq!(p.after, 3);
+
+        // A feed that grew while the bundle was read: nothing promoted.
+        let mut stage = store.stage().unwrap();
+        stage.push(&[staged(&msgs[3])]).unwrap();
+        stage.changed(keys.id());
+        let mut reader = stage.into_reader().unwrap();
+        let p = store.promote(&mut reader, 100).unwrap().unwrap();
+        assert!(p.stuck.unwrap().contains("grew while"));
+        assert_eq!((p.after, p.added.len()), (3, 0));
+
         assert!(store.check().unwrap().problems.is_empty());
     }
 }

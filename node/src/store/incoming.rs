@@ -1,0 +1,339 @@
+//! Log entries past a feed's head: how an import writes a bundle's messages
+//! into the log while the bundle is still being read, unseen.
+//!
+//! Every read of a feed stops at the head the `clock` keyspace holds (see
+//! [`Store::feed_json`]), so an entry past it is not part of the feed until
+//! a batch moves the head over it ([`Store::promote`]). An import:
+//! 1. marks each feed it may write past the head of, with a key in `remote`
+//!    made durable before any such entry is ([`Store::mark_incoming`]);
+//! 2. writes each feed entry's messages as a table of their own
+//!    ([`Store::incoming`]: fjall's bulk ingestion, with no journal,
+//!    memtable or flush), and registers the table only if the feed's head
+//!    is still before them ([`Incoming::finish`], under the node's append
+//!    lock, so that no append writes there meanwhile);
+//! 3. once the whole bundle is checked, promotes: moves the heads;
+//! 4. drops whatever is still past the head of a marked feed (all of it if
+//!    the bundle was rejected), and the markers ([`Store::drop_incoming`]).
+//!
+//! A process killed at any point leaves markers, and [`Store::open`] does
+//! step 4. So nothing of a rejected or half-read bundle is ever seen, and
+//! every feed stays a valid prefix.
+
+use fjall::PersistMode;
+
+use super::{corrupt, log_key, now_ms, Store, StoreError};
+use crate::feed::{FeedId, MsgId};
+
+/// The prefix, in the `remote` keyspace, of the markers of feeds that may
+/// have entries past their head; the feed id follows.
+const MARK: &[u8] = b"incoming:";
+
+/// Entries deleted per batch when dropping (bounds the batch's memory).
+const DROP_BATCH: usize = 10_000;
+
+/// The marker key of `feed`.
+fn mark_key(feed: &FeedId) -> Vec<u8> {
+    [MARK, feed.as_bytes().as_slice()].concat()
+}
+
+/// A table being written by fjall's bulk ingestion (whose type fjall does
+/// not name, hence this trait).
+trait TableSink {
+    fn write(&mut self, key: [u8; 36], value: Vec<u8>) -> fjall::Result<()>;
+    fn finish(self: Box<Self>) -> fjall::Result<()>;
+}
+
+struct Sink<I, W, F> {
+    inner: I,
+    write: W,
+    finish: F,
+}
+
+impl<I, W, F> TableSink for Sink<I, W, F>
+where
+    W: FnMut(&mut I, [u8; 36], Vec<u8>) -> fjall::Result<()>,
+    F: FnOnce(I) -> fjall::Result<()>,
+{
+    fn write(&mut self, key: [u8; 36], value: Vec<u8>) -> fjall::Result<()> {
+        (self.write)(&mut self.inner, key, value)
+    }
+
+    fn finish(self: Box<Self>) -> fjall::Result<()> {
+        let this = *self;
+        (this.finish)(this.inner)
+    }
+}
+
+/// Wraps an ingestion (the bounds give the closures their argument types).
+fn sink<I, W, F>(inner: I, write: W, finish: F) -> Sink<I, W, F>
+where
+    W: FnMut(&mut I, [u8; 36], Vec<u8>) -> fjall::Result<()>,
+    F: FnOnce(I) -> fjall::Result<()>,
+{
+    Sink {
+        inner,
+        write,
+        finish,
+    }
+}
+
+/// One feed entry's messages, being written past the feed's head as a
+/// table of their own (see the module docs).
+pub struct Incoming<'a> {
+    store: &'a Store,
+    feed: FeedId,
+    first: u32,
+    /// The last sequence written (`first - 1` before any).
+    last: u32,
+    table: Box<dyn TableSink + 'a>,
+}
+
+impl Incoming<'_> {
+    /// The feed written.
+    pub fn feed(&self) -> FeedId {
+        self.feed
+    }
+
+    /// Writes message `seq` with its id and value (compact JSON): the next
+    /// after the last one written.
+    pub fn write(&mut self, seq: u32, id: &MsgId, json: &[u8]) -> Result<(), StoreError> {
+        if Some(seq) != self.last.checked_add(1) {
+            return Err(corrupt("incoming messages out of order"));
+        }
+        let mut value = Vec::with_capacity(8 + 32 + json.len());
+        value.extend_from_slice(&now_ms().to_be_bytes());
+        value.extend_from_slice(id.as_bytes());
+        value.extend_from_slice(json);
+        self.table.write(log_key(&self.feed, seq), value)?;
+        self.last = seq;
+        Ok(())
+    }
+
+    /// Registers what was written, if the feed's head is still before it:
+    /// false (and nothing registered) if the feed grew into it meanwhile.
+    /// Call under the node's append lock.
+    pub fn finish(self) -> Result<bool, StoreError> {
+        if self.last < self.first {
+            return Ok(true);
+        }
+        let held = self.store.head(&self.feed)?.map_or(0, |h| h.sequence);
+        if held >= self.first {
+            // Dropped unregistered: fjall deletes the table file when the
+            // store is next opened.
+            return Ok(false);
+        }
+        self.table.finish()?;
+        Ok(true)
+    }
+}
+
+impl Store {
+    /// Marks `feeds` as (about to be) written past their heads, durably,
+    /// before any such entry is written.
+    pub fn mark_incoming(&self, feeds: impl IntoIterator<Item = FeedId>) -> Result<(), StoreError> {
+        let mut batch = self.db.batch();
+        let mut any = false;
+        for feed in feeds {
+            batch.insert(&self.remote, mark_key(&feed), []);
+            any = true;
+        }
+        if any {
+            batch.commit()?;
+            self.db.persist(PersistMode::SyncData)?;
+        }
+        Ok(())
+    }
+
+    /// Starts writing `feed`'s messages from sequence `first` on, past its
+    /// head. The feed must be marked ([`Store::mark_incoming`]).
+    pub fn incoming(&self, feed: FeedId, first: u32) -> Result<Incoming<'_>, StoreError> {
+        let table = self.log.start_ingestion()?;
+        Ok(Incoming {
+            store: self,
+            feed,
+            first,
+            last: first.saturating_sub(1),
+            table: Box::new(sink(table, |t, k, v| t.write(k, v), |t| t.finish())),
+        })
+    }
+
+    /// The stored value of message `seq` of `feed` past its head (written
+    /// by [`Incoming`], not promoted yet): promotion reads contact messages
+    /// back from here.
+    pub(super) fn incoming_value(
+        &self,
+        feed: &FeedId,
+        seq: u32,
+    ) -> Result<Option<fjall::Slice>, StoreError> {
+        Ok(self.log.get(log_key(feed, seq))?)
+    }
+
+    /// Deletes every entry past the head of each marked feed, and the
+    /// markers; returns how many entries. Ends an import (under the
+    /// node's append lock), and runs when the store is opened.
+    pub fn drop_incoming(&self) -> Result<u64, StoreError> {
+        let marked: Vec<FeedId> = self
+            .remote
+            .prefix(MARK)
+            .map(|g| {
+                let k = g.key()?;
+                Ok(FeedId(super::arr(&k[MARK.len()..], "incoming marker")?))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let mut dropped = 0u64;
+        for feed in marked {
+            let from = self
+                .head(&feed)?
+                .map_or(0, |h| h.sequence)
+                .saturating_add(1);
+            loop {
+                let keys: Vec<fjall::Slice> = self
+                    .log
+                    .range(log_key(&feed, from)..=log_key(&feed, u32::MAX))
+                    .take(DROP_BATCH)
+                    .map(|g| g.key())
+                    .collect::<Result<_, _>>()?;
+                if keys.is_empty() {
+                    break;
+                }
+                let mut batch = self.db.batch();
+                dropped += keys.len() as u64;
+                for k in keys {
+                    batch.remove(&self.log, k);
+                }
+                batch.commit()?;
+            }
+            self.remote.remove(mark_key(&feed))?;
+        }
+        if dropped > 0 {
+            tracing::info!(
+                dropped,
+                "dropped log entries of an import that did not finish"
+            );
+        }
+        Ok(dropped)
+    }
+
+    /// Whether any feed is marked (for tests and checks).
+    pub fn incoming_marked(&self) -> Result<bool, StoreError> {
+        match self.remote.prefix(MARK).next() {
+            Some(g) => g.key().map(|_| true).map_err(StoreError::from),
+            None => Ok(false),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::{BatchVerifier, Keypair, Message, Value};
+
+    fn chain(keys: &Keypair, n: u32) -> Vec<Message> {
+        let mut out: Vec<Message> = Vec::new();
+        for i in 0..n {
+            let content =
+                Value::parse(format!("{{\"type\":\"post\",\"n\":{i}}}").as_bytes()).unwrap();
+            let prev = out.last().map(Message::head);
+            out.push(
+                Message::create(keys, prev.as_ref(), 1000.0 + f64::from(i), content, None).unwrap(),
+            );
+        }
+        out
+    }
+
+    fn write_all<'a>(store: &'a Store, msgs: &[Message]) -> Incoming<'a> {
+        let feed = msgs[0].author();
+        let mut incoming = store.incoming(feed, msgs[0].sequence()).unwrap();
+        for m in msgs {
+            incoming
+                .write(m.sequence(), &m.id(), m.value().to_compact().as_bytes())
+                .unwrap();
+        }
+        incoming
+    }
+
+    #[test]
+    fn entries_past_a_head_are_unseen_and_dropped_on_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keypair::from_seed(&[2; 32]);
+        let msgs = chain(&keys, 6);
+        let feed = keys.id();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .append(msgs[..3].to_vec(), &mut BatchVerifier::new())
+                .unwrap();
+            // What an import killed before promotion leaves: a marker, and
+            // entries 4..=6 past the head.
+            store.mark_incoming([feed]).unwrap();
+            assert!(write_all(&store, &msgs[3..]).finish().unwrap());
+            assert!(store.log.get(log_key(&feed, 5)).unwrap().is_some());
+            assert_eq!(store.feed(&feed, 1).count(), 3, "reads stop at the head");
+            assert_eq!(store.feed_json(&feed, 2).count(), 2);
+            assert_eq!(store.feed_json(&feed, 4).count(), 0);
+            assert_eq!(store.head(&feed).unwrap().map(|h| h.sequence), Some(3));
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert!(
+            store.log.get(log_key(&feed, 4)).unwrap().is_none(),
+            "dropped"
+        );
+        assert!(!store.incoming_marked().unwrap(), "marker removed");
+        assert!(store.check().unwrap().problems.is_empty());
+        assert_eq!(store.feed(&feed, 1).count(), 3);
+        // The feed goes on from its head.
+        store
+            .append(msgs[3..].to_vec(), &mut BatchVerifier::new())
+            .unwrap();
+        assert_eq!(store.feed(&feed, 1).count(), 6);
+        assert!(store.check().unwrap().problems.is_empty());
+    }
+
+    #[test]
+    fn a_feed_that_grew_meanwhile_is_not_written_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let keys = Keypair::from_seed(&[3; 32]);
+        let msgs = chain(&keys, 4);
+        let feed = keys.id();
+        store.mark_incoming([feed]).unwrap();
+        let incoming = write_all(&store, &msgs);
+        // Meanwhile the feed's first two messages arrive another way.
+        store
+            .append(msgs[..2].to_vec(), &mut BatchVerifier::new())
+            .unwrap();
+        assert!(!incoming.finish().unwrap(), "not registered");
+        assert!(store.log.get(log_key(&feed, 3)).unwrap().is_none());
+        assert_eq!(store.drop_incoming().unwrap(), 0);
+        assert!(store.check().unwrap().problems.is_empty());
+    }
+
+    #[test]
+    fn out_of_order_writes_are_refused_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let keys = Keypair::from_seed(&[4; 32]);
+        let msgs = chain(&keys, 3);
+        let mut incoming = store.incoming(keys.id(), 1).unwrap();
+        let json = msgs[0].value().to_compact();
+        assert!(incoming.write(2, &msgs[1].id(), json.as_bytes()).is_err());
+        incoming.write(1, &msgs[0].id(), json.as_bytes()).unwrap();
+        assert!(incoming.write(1, &msgs[0].id(), json.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_rejected_imports_entries_are_dropped_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let keys = Keypair::from_seed(&[5; 32]);
+        let msgs = chain(&keys, 5);
+        let feed = keys.id();
+        store.mark_incoming([feed]).unwrap();
+        assert!(write_all(&store, &msgs).finish().unwrap());
+        assert_eq!(store.drop_incoming().unwrap(), 5);
+        assert!(!store.incoming_marked().unwrap());
+        assert!(store.log.get(log_key(&feed, 1)).unwrap().is_none());
+        assert!(store.head(&feed).unwrap().is_none());
+        assert!(store.check().unwrap().problems.is_empty());
+    }
+}
