@@ -12,7 +12,10 @@
 //! - `ssb-node bundle export --out DIR` (its bundle is fsynced);
 //! - `ssb-node bundle verify` of that bundle (no store: decompress, digests,
 //!   every message's signature and chain);
-//! - `ssb-node bundle import` into a fresh data dir that replicates the feeds;
+//! - `ssb-node bundle import` into a fresh data dir that replicates the feeds
+//!   (its debug log splits it: lines, blobs and trailer, promotion), and the
+//!   same import into a data dir on tmpfs (`/dev/shm`, if there is one): the
+//!   difference is what the disk costs;
 //! - beside them, `tar -I 'zstd -3 -T1' -cf` (the same zstd level, one thread,
 //!   then an fsync of the archive) of exactly the files the bundle holds
 //!   (extracted from it: the message lines and the blobs), and
@@ -252,6 +255,10 @@ struct Runs {
     /// and when its messages were promoted (from its debug log).
     import_checked: Vec<f64>,
     import_promoted: Vec<f64>,
+    /// Seconds into each import when the last line was checked.
+    import_lines: Vec<f64>,
+    /// The same import into a data dir on tmpfs (no disk), if there is one.
+    import_tmpfs: Vec<Step>,
     /// Size of the bundle files (of the last run).
     bundle_bytes: u64,
     /// Size of the tar archive (of the last run).
@@ -280,6 +287,12 @@ fn logged_secs(log: &str, what: &str) -> Option<f64> {
     let line = log.lines().find(|l| l.contains(what))?;
     let rest = &line[line.find("secs=")? + 5..];
     rest.split_whitespace().next()?.parse().ok()
+}
+
+/// A fresh directory on tmpfs (`/dev/shm`), if the machine has one.
+fn tmpfs_dir() -> Option<PathBuf> {
+    let dir = Path::new("/dev/shm").join(format!("bundle-bench-{}", std::process::id()));
+    fs::create_dir_all(&dir).ok().map(|()| dir)
 }
 
 fn path_str(p: &Path) -> &str {
@@ -398,10 +411,12 @@ fn run_once(dir: &Path, src: &Path, n: usize, r: usize, feeds: &[String], runs: 
             &["bundle", "import", path_str(f), "--json"],
             "ssb_node::sneakernet::import=debug",
         );
-        if let (Some(c), Some(p)) = (
+        if let (Some(l), Some(c), Some(p)) = (
+            logged_secs(&m.stderr, "lines checked"),
             logged_secs(&m.stderr, "bundle checked"),
             logged_secs(&m.stderr, "staged messages promoted"),
         ) {
+            runs.import_lines.push(l);
             runs.import_checked.push(c);
             runs.import_promoted.push(p - c);
         }
@@ -414,6 +429,19 @@ fn run_once(dir: &Path, src: &Path, n: usize, r: usize, feeds: &[String], runs: 
     let (plain_blobs, _) = tree_bytes(&plain.join("blobs"));
     assert_eq!(blob_bytes, plain_blobs, "blob bytes imported");
     runs.import.push(imp);
+
+    // The same import with the data dir in memory: what the disk costs.
+    if let Some(shm) = tmpfs_dir() {
+        let mem = shm.join(format!("import-{tag}"));
+        ssb(&mem, &["init"]);
+        fs::copy(fresh.join("ssb-node.toml"), mem.join("ssb-node.toml")).expect("config");
+        let mut imp = Step::default();
+        for f in &files {
+            imp = imp.then(&ssb(&mem, &["bundle", "import", path_str(f)]));
+        }
+        runs.import_tmpfs.push(imp);
+        let _ = fs::remove_dir_all(&shm);
+    }
 
     // tar -x of the archive: the I/O of putting the same bytes into files.
     let untar = dir.join(format!("untar-{tag}"));
@@ -580,6 +608,15 @@ fn main() {
         input_mb,
         bundle_mb,
     );
+    if !runs.import_tmpfs.is_empty() {
+        row(
+            "  import, data dir on tmpfs",
+            &runs.import_tmpfs,
+            n,
+            input_mb,
+            bundle_mb,
+        );
+    }
     let sig_floor = n as f64 / rates.1;
     let (ours_one, ours_two) = (n as f64 / ours.0, n as f64 / ours.1);
     println!(
@@ -593,8 +630,13 @@ fn main() {
     );
     if !runs.import_checked.is_empty() {
         println!(
-            "  {:<32} {:>24}\n  {:<32} {:>24}",
-            "  import: read, check, stage",
+            "  {:<32} {:>24}\n  {:<32} {:>24}\n  {:<32} {:>24}",
+            "  import: lines read and checked",
+            format!(
+                "{} s",
+                Spread::of(runs.import_lines.iter().copied()).show(3)
+            ),
+            "  import: ... and blobs, trailer",
             format!(
                 "{} s",
                 Spread::of(runs.import_checked.iter().copied()).show(3)
@@ -646,6 +688,12 @@ fn main() {
         "  import / tar -x           {} x",
         ratio(&runs.import, &runs.tar_x)
     );
+    if !runs.import_tmpfs.is_empty() {
+        println!(
+            "  import / import on tmpfs  {} x   (what the disk adds)",
+            ratio(&runs.import, &runs.import_tmpfs)
+        );
+    }
 
     println!("\npeak RSS as the message count grows (same blobs), median (min–max) MiB:");
     println!(

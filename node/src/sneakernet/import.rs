@@ -405,6 +405,7 @@ fn check(
     limits: &Limits,
     progress: Progress<'_>,
 ) -> Result<(ImportReport, Option<Stage>, Vec<StagedBlob>), ImportError> {
+    let started = std::time::Instant::now();
     let mut reader = BundleReader::open(input, limits)?;
     let name = reader.name();
     if let Some(file) = file_name.filter(|f| **f != name) {
@@ -438,6 +439,7 @@ fn check(
             checker: Some(Checker::start(s)),
             stage,
             incoming: None,
+            started,
             offered: &offered,
             linked: HashSet::new(),
             count: 0,
@@ -475,6 +477,8 @@ struct Reading<'a, 'scope> {
     linked: HashSet<BlobId>,
     /// Lines handed over.
     count: u64,
+    /// When the import began (for its debug log).
+    started: std::time::Instant,
     progress: Progress<'a>,
 }
 
@@ -584,6 +588,11 @@ impl Reading<'_, '_> {
                 if let Some(checker) = self.checker.take() {
                     checker.finish()?;
                 }
+                tracing::debug!(
+                    secs = self.started.elapsed().as_secs_f64(),
+                    lines = self.count,
+                    "lines checked; reading blobs"
+                );
             }
             let id: Option<BlobId> = blob.id().parse().ok();
             let wanted = self.node.zip(id).and_then(|(node, id)| {

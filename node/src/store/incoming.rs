@@ -11,7 +11,10 @@
 //!    memtable or flush), and registers the table only if the feed's head
 //!    is still before them ([`Incoming::finish`], under the node's append
 //!    lock, so that no append writes there meanwhile);
-//! 3. once the whole bundle is checked, promotes: moves the heads;
+//! 3. once the whole bundle is checked, promotes: per run of a feed, its
+//!    id index entries as a sorted table of their own (the index, too, is
+//!    only believed up to the head: [`Store::get`]), then a batch that moves
+//!    the head;
 //! 4. drops whatever is still past the head of a marked feed (all of it if
 //!    the bundle was rejected), and the markers ([`Store::drop_incoming`]).
 //!
@@ -187,18 +190,25 @@ impl Store {
                 .map_or(0, |h| h.sequence)
                 .saturating_add(1);
             loop {
-                let keys: Vec<fjall::Slice> = self
+                let entries: Vec<(fjall::Slice, fjall::Slice)> = self
                     .log
                     .range(log_key(&feed, from)..=log_key(&feed, u32::MAX))
                     .take(DROP_BATCH)
-                    .map(|g| g.key())
+                    .map(|g| g.into_inner())
                     .collect::<Result<_, _>>()?;
-                if keys.is_empty() {
+                if entries.is_empty() {
                     break;
                 }
                 let mut batch = self.db.batch();
-                dropped += keys.len() as u64;
-                for k in keys {
+                dropped += entries.len() as u64;
+                for (k, v) in entries {
+                    // A promotion killed between its index and its heads
+                    // left index entries too.
+                    if let Some(id) = v.get(8..40) {
+                        if self.msgs.get(id)?.is_some_and(|loc| *loc == *k) {
+                            batch.remove(&self.msgs, id);
+                        }
+                    }
                     batch.remove(&self.log, k);
                 }
                 batch.commit()?;
@@ -268,6 +278,14 @@ mod tests {
             store.mark_incoming([feed]).unwrap();
             assert!(write_all(&store, &msgs[3..]).finish().unwrap());
             assert!(store.log.get(log_key(&feed, 5)).unwrap().is_some());
+            // And a promotion killed between its index and its batch: an
+            // index entry for message 4, believed only up to the head.
+            store
+                .msgs
+                .insert(msgs[3].id().as_bytes(), log_key(&feed, 4))
+                .unwrap();
+            assert!(store.get(&msgs[3].id()).unwrap().is_none());
+            assert!(store.get(&msgs[2].id()).unwrap().is_some());
             assert_eq!(store.feed(&feed, 1).count(), 3, "reads stop at the head");
             assert_eq!(store.feed_json(&feed, 2).count(), 2);
             assert_eq!(store.feed_json(&feed, 4).count(), 0);
@@ -278,6 +296,7 @@ mod tests {
             store.log.get(log_key(&feed, 4)).unwrap().is_none(),
             "dropped"
         );
+        assert!(store.msgs.get(msgs[3].id().as_bytes()).unwrap().is_none());
         assert!(!store.incoming_marked().unwrap(), "marker removed");
         assert!(store.check().unwrap().problems.is_empty());
         assert_eq!(store.feed(&feed, 1).count(), 3);

@@ -316,6 +316,16 @@ impl Store {
         let Some(loc) = self.msgs.get(id.as_bytes())? else {
             return Ok(None);
         };
+        // The index may name a message past its feed's head, not promoted
+        // yet (see [`incoming`]): not there yet.
+        if loc.len() != 36 {
+            return Err(corrupt("message index entry"));
+        }
+        let author = FeedId(arr(&loc[..32], "index author")?);
+        let seq = u32::from_be_bytes(arr(&loc[32..], "index seq")?);
+        if self.head(&author)?.is_none_or(|h| seq > h.sequence) {
+            return Ok(None);
+        }
         let v = self
             .log
             .get(&*loc)?

@@ -305,6 +305,9 @@ impl Store {
             stuck: None,
         };
         let mut batch = self.db.batch();
+        // The run's id index entries, ingested as a sorted table of their
+        // own before the batch moves the head (no memtable, no flush).
+        let mut index: Vec<([u8; 32], [u8; 36])> = Vec::new();
         let mut stances = contacts::Changes::default();
         for seen in 1.. {
             let held = head.map_or(0, |h| h.sequence);
@@ -332,8 +335,7 @@ impl Store {
                 // Its entry is in the log, past the head (the import wrote
                 // it there, and appends write only up to the head). A
                 // contact message's content is read back from it.
-                let key = log_key(&feed, m.sequence);
-                batch.insert(&self.msgs, *m.id.as_bytes(), key);
+                index.push((*m.id.as_bytes(), log_key(&feed, m.sequence)));
                 if m.contact {
                     let entry = self
                         .incoming_value(&feed, m.sequence)?
@@ -369,7 +371,15 @@ impl Store {
             batch.insert(&self.clock, *feed.as_bytes(), head_value(&h));
         }
         stances.write(&self.contacts, &mut batch);
-        // Built while the last batches were flushed; wait now if need be.
+        if !index.is_empty() {
+            index.sort_unstable_by_key(|e| e.0);
+            index.dedup_by(|a, b| a.0 == b.0);
+            let mut table = self.msgs.start_ingestion()?;
+            for (id, key) in index {
+                table.write(id, key)?;
+            }
+            table.finish()?;
+        }
         self.bound_write_buffer()?;
         batch.commit()?;
         out.after = head.map_or(0, |h| h.sequence);
