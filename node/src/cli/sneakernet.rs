@@ -194,8 +194,10 @@ pub fn bundle(data: &DataDir, command: BundleCommand, out: &mut dyn Write) -> Re
         }
         BundleCommand::Import { file, json } => {
             let node = super::remote::open_node(data, None)?;
+            // No `settle` (as `ingest` has): the import wrote its messages as
+            // tables, not through the journal, so the next open has little
+            // journal to read.
             let report = files::import_file(&node, &file, &mut |s| progress.step(s))?;
-            node.store.settle()?;
             drop(progress);
             print_import(&report, json, out)?;
         }
