@@ -680,7 +680,11 @@ fn main() {
     );
     if !runs.import_checked.is_empty() {
         println!(
-            "  check+stage / our sigs    {} x   (1 thread)",
+            "  import lines / our sigs   {} x   (1 thread: reading, checking and writing the messages)",
+            Spread::of(runs.import_lines.iter().map(|s| s / ours_one)).show(2)
+        );
+        println!(
+            "  check+stage / our sigs    {} x   (1 thread; with the blobs and trailer)",
             Spread::of(runs.import_checked.iter().map(|s| s / ours_one)).show(2)
         );
     }
