@@ -257,6 +257,9 @@ struct Runs {
     import_promoted: Vec<f64>,
     /// Seconds into each import when the last line was checked.
     import_lines: Vec<f64>,
+    /// Per import, signature batches the reading thread checked itself
+    /// because the checking thread was busy, and batches in all.
+    import_by_reader: Vec<(u64, u64)>,
     /// The same import into a data dir on tmpfs (no disk), if there is one.
     import_tmpfs: Vec<Step>,
     /// Size of the bundle files (of the last run).
@@ -284,8 +287,13 @@ fn ssb_logged(data: &Path, args: &[&str], log: &str) -> Measured {
 
 /// The `secs=` field of the log line saying `what`.
 fn logged_secs(log: &str, what: &str) -> Option<f64> {
+    logged_field(log, what, "secs=")
+}
+
+/// The number after `field` (`name=`) on the first log line containing `what`.
+fn logged_field(log: &str, what: &str, field: &str) -> Option<f64> {
     let line = log.lines().find(|l| l.contains(what))?;
-    let rest = &line[line.find("secs=")? + 5..];
+    let rest = &line[line.find(field)? + field.len()..];
     rest.split_whitespace().next()?.parse().ok()
 }
 
@@ -417,6 +425,12 @@ fn run_once(dir: &Path, src: &Path, n: usize, r: usize, feeds: &[String], runs: 
             logged_secs(&m.stderr, "staged messages promoted"),
         ) {
             runs.import_lines.push(l);
+            if let (Some(r), Some(b)) = (
+                logged_field(&m.stderr, "signatures checked", "by_reader="),
+                logged_field(&m.stderr, "signatures checked", "batches="),
+            ) {
+                runs.import_by_reader.push((r as u64, b as u64));
+            }
             runs.import_checked.push(c);
             runs.import_promoted.push(p - c);
         }
@@ -678,6 +692,17 @@ fn main() {
         Spread::of(runs.import.iter().map(|s| s.secs / ours_one)).show(2),
         Spread::of(runs.import.iter().map(|s| s.secs / ours_two)).show(2)
     );
+    if let Some((r, b)) = runs.import_by_reader.iter().max_by_key(|(r, _)| *r) {
+        let least = runs
+            .import_by_reader
+            .iter()
+            .map(|(r, _)| *r)
+            .min()
+            .unwrap_or(0);
+        println!(
+            "  signature batches the reading thread checked itself, the checking thread being busy: {least}–{r} of {b}"
+        );
+    }
     if !runs.import_checked.is_empty() {
         println!(
             "  import lines / our sigs   {} x   (1 thread: reading, checking and writing the messages)",

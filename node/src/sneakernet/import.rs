@@ -306,8 +306,11 @@ struct Checker<'scope> {
     sent: u64,
     stopped: Arc<AtomicBool>,
     threads: Vec<ScopedJoinHandle<'scope, Option<(u64, ImportError)>>>,
-    /// The reading thread's own verifier, and the first failure it found.
+    /// The reading thread's own verifier, the batches it checked (the
+    /// checking threads were all busy: signatures were the bottleneck),
+    /// and the first failure it found.
     own: BatchVerifier,
+    helped: u64,
     own_failure: Option<(u64, ImportError)>,
 }
 
@@ -348,6 +351,7 @@ impl<'scope> Checker<'scope> {
             stopped,
             threads,
             own: BatchVerifier::new(),
+            helped: 0,
             own_failure: None,
         }
     }
@@ -366,7 +370,10 @@ impl<'scope> Checker<'scope> {
         match self.tx.try_send((place, batch)) {
             Ok(()) => true,
             Err(TrySendError::Full((place, batch))) => match verify_batch(&mut self.own, &batch) {
-                Ok(()) => true,
+                Ok(()) => {
+                    self.helped += 1;
+                    true
+                }
                 Err(e) => {
                     self.stopped.store(true, Ordering::Relaxed);
                     self.own_failure = Some((place, e));
@@ -381,6 +388,11 @@ impl<'scope> Checker<'scope> {
     /// in file order, if any.
     fn finish(self) -> Result<(), ImportError> {
         drop(self.tx);
+        tracing::debug!(
+            batches = self.sent,
+            by_reader = self.helped,
+            "signatures checked"
+        );
         let mut first = self.own_failure;
         for t in self.threads {
             let failed = t
