@@ -332,8 +332,10 @@ impl Node {
         Ok(())
     }
 
-    /// Moves every message of `stage` (see [`crate::store::stage`]) into
-    /// the log, a run at a time under the append lock, then tells listeners,
+    /// Promotes every message of `stage` (see [`crate::store::stage`]):
+    /// moves the heads of their feeds over them, a run at a time under the
+    /// append lock (their log entries were written past the heads while the
+    /// bundle was read), drops what is left past the heads, tells listeners,
     /// wants the blobs they mention and updates the follow graph, as
     /// [`Node::append`] does. Blocking: call from a blocking thread. Returns
     /// how many messages were added, and per feed that stopped short, why.

@@ -5,13 +5,15 @@
 //! is parsed), its author and sequence must be where the manifest places it,
 //! and each feed entry must chain: line to line, and to the store where the
 //! store holds the message before the entry's first. Messages that extend a
-//! feed we replicate go to a staging file (invisible); wanted blobs go to
-//! the blob store's temp area (invisible). Only when the reader has checked
-//! every digest and the trailer's signature are they promoted: so nothing
-//! from a rejected bundle becomes visible, and a crash at any point leaves
-//! every feed a valid prefix (the staging file has no name and vanishes; the
-//! next import converges). Importing a bundle twice adds nothing the second
-//! time.
+//! feed we replicate are written into the log past their feed's head, where
+//! no read looks (see [`crate::store::incoming`]), and noted in a staging
+//! file; wanted blobs go to the blob store's temp area (invisible). Only
+//! when the reader has checked every digest and the trailer's signature are
+//! they promoted (the heads moved over them): so nothing from a rejected
+//! bundle becomes visible (what it wrote is dropped at once), and a crash at
+//! any point leaves every feed a valid prefix (the next open drops what lies
+//! past the heads; the next import converges). Importing a bundle twice adds
+//! nothing the second time.
 
 use std::collections::HashSet;
 use std::io::{self, Read};
