@@ -236,20 +236,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feed::{BatchVerifier, Keypair, Message, Value};
-
-    fn chain(keys: &Keypair, n: u32) -> Vec<Message> {
-        let mut out: Vec<Message> = Vec::new();
-        for i in 0..n {
-            let content =
-                Value::parse(format!("{{\"type\":\"post\",\"n\":{i}}}").as_bytes()).unwrap();
-            let prev = out.last().map(Message::head);
-            out.push(
-                Message::create(keys, prev.as_ref(), 1000.0 + f64::from(i), content, None).unwrap(),
-            );
-        }
-        out
-    }
+    use crate::feed::{BatchVerifier, Keypair, Message};
+    use crate::store::posts as chain;
 
     fn write_all<'a>(store: &'a Store, msgs: &[Message]) -> Incoming<'a> {
         let feed = msgs[0].author();

@@ -686,6 +686,23 @@ impl Store {
     }
 }
 
+/// Test messages: `n` chained posts `{"type":"post","n":i}` by `keys`.
+#[cfg(test)]
+fn posts(keys: &crate::feed::Keypair, n: u32) -> Vec<Message> {
+    let mut out: Vec<Message> = Vec::new();
+    for i in 0..n {
+        let content =
+            crate::feed::Value::parse(format!("{{\"type\":\"post\",\"n\":{i}}}").as_bytes())
+                .expect("json");
+        let prev = out.last().map(Message::head);
+        out.push(
+            Message::create(keys, prev.as_ref(), 1000.0 + f64::from(i), content, None)
+                .expect("create"),
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

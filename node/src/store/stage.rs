@@ -426,6 +426,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::feed::{Keypair, Message, Value};
+    use crate::store::posts as chain;
 
     fn staged(m: &Message) -> Staged {
         Staged {
@@ -441,19 +442,6 @@ mod tests {
                 == Some("contact"),
             blobs: vec![BlobId([7; 32])],
         }
-    }
-
-    fn chain(keys: &Keypair, n: u32) -> Vec<Message> {
-        let mut out: Vec<Message> = Vec::new();
-        for i in 0..n {
-            let content =
-                Value::parse(format!("{{\"type\":\"post\",\"n\":{i}}}").as_bytes()).unwrap();
-            let prev = out.last().map(Message::head);
-            out.push(
-                Message::create(keys, prev.as_ref(), 1000.0 + f64::from(i), content, None).unwrap(),
-            );
-        }
-        out
     }
 
     /// What an import does before promotion: the messages (of one feed,
