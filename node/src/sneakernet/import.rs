@@ -460,6 +460,12 @@ fn check(
             progress,
         };
         let read = at.items(&mut reader);
+        // Register what was written of an entry left half-read (a failure,
+        // or a stop because a signature failed), so that dropping the
+        // import's entries (the caller does) reclaims its space:
+        // unregistered, its table file would stay on disk until the store
+        // is next opened. After a whole read this does nothing.
+        let ended = at.end_incoming();
         // Whatever happened, wait for the checking threads: their failure
         // is earlier in the file than the reading's.
         if let Some(checker) = at.checker.take() {
@@ -467,6 +473,7 @@ fn check(
         }
         report.checked = at.count;
         let blobs = read?;
+        ended?;
         Ok::<_, ImportError>((at.stage, blobs))
     })?;
     Ok((report, stage, blobs))
