@@ -714,3 +714,94 @@ fn verify_batch(verifier: &mut BatchVerifier, batch: &Batch) -> Result<(), Impor
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blobs::BlobStore;
+    use crate::feed::{Keypair, Value};
+    use crate::runtime::config::Settings;
+    use crate::store::Store;
+    use std::path::Path;
+
+    /// Table files under the store's keyspaces.
+    fn table_files(db: &Path) -> usize {
+        std::fs::read_dir(db.join("keyspaces"))
+            .unwrap()
+            .filter_map(|k| std::fs::read_dir(k.unwrap().path().join("tables")).ok())
+            .map(Iterator::count)
+            .sum()
+    }
+
+    /// A bundle of `n` messages by `author` that chain, message 2 with a
+    /// signature that does not hold (the rest are signed on top of it).
+    fn forged_at_2(author: &Keypair, n: u32) -> Vec<u8> {
+        let mut lines = Vec::new();
+        let mut head = None;
+        for i in 1..=n {
+            let content = Value::parse(format!(r#"{{"type":"post","n":{i}}}"#).as_bytes()).unwrap();
+            let mut m =
+                Message::create(author, head.as_ref(), f64::from(i), content, None).unwrap();
+            if i == 2 {
+                let json = m.value().to_compact();
+                let at = json.find("\"signature\":\"").unwrap() + 13;
+                let flipped = if &json[at..=at] == "A" { "B" } else { "A" };
+                let forged = format!("{}{flipped}{}", &json[..at], &json[at + 1..]);
+                m = Message::parse(forged.as_bytes(), None).unwrap();
+            }
+            head = Some(m.head());
+            lines.push(m.value().to_compact().into_bytes());
+        }
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let exporter = Keypair::from_seed(&[9; 32]).id().to_string();
+        let limits = Limits::default();
+        let mut plan =
+            bundle_format::Planner::new(&exporter, 1, bundle_format::FAT32_MAX_FILE, limits)
+                .unwrap();
+        plan.begin_feed(&author.id().to_string(), 1).unwrap();
+        for l in &lines {
+            plan.line(l).unwrap();
+        }
+        let manifest = plan.finish().unwrap();
+        let mut w =
+            bundle_format::BundleWriter::new(Vec::new(), manifest, &key, &Default::default())
+                .unwrap();
+        for l in &lines {
+            w.line(l).unwrap();
+        }
+        w.finish().unwrap().out
+    }
+
+    #[test]
+    fn a_bundle_refused_part_way_leaves_no_table_file_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let author = Keypair::from_seed(&[7; 32]);
+        let bundle = forged_at_2(&author, 6000);
+        let db = dir.path().join("db");
+        let node = Node::new(
+            Keypair::from_seed(&[1; 32]),
+            Store::open(&db).unwrap(),
+            BlobStore::open(&dir.path().join("blobs")).unwrap(),
+            Settings {
+                replicate: vec![author.id()],
+                ..Settings::default()
+            },
+        )
+        .unwrap();
+        // The signature check of the first batch fails while later lines
+        // are still being read and written past the feed's head.
+        let e = import(&node, &bundle[..], None, &Limits::default(), &mut |_| {}).unwrap_err();
+        assert!(
+            matches!(e, ImportError::RejectedMessage { seq: 2, .. }),
+            "{e}"
+        );
+        assert_eq!(node.store.head(&author.id()).unwrap(), None);
+        assert!(!node.store.incoming_marked().unwrap());
+        drop(node);
+        let before = table_files(&db);
+        // Opening deletes every table file no version names: none.
+        let store = Store::open(&db).unwrap();
+        assert_eq!(table_files(&db), before, "an unregistered table was left");
+        assert!(store.check().unwrap().problems.is_empty());
+    }
+}
