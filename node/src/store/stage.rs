@@ -40,6 +40,11 @@ pub const PROMOTE_RUN: usize = 10_000;
 /// The keyspace older versions staged messages in.
 const OLD_KEYSPACE: &str = "stage";
 
+/// From this many messages on, a promoted run's id index entries are
+/// written as a table of their own rather than in its batch (a table costs
+/// a flush and a few fsyncs; 2,048 entries are ~150 KB of memtable).
+const INDEX_TABLE_MIN: usize = 2048;
+
 /// The largest staged record: ids, flags and at most 255 blob ids.
 const MAX_RECORD: usize = 36 + 32 + 33 + 2 + 255 * 32;
 
@@ -305,8 +310,9 @@ impl Store {
             stuck: None,
         };
         let mut batch = self.db.batch();
-        // The run's id index entries, ingested as a sorted table of their
-        // own before the batch moves the head (no memtable, no flush).
+        // The run's id index entries: in the batch, or, for a long run,
+        // ingested as a sorted table of their own before the batch moves
+        // the head (no memtable, no flush to wait for).
         let mut index: Vec<([u8; 32], [u8; 36])> = Vec::new();
         let mut stances = contacts::Changes::default();
         for seen in 1.. {
@@ -371,7 +377,7 @@ impl Store {
             batch.insert(&self.clock, *feed.as_bytes(), head_value(&h));
         }
         stances.write(&self.contacts, &mut batch);
-        if !index.is_empty() {
+        if index.len() >= INDEX_TABLE_MIN {
             index.sort_unstable_by_key(|e| e.0);
             index.dedup_by(|a, b| a.0 == b.0);
             let mut table = self.msgs.start_ingestion()?;
@@ -379,6 +385,10 @@ impl Store {
                 table.write(id, key)?;
             }
             table.finish()?;
+        } else {
+            for (id, key) in index {
+                batch.insert(&self.msgs, id, key);
+            }
         }
         self.bound_write_buffer()?;
         batch.commit()?;
@@ -396,8 +406,13 @@ impl Store {
     /// waits for that flush. fjall announces no flush, so the wait looks
     /// every 2 ms; it only happens while an import outruns the flushes,
     /// never when idle.
-    fn bound_write_buffer(&self) -> Result<(), StoreError> {
-        if self.db.write_buffer_size() <= WRITE_BUFFER_CAP / 2 {
+    pub(super) fn bound_write_buffer(&self) -> Result<(), StoreError> {
+        self.bound_write_buffer_at(WRITE_BUFFER_CAP)
+    }
+
+    /// [`Store::bound_write_buffer`] with another cap.
+    pub(super) fn bound_write_buffer_at(&self, cap: u64) -> Result<(), StoreError> {
+        if self.db.write_buffer_size() <= cap / 2 {
             return Ok(());
         }
         let sealed = || self.log.sealed_memtable_count() + self.msgs.sealed_memtable_count();
@@ -409,7 +424,7 @@ impl Store {
         // the count: once nothing is sealed, give the count a moment
         // (`FLUSH_COUNT_GRACE` looks at most) to catch up.
         let mut grace = FLUSH_COUNT_GRACE;
-        while self.db.write_buffer_size() > WRITE_BUFFER_CAP {
+        while self.db.write_buffer_size() > cap {
             if sealed() == 0 {
                 if grace == 0 {
                     break;
