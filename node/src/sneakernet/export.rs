@@ -99,10 +99,13 @@ impl<'a> Exporter<'a> {
     /// An export of `give` (feed ranges the other side lacks), leaving out
     /// blobs in `skip_blobs`.
     pub fn new(node: &'a Node, give: Vec<FeedRange>, skip_blobs: HashSet<BlobId>) -> Exporter<'a> {
-        let give = give
+        let mut give: Vec<(FeedId, FeedRange)> = give
             .into_iter()
             .filter_map(|r| Some((r.feed.parse().ok()?, r)))
             .collect();
+        // In the store's key order, so that an importer can write them all
+        // as one sorted table (see `store::incoming`).
+        give.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         Exporter {
             node,
             give,

@@ -490,7 +490,7 @@ struct Reading<'a, 'scope> {
     /// their feed's head, as they are read, before their signatures are
     /// checked: nothing of them is promoted unless every one passes.
     stage: Option<Stage>,
-    /// The feed entry being written past its feed's head.
+    /// The messages being written past their feeds' heads.
     incoming: Option<Incoming<'a>>,
     /// Blobs the bundle offers.
     offered: &'a HashSet<BlobId>,
@@ -532,14 +532,18 @@ impl Reading<'_, '_> {
             if !take {
                 continue;
             }
-            if self.incoming.as_ref().map(Incoming::feed) != Some(m.author()) {
+            if !self
+                .incoming
+                .as_ref()
+                .is_some_and(|i| i.takes(&m.author(), m.sequence()))
+            {
                 self.end_incoming()?;
-                self.incoming = Some(node.store.incoming(m.author(), m.sequence())?);
+                self.incoming = Some(node.store.incoming());
             }
             json.clear();
             m.value().write_compact(&mut json);
             if let Some(incoming) = &mut self.incoming {
-                incoming.write(m.sequence(), &m.id(), &json)?;
+                incoming.write(&m.author(), m.sequence(), &m.id(), &json)?;
             }
             let (blobs, contact) = scan_content(m.content());
             self.linked
@@ -559,14 +563,13 @@ impl Reading<'_, '_> {
         Ok(())
     }
 
-    /// Registers the feed entry written past its feed's head, unless the
-    /// feed grew into it meanwhile (then its staged messages stay unused).
+    /// Registers what was written past the feeds' heads, except of feeds
+    /// that grew into it meanwhile (their staged messages stay unused).
     fn end_incoming(&mut self) -> Result<(), ImportError> {
         let (Some(node), Some(incoming)) = (self.node, self.incoming.take()) else {
             return Ok(());
         };
-        let feed = incoming.feed();
-        if !node.with_append_lock(|| incoming.finish())? {
+        for feed in node.with_append_lock(|| incoming.finish())? {
             if let Some(stage) = &mut self.stage {
                 stage.changed(feed);
             }

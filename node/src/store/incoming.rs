@@ -94,15 +94,17 @@ where
     }
 }
 
-/// One feed entry's messages, being written past the feed's head: as a
-/// table of their own once they are 1 MiB, else in one write
-/// batch (see the module docs).
+/// Messages being written past their feeds' heads, in key order (feed by
+/// feed, each in sequence): once they are 1 MiB, as a table of
+/// their own, else in one write batch (see the module docs). One spans as
+/// many feed entries of a bundle as keep the key order; our exporter writes
+/// feeds in that order, so all of a bundle of ours goes into one.
 pub struct Incoming<'a> {
     store: &'a Store,
-    feed: FeedId,
-    first: u32,
-    /// The last sequence written (`first - 1` before any).
-    last: u32,
+    /// Each feed written and the first sequence written of it.
+    feeds: Vec<(FeedId, u32)>,
+    /// The last key written.
+    last: Option<[u8; 36]>,
     /// Entries held until they are enough for a table, and their size.
     held: Vec<([u8; 36], Vec<u8>)>,
     held_bytes: usize,
@@ -110,23 +112,41 @@ pub struct Incoming<'a> {
 }
 
 impl Incoming<'_> {
-    /// The feed written.
-    pub fn feed(&self) -> FeedId {
-        self.feed
+    /// Whether message `seq` of `feed` can be written next: it follows the
+    /// last one written of the same feed, or starts a feed that comes
+    /// after it in key order.
+    pub fn takes(&self, feed: &FeedId, seq: u32) -> bool {
+        let Some(last) = &self.last else {
+            return true;
+        };
+        if last[..32] == *feed.as_bytes() {
+            let last_seq = u32::from_be_bytes([last[32], last[33], last[34], last[35]]);
+            return Some(seq) == last_seq.checked_add(1);
+        }
+        log_key(feed, seq) > *last
     }
 
-    /// Writes message `seq` with its id and value (compact JSON): the next
-    /// after the last one written.
-    pub fn write(&mut self, seq: u32, id: &MsgId, json: &[u8]) -> Result<(), StoreError> {
-        if Some(seq) != self.last.checked_add(1) {
+    /// Writes message `seq` of `feed` with its id and value (compact JSON);
+    /// see [`Incoming::takes`].
+    pub fn write(
+        &mut self,
+        feed: &FeedId,
+        seq: u32,
+        id: &MsgId,
+        json: &[u8],
+    ) -> Result<(), StoreError> {
+        if !self.takes(feed, seq) {
             return Err(corrupt("incoming messages out of order"));
+        }
+        if self.feeds.last().is_none_or(|(f, _)| f != feed) {
+            self.feeds.push((*feed, seq));
         }
         let mut value = Vec::with_capacity(8 + 32 + json.len());
         value.extend_from_slice(&now_ms().to_be_bytes());
         value.extend_from_slice(id.as_bytes());
         value.extend_from_slice(json);
-        let key = log_key(&self.feed, seq);
-        self.last = seq;
+        let key = log_key(feed, seq);
+        self.last = Some(key);
         if let Some(table) = &mut self.table {
             return Ok(table.write(key, value)?);
         }
@@ -142,34 +162,42 @@ impl Incoming<'_> {
         Ok(())
     }
 
-    /// Registers what was written, if the feed's head is still before it:
-    /// false (and nothing registered) if the feed grew into it meanwhile.
-    /// Call under the node's append lock.
-    pub fn finish(self) -> Result<bool, StoreError> {
-        if self.last < self.first {
-            return Ok(true);
-        }
-        let held = self.store.head(&self.feed)?.map_or(0, |h| h.sequence);
-        if held >= self.first {
-            // Dropped unregistered: fjall deletes a table file when the
-            // store is next opened.
-            return Ok(false);
+    /// Registers what was written of each feed whose head is still before
+    /// it, and returns the feeds that grew into it meanwhile, whose
+    /// messages are not written (a table is all or nothing: then all its
+    /// feeds). Call under the node's append lock.
+    pub fn finish(self) -> Result<Vec<FeedId>, StoreError> {
+        let mut grew = Vec::new();
+        for (feed, first) in &self.feeds {
+            if self.store.head(feed)?.is_some_and(|h| h.sequence >= *first) {
+                grew.push(*feed);
+            }
         }
         match self.table {
-            Some(table) => table.finish()?,
+            Some(_) if !grew.is_empty() => {
+                // Dropped unregistered: fjall deletes a table file when the
+                // store is next opened.
+                Ok(self.feeds.into_iter().map(|(f, _)| f).collect())
+            }
+            Some(table) => {
+                table.finish()?;
+                Ok(grew)
+            }
             None => {
                 let mut batch = self.store.db.batch();
                 for (key, value) in self.held {
-                    batch.insert(&self.store.log, key, value);
+                    if !grew.iter().any(|f| key[..32] == *f.as_bytes()) {
+                        batch.insert(&self.store.log, key, value);
+                    }
                 }
                 // Many small entries fill the memtables as appends do, while
                 // the batches being checked are in memory too: keep them
                 // smaller than promotion does.
                 self.store.bound_write_buffer_at(WRITE_BUFFER_CAP)?;
                 batch.commit()?;
+                Ok(grew)
             }
         }
-        Ok(true)
     }
 }
 
@@ -190,18 +218,17 @@ impl Store {
         Ok(())
     }
 
-    /// Starts writing `feed`'s messages from sequence `first` on, past its
-    /// head. The feed must be marked ([`Store::mark_incoming`]).
-    pub fn incoming(&self, feed: FeedId, first: u32) -> Result<Incoming<'_>, StoreError> {
-        Ok(Incoming {
+    /// Starts writing messages past their feeds' heads. The feeds must be
+    /// marked ([`Store::mark_incoming`]).
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming {
             store: self,
-            feed,
-            first,
-            last: first.saturating_sub(1),
+            feeds: Vec::new(),
+            last: None,
             held: Vec::new(),
             held_bytes: 0,
             table: None,
-        })
+        }
     }
 
     /// A new table of log entries (fjall's bulk ingestion).
@@ -294,11 +321,11 @@ mod tests {
     use crate::store::posts as chain;
 
     fn write_all<'a>(store: &'a Store, msgs: &[Message]) -> Incoming<'a> {
-        let feed = msgs[0].author();
-        let mut incoming = store.incoming(feed, msgs[0].sequence()).unwrap();
+        let mut incoming = store.incoming();
         for m in msgs {
+            let json = m.value().to_compact();
             incoming
-                .write(m.sequence(), &m.id(), m.value().to_compact().as_bytes())
+                .write(&m.author(), m.sequence(), &m.id(), json.as_bytes())
                 .unwrap();
         }
         incoming
@@ -318,7 +345,7 @@ mod tests {
             // What an import killed before promotion leaves: a marker, and
             // entries 4..=6 past the head.
             store.mark_incoming([feed]).unwrap();
-            assert!(write_all(&store, &msgs[3..]).finish().unwrap());
+            assert!(write_all(&store, &msgs[3..]).finish().unwrap().is_empty());
             assert!(store.log.get(log_key(&feed, 5)).unwrap().is_some());
             // And a promotion killed between its index and its batch: an
             // index entry for message 4, believed only up to the head.
@@ -363,9 +390,12 @@ mod tests {
         assert!(bytes > TABLE_MIN, "{bytes}");
         store.mark_incoming([small.id(), large.id()]).unwrap();
         let tables = store.log.table_count();
-        assert!(write_all(&store, &large_msgs).finish().unwrap());
+        assert!(write_all(&store, &large_msgs).finish().unwrap().is_empty());
         assert_eq!(store.log.table_count(), tables + 1, "a table");
-        assert!(write_all(&store, &chain(&small, 3)).finish().unwrap());
+        assert!(write_all(&store, &chain(&small, 3))
+            .finish()
+            .unwrap()
+            .is_empty());
         assert_eq!(store.log.table_count(), tables + 1, "a batch");
         for (feed, seq) in [(small.id(), 3), (large.id(), 4000)] {
             assert!(store.log.get(log_key(&feed, seq)).unwrap().is_some());
@@ -389,7 +419,7 @@ mod tests {
         store
             .append(msgs[..2].to_vec(), &mut BatchVerifier::new())
             .unwrap();
-        assert!(!incoming.finish().unwrap(), "not registered");
+        assert_eq!(incoming.finish().unwrap(), vec![feed], "not written");
         assert!(store.log.get(log_key(&feed, 3)).unwrap().is_none());
         assert_eq!(store.drop_incoming().unwrap(), 0);
         assert!(store.check().unwrap().problems.is_empty());
@@ -401,11 +431,28 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let keys = Keypair::from_seed(&[4; 32]);
         let msgs = chain(&keys, 3);
-        let mut incoming = store.incoming(keys.id(), 1).unwrap();
+        let feed = keys.id();
+        let mut incoming = store.incoming();
         let json = msgs[0].value().to_compact();
-        assert!(incoming.write(2, &msgs[1].id(), json.as_bytes()).is_err());
-        incoming.write(1, &msgs[0].id(), json.as_bytes()).unwrap();
-        assert!(incoming.write(1, &msgs[0].id(), json.as_bytes()).is_err());
+        incoming
+            .write(&feed, 2, &msgs[1].id(), json.as_bytes())
+            .unwrap();
+        assert!(!incoming.takes(&feed, 2) && !incoming.takes(&feed, 1));
+        assert!(incoming
+            .write(&feed, 1, &msgs[0].id(), json.as_bytes())
+            .is_err());
+        assert!(incoming
+            .write(&feed, 4, &msgs[0].id(), json.as_bytes())
+            .is_err());
+        // Another feed: only one after this one in key order.
+        let (before, after) = (FeedId([0; 32]), FeedId([0xff; 32]));
+        assert!(!incoming.takes(&before, 1) && incoming.takes(&after, 5));
+        assert!(incoming
+            .write(&before, 1, &msgs[0].id(), json.as_bytes())
+            .is_err());
+        incoming
+            .write(&after, 5, &msgs[0].id(), json.as_bytes())
+            .unwrap();
     }
 
     #[test]
@@ -416,7 +463,7 @@ mod tests {
         let msgs = chain(&keys, 5);
         let feed = keys.id();
         store.mark_incoming([feed]).unwrap();
-        assert!(write_all(&store, &msgs).finish().unwrap());
+        assert!(write_all(&store, &msgs).finish().unwrap().is_empty());
         assert_eq!(store.drop_incoming().unwrap(), 5);
         assert!(!store.incoming_marked().unwrap());
         assert!(store.log.get(log_key(&feed, 1)).unwrap().is_none());

@@ -459,25 +459,30 @@ mod tests {
         }
     }
 
-    /// What an import does before promotion: the messages (of one feed,
+    /// What an import does before promotion: the messages (feed by feed,
     /// in order) written past the head, and staged.
     fn written_and_staged(store: &Store, msgs: &[Message]) -> StageReader {
         let mut stage = store.stage().unwrap();
-        let mut at = 0;
-        while at < msgs.len() {
-            let feed = msgs[at].author();
-            let run = msgs[at..].iter().take_while(|m| m.author() == feed).count();
-            store.mark_incoming([feed]).unwrap();
-            let mut incoming = store.incoming(feed, msgs[at].sequence()).unwrap();
-            for m in &msgs[at..at + run] {
-                incoming
-                    .write(m.sequence(), &m.id(), m.value().to_compact().as_bytes())
-                    .unwrap();
+        store
+            .mark_incoming(msgs.iter().map(Message::author))
+            .unwrap();
+        let mut incoming = store.incoming();
+        for m in msgs {
+            if !incoming.takes(&m.author(), m.sequence()) {
+                for feed in std::mem::replace(&mut incoming, store.incoming())
+                    .finish()
+                    .unwrap()
+                {
+                    stage.changed(feed);
+                }
             }
-            if !incoming.finish().unwrap() {
-                stage.changed(feed);
-            }
-            at += run;
+            let json = m.value().to_compact();
+            incoming
+                .write(&m.author(), m.sequence(), &m.id(), json.as_bytes())
+                .unwrap();
+        }
+        for feed in incoming.finish().unwrap() {
+            stage.changed(feed);
         }
         stage
             .push(&msgs.iter().map(staged).collect::<Vec<_>>())
