@@ -6,10 +6,11 @@
 //! a batch moves the head over it ([`Store::promote`]). An import:
 //! 1. marks each feed it may write past the head of, with a key in `remote`
 //!    made durable before any such entry is ([`Store::mark_incoming`]);
-//! 2. writes each feed entry's messages past the head
-//!    ([`Store::incoming`]): a large entry as a table of its own (fjall's
-//!    bulk ingestion, with no journal, memtable or flush), a small one as
-//!    one write batch; either only if the feed's head is still before them
+//! 2. writes the messages past their feeds' heads ([`Store::incoming`]),
+//!    as many feed entries at a time as keep the key order (all of them,
+//!    for a bundle of ours): over 1 MiB as a table of their own (fjall's
+//!    bulk ingestion, with no journal, memtable or flush), else as one
+//!    write batch; and only where the feed's head is still before them
 //!    ([`Incoming::finish`], under the node's append lock, so that no
 //!    append writes there meanwhile);
 //! 3. once the whole bundle is checked, promotes: per run of a feed, a
