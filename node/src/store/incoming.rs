@@ -43,6 +43,19 @@ const DROP_BATCH: usize = 10_000;
 /// 25 times more than the batches. Also what is held in memory until then.
 const TABLE_MIN: usize = 1024 * 1024;
 
+/// How many ids of each feed's first messages an [`Incoming`] keeps, to
+/// tell at [`Incoming::finish`] whether a feed that grew meanwhile grew by
+/// the very messages written (they came over the network too).
+const IDS_KEPT: usize = 256;
+
+/// What an [`Incoming`] wrote of one feed.
+struct Written {
+    feed: FeedId,
+    first: u32,
+    last: u32,
+    ids: Vec<MsgId>,
+}
+
 /// The memtable bytes small entries may fill before a flush is waited for
 /// (see [`Store::bound_write_buffer`]). For 1,000 feeds of 20 messages:
 /// 6 MiB (promotion's cap) peaked at 30 MiB, 2 MiB at 26 MiB in 5 % more
@@ -102,8 +115,10 @@ where
 /// feeds in that order, so all of a bundle of ours goes into one.
 pub struct Incoming<'a> {
     store: &'a Store,
-    /// Each feed written and the first sequence written of it.
-    feeds: Vec<(FeedId, u32)>,
+    /// Each feed written: the first and last sequence written of it, and
+    /// the ids of its first [`IDS_KEPT`] messages (see
+    /// [`Incoming::finish`]).
+    feeds: Vec<Written>,
     /// The last key written.
     last: Option<[u8; 36]>,
     /// Entries held until they are enough for a table, and their size.
@@ -139,8 +154,19 @@ impl Incoming<'_> {
         if !self.takes(feed, seq) {
             return Err(corrupt("incoming messages out of order"));
         }
-        if self.feeds.last().is_none_or(|(f, _)| f != feed) {
-            self.feeds.push((*feed, seq));
+        match self.feeds.last_mut() {
+            Some(w) if w.feed == *feed => {
+                w.last = seq;
+                if w.ids.len() < IDS_KEPT {
+                    w.ids.push(*id);
+                }
+            }
+            _ => self.feeds.push(Written {
+                feed: *feed,
+                first: seq,
+                last: seq,
+                ids: vec![*id],
+            }),
         }
         let mut value = Vec::with_capacity(8 + 32 + json.len());
         value.extend_from_slice(&now_ms().to_be_bytes());
@@ -163,31 +189,68 @@ impl Incoming<'_> {
         Ok(())
     }
 
-    /// Registers what was written of each feed whose head is still before
-    /// it, and returns the feeds that grew into it meanwhile, whose
-    /// messages are not written (a table is all or nothing: then all its
-    /// feeds). Call under the node's append lock.
+    /// Registers what was written, under the node's append lock. A feed
+    /// whose head grew into it meanwhile is fine if it grew by the very
+    /// messages written (the same ids; they came over the network too):
+    /// then what it holds is kept and the rest goes on from it. Returns the
+    /// feeds that grew otherwise (a fork, or beyond the ids kept), whose
+    /// messages are not written; a table is all or nothing, so then all of
+    /// its feeds.
     pub fn finish(self) -> Result<Vec<FeedId>, StoreError> {
-        let mut grew = Vec::new();
-        for (feed, first) in &self.feeds {
-            if self.store.head(feed)?.is_some_and(|h| h.sequence >= *first) {
-                grew.push(*feed);
+        // Per feed that grew: the head, and whether it grew by our messages.
+        let mut grown: Vec<(usize, u32)> = Vec::new();
+        let mut conflicts: Vec<FeedId> = Vec::new();
+        for (i, w) in self.feeds.iter().enumerate() {
+            let Some(head) = self.store.head(&w.feed)?.filter(|h| h.sequence >= w.first) else {
+                continue;
+            };
+            grown.push((i, head.sequence));
+            for seq in w.first..=head.sequence.min(w.last) {
+                let ours = w.ids.get((seq - w.first) as usize);
+                let stored = self.store.log.get(log_key(&w.feed, seq))?;
+                let same = match (ours, &stored) {
+                    (Some(id), Some(v)) => v.get(8..40) == Some(id.as_bytes().as_slice()),
+                    _ => false,
+                };
+                if !same {
+                    conflicts.push(w.feed);
+                    break;
+                }
             }
         }
         match self.table {
-            Some(_) if !grew.is_empty() => {
+            Some(_) if !conflicts.is_empty() => {
                 // Dropped unregistered: fjall deletes a table file when the
                 // store is next opened.
-                Ok(self.feeds.into_iter().map(|(f, _)| f).collect())
+                Ok(self.feeds.into_iter().map(|w| w.feed).collect())
             }
             Some(table) => {
+                // The table repeats what the grown feeds hold (and would
+                // shadow it): write their entries again over it.
+                let mut batch = self.store.db.batch();
+                for &(i, head) in &grown {
+                    let w = &self.feeds[i];
+                    for seq in w.first..=head.min(w.last) {
+                        let key = log_key(&w.feed, seq);
+                        if let Some(v) = self.store.log.get(key)? {
+                            batch.insert(&self.store.log, key, v);
+                        }
+                    }
+                }
                 table.finish()?;
-                Ok(grew)
+                batch.commit()?;
+                Ok(conflicts)
             }
             None => {
                 let mut batch = self.store.db.batch();
                 for (key, value) in self.held {
-                    if !grew.iter().any(|f| key[..32] == *f.as_bytes()) {
+                    let feed = &key[..32];
+                    let seq = u32::from_be_bytes([key[32], key[33], key[34], key[35]]);
+                    let skip = conflicts.iter().any(|f| *feed == *f.as_bytes())
+                        || grown.iter().any(|&(i, head)| {
+                            *feed == *self.feeds[i].feed.as_bytes() && seq <= head
+                        });
+                    if !skip {
                         batch.insert(&self.store.log, key, value);
                     }
                 }
@@ -196,7 +259,7 @@ impl Incoming<'_> {
                 // smaller than promotion does.
                 self.store.bound_write_buffer_at(WRITE_BUFFER_CAP)?;
                 batch.commit()?;
-                Ok(grew)
+                Ok(conflicts)
             }
         }
     }
@@ -320,6 +383,7 @@ mod tests {
     use super::*;
     use crate::feed::{BatchVerifier, Keypair, Message};
     use crate::store::posts as chain;
+    use crate::store::stage::Staged;
 
     fn write_all<'a>(store: &'a Store, msgs: &[Message]) -> Incoming<'a> {
         let mut incoming = store.incoming();
@@ -408,22 +472,80 @@ mod tests {
     }
 
     #[test]
-    fn a_feed_that_grew_meanwhile_is_not_written_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let keys = Keypair::from_seed(&[3; 32]);
-        let msgs = chain(&keys, 4);
-        let feed = keys.id();
-        store.mark_incoming([feed]).unwrap();
-        let incoming = write_all(&store, &msgs);
-        // Meanwhile the feed's first two messages arrive another way.
-        store
-            .append(msgs[..2].to_vec(), &mut BatchVerifier::new())
+    fn a_feed_that_grew_meanwhile_is_kept_and_a_fork_is_not_written_over() {
+        // 4 messages go in a batch, 4,000 in a table: both ways.
+        for n in [4, 4000] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            let keys = Keypair::from_seed(&[3; 32]);
+            let msgs = chain(&keys, n);
+            let feed = keys.id();
+            store.mark_incoming([feed]).unwrap();
+            let incoming = write_all(&store, &msgs);
+            // Meanwhile the feed's first two messages arrive another way
+            // (received later: their stored bytes differ from ours).
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            store
+                .append(msgs[..2].to_vec(), &mut BatchVerifier::new())
+                .unwrap();
+            let held = store.log.get(log_key(&feed, 2)).unwrap().unwrap();
+            assert!(
+                incoming.finish().unwrap().is_empty(),
+                "{n}: the same messages"
+            );
+            assert_eq!(store.head(&feed).unwrap().map(|h| h.sequence), Some(2));
+            assert_eq!(
+                store.log.get(log_key(&feed, 2)).unwrap().unwrap(),
+                held,
+                "{n}: what the feed held is kept as it was"
+            );
+            assert!(store.log.get(log_key(&feed, n)).unwrap().is_some(), "{n}");
+            // Promotion goes on from the head.
+            let mut stage = store.stage().unwrap();
+            let staged: Vec<Staged> = msgs
+                .iter()
+                .map(|m| Staged {
+                    author: m.author(),
+                    sequence: m.sequence(),
+                    id: m.id(),
+                    previous: m.previous(),
+                    contact: false,
+                    blobs: Vec::new(),
+                })
+                .collect();
+            stage.push(&staged).unwrap();
+            let mut reader = stage.into_reader().unwrap();
+            let mut added = 0;
+            while let Some(p) = store.promote(&mut reader, 10_000).unwrap() {
+                assert_eq!(p.stuck, None);
+                added += p.added.len();
+            }
+            assert_eq!(added, n as usize - 2);
+            assert_eq!(store.drop_incoming().unwrap(), 0);
+            assert!(store.check().unwrap().problems.is_empty());
+
+            // A fork that grew meanwhile: nothing of the feed is written.
+            let other = Keypair::from_seed(&[4; 32]);
+            let ours = chain(&other, n);
+            store.mark_incoming([other.id()]).unwrap();
+            let incoming = write_all(&store, &ours);
+            let fork = Message::create(
+                &other,
+                None,
+                1.0,
+                crate::feed::Value::parse(br#"{"type":"fork"}"#).unwrap(),
+                None,
+            )
             .unwrap();
-        assert_eq!(incoming.finish().unwrap(), vec![feed], "not written");
-        assert!(store.log.get(log_key(&feed, 3)).unwrap().is_none());
-        assert_eq!(store.drop_incoming().unwrap(), 0);
-        assert!(store.check().unwrap().problems.is_empty());
+            store
+                .append(vec![fork.clone()], &mut BatchVerifier::new())
+                .unwrap();
+            assert_eq!(incoming.finish().unwrap(), vec![other.id()], "{n}: a fork");
+            assert!(store.log.get(log_key(&other.id(), 2)).unwrap().is_none());
+            assert_eq!(store.get_at(&other.id(), 1).unwrap().unwrap().id, fork.id());
+            assert_eq!(store.drop_incoming().unwrap(), 0);
+            assert!(store.check().unwrap().problems.is_empty());
+        }
     }
 
     #[test]
