@@ -171,6 +171,17 @@ fn log_key(author: &FeedId, seq: u32) -> [u8; 36] {
     k
 }
 
+/// The author and sequence of a `log` key ([`log_key`] backwards); `what`
+/// names the bytes in the error if they are not one.
+fn split_log_key(k: &[u8], what: &str) -> Result<(FeedId, u32), StoreError> {
+    let k: [u8; 36] = arr(k, what)?;
+    let (author, seq) = k.split_at(32);
+    Ok((
+        FeedId(arr(author, what)?),
+        u32::from_be_bytes(arr(seq, what)?),
+    ))
+}
+
 fn head_value(h: &FeedHead) -> [u8; 36] {
     let mut v = [0u8; 36];
     v[..4].copy_from_slice(&h.sequence.to_be_bytes());
@@ -318,11 +329,7 @@ impl Store {
         };
         // The index may name a message past its feed's head, not promoted
         // yet (see [`incoming`]): not there yet.
-        if loc.len() != 36 {
-            return Err(corrupt("message index entry"));
-        }
-        let author = FeedId(arr(&loc[..32], "index author")?);
-        let seq = u32::from_be_bytes(arr(&loc[32..], "index seq")?);
+        let (author, seq) = split_log_key(&loc, "message index entry")?;
         if self.head(&author)?.is_none_or(|h| seq > h.sequence) {
             return Ok(None);
         }
@@ -533,8 +540,7 @@ impl Store {
         };
         for g in self.log.iter() {
             let (k, v) = g.into_inner()?;
-            let author = FeedId(arr(&k[..32.min(k.len())], "log key")?);
-            let seq = u32::from_be_bytes(arr(&k[32.min(k.len())..], "log key")?);
+            let (author, seq) = split_log_key(&k, "log key")?;
             if current.as_ref().map(|c| c.0) != Some(author) {
                 finish(current.take(), &mut clock, &mut report);
                 report.feeds += 1;
