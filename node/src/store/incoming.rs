@@ -26,7 +26,7 @@
 
 use fjall::PersistMode;
 
-use super::{corrupt, log_key, now_ms, Store, StoreError};
+use super::{corrupt, log_key, now_ms, split_log_key, Store, StoreError};
 use crate::feed::{FeedId, MsgId};
 
 /// The prefix, in the `remote` keyspace, of the markers of feeds that may
@@ -115,12 +115,10 @@ where
 /// feeds in that order, so all of a bundle of ours goes into one.
 pub struct Incoming<'a> {
     store: &'a Store,
-    /// Each feed written: the first and last sequence written of it, and
-    /// the ids of its first [`IDS_KEPT`] messages (see
+    /// Each feed written, in order: the first and last sequence written of
+    /// it, and the ids of its first [`IDS_KEPT`] messages (see
     /// [`Incoming::finish`]).
     feeds: Vec<Written>,
-    /// The last key written.
-    last: Option<[u8; 36]>,
     /// Entries held until they are enough for a table, and their size.
     held: Vec<([u8; 36], Vec<u8>)>,
     held_bytes: usize,
@@ -132,14 +130,11 @@ impl Incoming<'_> {
     /// last one written of the same feed, or starts a feed that comes
     /// after it in key order.
     pub fn takes(&self, feed: &FeedId, seq: u32) -> bool {
-        let Some(last) = &self.last else {
-            return true;
-        };
-        if last[..32] == *feed.as_bytes() {
-            let last_seq = u32::from_be_bytes([last[32], last[33], last[34], last[35]]);
-            return Some(seq) == last_seq.checked_add(1);
+        match self.feeds.last() {
+            None => true,
+            Some(w) if w.feed == *feed => Some(seq) == w.last.checked_add(1),
+            Some(w) => feed.as_bytes() > w.feed.as_bytes(),
         }
-        log_key(feed, seq) > *last
     }
 
     /// Writes message `seq` of `feed` with its id and value (compact JSON);
@@ -173,7 +168,6 @@ impl Incoming<'_> {
         value.extend_from_slice(id.as_bytes());
         value.extend_from_slice(json);
         let key = log_key(feed, seq);
-        self.last = Some(key);
         if let Some(table) = &mut self.table {
             return Ok(table.write(key, value)?);
         }
@@ -197,26 +191,32 @@ impl Incoming<'_> {
     /// messages are not written; a table is all or nothing, so then all of
     /// its feeds.
     pub fn finish(self) -> Result<Vec<FeedId>, StoreError> {
-        // Per feed that grew: the head, and whether it grew by our messages.
-        let mut grown: Vec<(usize, u32)> = Vec::new();
+        // Per feed the store grew into: through which sequence what it
+        // holds stays as it is (all of it, for a conflict); and the entries
+        // it holds where ours repeat them.
+        let mut kept: Vec<(FeedId, u32)> = Vec::new();
         let mut conflicts: Vec<FeedId> = Vec::new();
-        for (i, w) in self.feeds.iter().enumerate() {
+        let mut repeated = Vec::new();
+        for w in &self.feeds {
             let Some(head) = self.store.head(&w.feed)?.filter(|h| h.sequence >= w.first) else {
                 continue;
             };
-            grown.push((i, head.sequence));
+            let mut through = head.sequence;
             for seq in w.first..=head.sequence.min(w.last) {
+                let key = log_key(&w.feed, seq);
                 let ours = w.ids.get((seq - w.first) as usize);
-                let stored = self.store.log.get(log_key(&w.feed, seq))?;
-                let same = match (ours, &stored) {
-                    (Some(id), Some(v)) => v.get(8..40) == Some(id.as_bytes().as_slice()),
-                    _ => false,
-                };
-                if !same {
-                    conflicts.push(w.feed);
-                    break;
+                match (ours, self.store.log.get(key)?) {
+                    (Some(id), Some(v)) if v.get(8..40) == Some(id.as_bytes().as_slice()) => {
+                        repeated.push((key, v));
+                    }
+                    _ => {
+                        conflicts.push(w.feed);
+                        through = u32::MAX;
+                        break;
+                    }
                 }
             }
+            kept.push((w.feed, through));
         }
         match self.table {
             Some(_) if !conflicts.is_empty() => {
@@ -228,14 +228,8 @@ impl Incoming<'_> {
                 // The table repeats what the grown feeds hold (and would
                 // shadow it): write their entries again over it.
                 let mut batch = self.store.db.batch();
-                for &(i, head) in &grown {
-                    let w = &self.feeds[i];
-                    for seq in w.first..=head.min(w.last) {
-                        let key = log_key(&w.feed, seq);
-                        if let Some(v) = self.store.log.get(key)? {
-                            batch.insert(&self.store.log, key, v);
-                        }
-                    }
+                for (key, v) in repeated {
+                    batch.insert(&self.store.log, key, v);
                 }
                 table.finish()?;
                 batch.commit()?;
@@ -244,20 +238,15 @@ impl Incoming<'_> {
             None => {
                 let mut batch = self.store.db.batch();
                 for (key, value) in self.held {
-                    let feed = &key[..32];
-                    let seq = u32::from_be_bytes([key[32], key[33], key[34], key[35]]);
-                    let skip = conflicts.iter().any(|f| *feed == *f.as_bytes())
-                        || grown.iter().any(|&(i, head)| {
-                            *feed == *self.feeds[i].feed.as_bytes() && seq <= head
-                        });
-                    if !skip {
+                    let (feed, seq) = split_log_key(&key, "log key")?;
+                    if !kept.iter().any(|&(f, through)| f == feed && seq <= through) {
                         batch.insert(&self.store.log, key, value);
                     }
                 }
                 // Many small entries fill the memtables as appends do, while
                 // the batches being checked are in memory too: keep them
                 // smaller than promotion does.
-                self.store.bound_write_buffer_at(WRITE_BUFFER_CAP)?;
+                self.store.bound_write_buffer(WRITE_BUFFER_CAP)?;
                 batch.commit()?;
                 Ok(conflicts)
             }
@@ -288,7 +277,6 @@ impl Store {
         Incoming {
             store: self,
             feeds: Vec::new(),
-            last: None,
             held: Vec::new(),
             held_bytes: 0,
             table: None,
@@ -303,17 +291,6 @@ impl Store {
             |t, k, v| t.write(k, v),
             |t| t.finish(),
         )))
-    }
-
-    /// The stored value of message `seq` of `feed` past its head (written
-    /// by [`Incoming`], not promoted yet): promotion reads contact messages
-    /// back from here.
-    pub(super) fn incoming_value(
-        &self,
-        feed: &FeedId,
-        seq: u32,
-    ) -> Result<Option<fjall::Slice>, StoreError> {
-        Ok(self.log.get(log_key(feed, seq))?)
     }
 
     /// Deletes every entry past the head of each marked feed, and the

@@ -345,7 +345,8 @@ impl Store {
                 index.push((*m.id.as_bytes(), log_key(&feed, m.sequence)));
                 if m.contact {
                     let entry = self
-                        .incoming_value(&feed, m.sequence)?
+                        .log
+                        .get(log_key(&feed, m.sequence))?
                         .filter(|e| e.len() >= 40 && e[8..40] == *m.id.as_bytes())
                         .ok_or_else(|| corrupt("a staged message is missing from the log"))?;
                     let value =
@@ -391,15 +392,16 @@ impl Store {
                 batch.insert(&self.msgs, id, key);
             }
         }
-        self.bound_write_buffer()?;
+        self.bound_write_buffer(WRITE_BUFFER_CAP)?;
         batch.commit()?;
         out.after = head.map_or(0, |h| h.sequence);
         Ok(Some(out))
     }
 
-    /// Keeps what promotion has written and fjall not yet flushed near
-    /// [`WRITE_BUFFER_CAP`]. fjall rotates a full memtable only when its one
-    /// worker thread gets to it, and that thread may be compacting: then
+    /// Keeps what a bulk write has written and fjall not yet flushed near
+    /// `cap` (promotion's is [`WRITE_BUFFER_CAP`]). fjall rotates a full
+    /// memtable only when its one worker thread gets to it, and that
+    /// thread may be compacting: then
     /// the memtables of a fast bulk write grow far beyond their size (tens
     /// of MiB for a 100k-message import). So once half the cap is reached
     /// the two keyspaces promotion fills are sealed here (their flush then
@@ -407,12 +409,7 @@ impl Store {
     /// waits for that flush. fjall announces no flush, so the wait looks
     /// every 2 ms; it only happens while an import outruns the flushes,
     /// never when idle.
-    pub(super) fn bound_write_buffer(&self) -> Result<(), StoreError> {
-        self.bound_write_buffer_at(WRITE_BUFFER_CAP)
-    }
-
-    /// [`Store::bound_write_buffer`] with another cap.
-    pub(super) fn bound_write_buffer_at(&self, cap: u64) -> Result<(), StoreError> {
+    pub(super) fn bound_write_buffer(&self, cap: u64) -> Result<(), StoreError> {
         if self.db.write_buffer_size() <= cap / 2 {
             return Ok(());
         }
@@ -605,7 +602,7 @@ mod tests {
             batch.insert(&store.msgs, i.to_be_bytes(), key);
         }
         batch.commit().unwrap();
-        store.bound_write_buffer().unwrap();
+        store.bound_write_buffer(WRITE_BUFFER_CAP).unwrap();
         let left = store.db.write_buffer_size();
         assert!(left <= WRITE_BUFFER_CAP, "{left} bytes still in memtables");
         assert_eq!(
