@@ -6,16 +6,19 @@
 #  - systemd-analyze security on ssb-node.service: exposure at most 1.7 (what it is now);
 #  - shellcheck on the image scripts (and the overlay's sh scripts);
 #  - the first-boot and stick scripts parse with sh -n.
-# Installs systemd and shellcheck with apt if they are missing (as root).
+# Needs systemd-analyze and shellcheck; where one is missing it fails at once
+# with one line naming the Debian packages to install (it installs nothing:
+# parallel tests would race for the dpkg lock, and a developer may not be root).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/.." && pwd)
-# shellcheck source=host-tools.sh
-. "$here/host-tools.sh"
 
-if ! command -v systemd-analyze >/dev/null || ! command -v shellcheck >/dev/null; then
-    needs_root
-    apt_install systemd shellcheck
+missing=()
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+if ((${#missing[@]})); then
+    echo "check: FAILED: missing tools: install the Debian packages: apt-get install ${missing[*]}" >&2
+    exit 1
 fi
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/ssb-image-check.XXXXXX")

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by build.sh, boot-test.sh and check.sh: installs the Debian
+# Sourced by build.sh and boot-test.sh: installs the Debian
 # packages a step needs on this (Debian 12, x86_64) machine, and turns on
 # arm64 emulation for chroots. Nothing else; no downloads outside apt.
 

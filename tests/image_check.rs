@@ -4,8 +4,10 @@
 //! scripts with shellcheck. The full image build and boot test are too slow
 //! for CI; `images/README.md` says how to run them.
 //!
-//! Needs `systemd-analyze` and `shellcheck` (`.ci/run` installs them; as root
-//! the script installs them itself).
+//! Needs `systemd-analyze` and `shellcheck` (Debian's `systemd` and
+//! `shellcheck`; `.ci/run` installs them). Where one is missing the check
+//! fails at once with one line naming the packages: a test suite installs
+//! nothing.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -100,4 +102,39 @@ fn a_weakened_or_broken_unit_fails_the_checks() {
             "{name}: no failure naming {reason:?} in:\n{all}"
         );
     }
+}
+
+/// Without shellcheck on the PATH the check installs nothing: it fails at
+/// once with one line naming the package to install.
+#[test]
+fn a_missing_tool_fails_at_once_naming_its_package() {
+    let bin = tempfile::tempdir().unwrap();
+    // Every program of the usual PATH but shellcheck.
+    for dir in ["/usr/local/bin", "/usr/bin", "/bin"] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let link = bin.path().join(&name);
+            if name == "shellcheck" || link.exists() {
+                continue;
+            }
+            std::os::unix::fs::symlink(e.path(), link).unwrap();
+        }
+    }
+    let out = Command::new("/bin/bash")
+        .arg(images_dir().join("check.sh"))
+        .env("SSB_NODE_BIN", env!("CARGO_BIN_EXE_ssb-node"))
+        .env("PATH", bin.path())
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(!out.status.success(), "passed without shellcheck:\n{all}");
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with("check: FAILED") && l.contains("apt-get install shellcheck")),
+        "no line naming the package in:\n{all}"
+    );
+    assert!(!all.contains("host-tools:"), "it tried to install:\n{all}");
 }
