@@ -5,6 +5,10 @@
 //!   `0.0.0.0:8008` and announcing on the interface broadcast address as a node does.
 //! - `nodes_find_each_other`: two `ssb-node run` processes in two namespaces, given no
 //!   address, must connect through LAN discovery alone (`ssb-node peers --json`).
+//! - `hostile_announcements_are_not_dialled`: a sender floods announcements naming
+//!   loopback, a name, an off-subnet address, another host (from its own and from a
+//!   spoofed source) and itself with made-up keys; TCP listeners at each count what the
+//!   node dials, and an honest node on the LAN is still found and replicated from.
 //!
 //! Both skip (with a message) where network namespaces cannot be made.
 
@@ -357,6 +361,206 @@ fn nodes_find_each_other() {
                 log_of(&data[1])
             );
         }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A TCP listener run by a thread in host `netns` at `at`, counting the connections it
+/// accepts (each closed at once) until `stop` is set.
+fn count_connections(
+    netns: String,
+    at: &str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    use std::sync::atomic::Ordering;
+    let at: std::net::SocketAddr = at.parse().expect("listener address");
+    let (ready_tx, ready) = std_mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        netns::enter(&netns);
+        let listener = std::net::TcpListener::bind(at).unwrap_or_else(|e| panic!("bind {at}: {e}"));
+        listener.set_nonblocking(true).expect("nonblocking");
+        let _ = ready_tx.send(());
+        let mut count = 0;
+        while !stop.load(Ordering::SeqCst) {
+            match listener.accept() {
+                Ok(_) => count += 1,
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        count
+    });
+    ready.recv().expect("listener ready");
+    thread
+}
+
+/// A UDP socket in the calling thread's network sending from `source`, which need not be
+/// one of its addresses (IP_TRANSPARENT: a spoofed sender), to broadcasts.
+fn spoofing_socket(source: &str) -> std::net::UdpSocket {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+        .expect("udp socket");
+    socket.set_ip_transparent_v4(true).expect("IP_TRANSPARENT");
+    socket.set_broadcast(true).expect("SO_BROADCAST");
+    let source: std::net::SocketAddr = format!("{source}:0").parse().expect("source");
+    socket
+        .bind(&source.into())
+        .expect("bind the spoofed source");
+    socket.into()
+}
+
+#[test]
+fn hostile_announcements_are_not_dialled() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let Some(lan) = Lan::new(4) else { return };
+    // Host 0 is the node under test, host 1 an honest node, host 2 the hostile sender,
+    // host 3 a bystander the sender wants the node to connect to, also reachable at an
+    // address off the /24.
+    lan.add_address(3, "10.88.0.1/32", "lo");
+    let dirs: Vec<tempfile::TempDir> = (0..2)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let data: Vec<PathBuf> = dirs.iter().map(|d| d.path().join("node")).collect();
+    let ids: Vec<String> = data
+        .iter()
+        .map(|d| ok_stdout(ssb_node(d).arg("init")).trim().to_owned())
+        .collect();
+    for n in 0..3 {
+        let post = format!(r#"{{"type":"post","text":"honest {n}"}}"#);
+        ok_stdout(ssb_node(&data[1]).args(["publish", "--content", &post]));
+    }
+    ok_stdout(ssb_node(&data[0]).args(["follow", &ids[1]]));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let ns = |i: usize| lan.host(i).netns.clone();
+    // What each listener stands for, where it is, and the most dials it may get: none
+    // where the sender does not announce itself; else 4 keys at an IP, each dialled at
+    // most at 0, 1, 3, 7 and 15 s (its back-off).
+    let targets = [
+        ("127.0.0.1 and localhost", 0, "127.0.0.1:9002", 0),
+        ("off-subnet 10.88.0.1", 3, "10.88.0.1:9003", 0),
+        (
+            "another host, announced by the sender",
+            3,
+            "10.77.0.4:9000",
+            0,
+        ),
+        (
+            "another host, spoofed as its sender",
+            3,
+            "10.77.0.4:9005",
+            20,
+        ),
+        (
+            "the sender itself, with made-up keys",
+            2,
+            "10.77.0.3:9001",
+            20,
+        ),
+    ];
+    let listeners: Vec<_> = targets
+        .iter()
+        .map(|(_, host, at, _)| count_connections(ns(*host), at, stop.clone()))
+        .collect();
+
+    // Declared after `lan`, so the processes die before their namespaces go.
+    let _nodes: Vec<Running> = (0..2).map(|i| start_node(&lan, i, &data[i])).collect();
+
+    // The flood: 5 s at the issue's rate (42,600 datagrams), each with a fresh key that
+    // sorts above any real one (so the node is the side that dials), round robin over the
+    // hostile kinds, to the node under test (so what the listeners count is its dialling
+    // alone, not the honest node's too).
+    let flood_for = Duration::from_secs(5);
+    let sender_ns = ns(2);
+    let flood = std::thread::spawn(move || {
+        netns::enter(&sender_ns);
+        let own = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+        own.set_broadcast(true).expect("SO_BROADCAST");
+        let spoofed = spoofing_socket("10.77.0.4");
+        let to = "10.77.0.1:8008";
+        let mut sent = 0u32;
+        let start = Instant::now();
+        while start.elapsed() < flood_for {
+            for _ in 0..85 {
+                let mut key = [0xffu8; 32];
+                key[4..8].copy_from_slice(&sent.to_be_bytes());
+                let key = ssb_node::feed::ids::encode_base64(&key);
+                let (socket, host, port) = match sent % 9 {
+                    0 => (&own, "127.0.0.1", 9002),
+                    1 => (&own, "localhost", 9002),
+                    2 => (&own, "10.88.0.1", 9003),
+                    3 => (&own, "10.77.0.4", 9000),
+                    4 => (&spoofed, "10.77.0.4", 9005),
+                    5 => (&own, "10.77.0.3", 9001),
+                    6 => (&own, "10.77.0.255", 9000),
+                    7 => (&own, "fe80::1", 9000),
+                    _ => (&own, "garbage", 0),
+                };
+                let payload = if port == 0 {
+                    // Not an address at all; and ssb-lan's encrypted format's port.
+                    let _ = own.send_to(&key.as_bytes()[..40], "10.77.0.255:26830");
+                    key.as_bytes()[..40].to_vec()
+                } else {
+                    format!("net:{host}:{port}~shs:{key}").into_bytes()
+                };
+                socket.send_to(&payload, to).expect("send an announcement");
+                sent += 1;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        sent
+    });
+    let started = Instant::now();
+    let sent = flood.join().expect("flood thread");
+    std::thread::sleep(Duration::from_secs(15).saturating_sub(started.elapsed()));
+    stop.store(true, Ordering::SeqCst);
+    let counts: Vec<usize> = listeners
+        .into_iter()
+        .map(|l| l.join().expect("listener thread"))
+        .collect();
+    println!("{sent} announcements in {flood_for:?}; connections in 15 s:");
+    for ((what, _, at, _), n) in targets.iter().zip(&counts) {
+        println!("  {n:5}  {at:16} {what}");
+    }
+    let log = std::fs::read_to_string(data[0].join("run.log")).unwrap_or_default();
+    println!("node log: {} lines", log.lines().count());
+
+    for ((what, _, at, most), n) in targets.iter().zip(&counts) {
+        assert!(
+            n <= most,
+            "{n} connections to {at} ({what}), at most {most} allowed"
+        );
+    }
+    let total: usize = counts.iter().sum();
+    assert!(
+        total <= 20,
+        "{total} connections in all: more than the dial budget"
+    );
+    // One summary a second, not a line per datagram.
+    assert!(
+        log.lines().count() < 1_000,
+        "the node logged {} lines for the flood",
+        log.lines().count()
+    );
+
+    // The honest node is found (whoever dials) and its feed replicated.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seq = ssb_node(&data[0])
+            .arg("clock")
+            .output()
+            .ok()
+            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+            .and_then(|clock| clock[&ids[1]].as_u64());
+        let connected = peers(&data[0])
+            .is_ok_and(|ps| ps.iter().any(|p| p.key == ids[1] && p.state == "connected"));
+        if seq == Some(3) && connected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the honest node was not replicated from (clock {seq:?}, connected {connected}); log:\n{}",
+            log_of(&data[0])
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }

@@ -142,6 +142,12 @@ impl Lan {
         cmd
     }
 
+    /// Adds the address `cidr` (e.g. `10.88.0.1/32`) to device `dev` of host `i`, an address
+    /// off the LAN's /24 that the other hosts still reach through their default route.
+    pub fn add_address(&self, i: usize, cidr: &str, dev: &str) {
+        ip(&self.hosts[i].netns, &["addr", "add", cidr, "dev", dev]);
+    }
+
     /// Moves the calling thread into host `i`'s network: sockets it opens from now on are
     /// the host's. Only for threads made for that purpose, never the test's main thread.
     pub fn enter(&self, i: usize) {

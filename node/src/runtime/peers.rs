@@ -363,24 +363,40 @@ pub async fn keep_connected(node: Arc<Node>, addr: MultiserverAddress, source: S
             tokio::time::sleep(BACKOFF_MAX / 4).await;
             continue;
         }
-        node.peers.set_state(&peer, State::Connecting, None);
-        let started = Instant::now();
-        match dial(&node, &addr).await {
-            Ok((stream, outcome)) => {
-                tracing::info!(%addr, "connected");
-                run_session(node.clone(), stream, &outcome, peer, true, false).await;
-                if started.elapsed() > Duration::from_secs(60) {
-                    backoff = BACKOFF_MIN;
-                }
-            }
-            Err(e) => {
-                tracing::info!(%addr, "connect failed: {e}");
-                node.peers
-                    .set_state(&peer, State::Backoff, Some(e.to_string()));
-            }
+        let lasted = connect_once(&node, &addr).await;
+        if lasted.is_ok_and(|d| d > Duration::from_secs(60)) {
+            backoff = BACKOFF_MIN;
         }
-        node.peers.set_state(&peer, State::Backoff, None);
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
+}
+
+/// One attempt of a keep-connected loop: dials `addr` (a peer already [known]) and runs
+/// the session until it closes, keeping the peer's state in the table. Returns how long
+/// the session lasted, or why the dial failed. Back-off and pacing are the caller's.
+///
+/// [known]: PeerTable::know
+pub async fn connect_once(
+    node: &Arc<Node>,
+    addr: &MultiserverAddress,
+) -> Result<Duration, LinkError> {
+    let peer = *addr.key();
+    node.peers.set_state(&peer, State::Connecting, None);
+    let started = Instant::now();
+    let result = match dial(node, addr).await {
+        Ok((stream, outcome)) => {
+            tracing::info!(%addr, "connected");
+            run_session(node.clone(), stream, &outcome, peer, true, false).await;
+            Ok(started.elapsed())
+        }
+        Err(e) => {
+            tracing::info!(%addr, "connect failed: {e}");
+            node.peers
+                .set_state(&peer, State::Backoff, Some(e.to_string()));
+            Err(e)
+        }
+    };
+    node.peers.set_state(&peer, State::Backoff, None);
+    result
 }
