@@ -5,7 +5,9 @@
 //!    leads out of it, see [`super::stick`]), remove a pulled stick's
 //!    leftovers, and read the manifests (the first entry of each bundle),
 //!    one at a time, keeping of each only a compact summary: its feed
-//!    ranges and blob ids. A visit looks at most at [`MAX_BUNDLES`]
+//!    ranges and blob ids (of a bundle not known to be verified, only
+//!    those about feeds we replicate and blobs we want). A visit looks at
+//!    most at [`MAX_BUNDLES`]
 //!    bundles and keeps at most [`MAX_ENTRIES`] feed and blob entries in
 //!    all; bundles past those bounds, of a newer format version or over
 //!    this node's limits are left where they are, unread, and reported.
@@ -52,9 +54,11 @@ use crate::store::{now_ms, StoreError};
 pub const MAX_BUNDLES: usize = 4096;
 
 /// Most manifest entries (feeds and blobs, over all bundles) one visit
-/// keeps: about 16 MB of summaries. A bundle that would pass it stays on
-/// the stick unread. One bundle at the standard limits (100 000 feeds and
-/// 100 000 blobs) fits.
+/// keeps: about 16 MB of summaries. Every entry of a verified bundle
+/// counts, of another bundle only those about feeds we replicate and
+/// blobs we want. A bundle that would pass it stays on the stick unread.
+/// One bundle at the standard limits (100 000 feeds and 100 000 blobs)
+/// fits.
 pub const MAX_ENTRIES: u64 = 400_000;
 
 /// Free space left untouched on a stick: the larger of 1 MiB and 1 %.
@@ -224,13 +228,20 @@ fn local_clock(node: &Node) -> Result<Clock, StoreError> {
 
 /// A bundle on the stick, as a visit keeps it: its manifest's claims in
 /// compact form (40 bytes a feed entry, 32 a blob), and whether they are
-/// to be believed.
+/// to be believed. Of a bundle not known to be verified only the entries
+/// that can matter here are kept (feeds we replicate, blobs we want): its
+/// other claims count for nothing, and a manifest full of them costs no
+/// memory and crowds no other bundle out of the visit's budget.
 struct Held {
     file: BundleFile,
     created: u64,
     /// Feed, first and last sequence.
     feeds: Vec<(FeedId, u32, u32)>,
     blobs: Vec<BlobId>,
+    /// Whether `feeds` and `blobs` are all the manifest's entries (else
+    /// the bundle may hold more than they say: it is never removed as
+    /// covered).
+    whole: bool,
     /// Its content was verified in full (see the module docs, 3.).
     verified: bool,
     /// Imported or checked this visit: not to be read again.
@@ -238,32 +249,42 @@ struct Held {
 }
 
 impl Held {
-    /// The summary of `m`; `None` if an id in it is not one this node reads.
-    fn new(file: BundleFile, m: &Manifest, verified: bool) -> Option<Held> {
-        let feeds = m
-            .feeds
-            .iter()
-            .map(|f| Some((f.feed.parse().ok()?, f.first, f.last)))
-            .collect::<Option<Vec<_>>>()?;
-        let blobs = m
-            .blobs
-            .iter()
-            .map(|b| b.id.parse().ok())
-            .collect::<Option<Vec<_>>>()?;
+    /// The summary of `m`: every entry if it is `verified`, else those
+    /// `node` replicates or wants. `None` if an id in it is not one this
+    /// node reads.
+    fn new(file: BundleFile, m: &Manifest, verified: bool, node: &Node) -> Option<Held> {
+        let set = node.replicate_set();
+        let mut feeds = Vec::new();
+        for f in &m.feeds {
+            let feed: FeedId = f.feed.parse().ok()?;
+            if verified || (set.contains(&feed) && !set.blocked.contains(&feed)) {
+                feeds.push((feed, f.first, f.last));
+            }
+        }
+        let mut blobs = Vec::new();
+        for b in &m.blobs {
+            let id: BlobId = b.id.parse().ok()?;
+            if verified || (node.wants.is_wanted(&id) && !node.blobs.has(&id)) {
+                blobs.push(id);
+            }
+        }
+        feeds.shrink_to_fit();
+        blobs.shrink_to_fit();
         Some(Held {
             file,
             created: m.created,
+            whole: feeds.len() == m.feeds.len() && blobs.len() == m.blobs.len(),
             feeds,
             blobs,
             verified,
             tried: false,
         })
     }
-}
 
-/// Manifest entries a manifest holds.
-fn entry_count(m: &Manifest) -> u64 {
-    (m.feeds.len() as u64).saturating_add(m.blobs.len() as u64)
+    /// Manifest entries kept.
+    fn entries(&self) -> u64 {
+        (self.feeds.len() as u64).saturating_add(self.blobs.len() as u64)
+    }
 }
 
 /// Whether `h` offers anything this node would take: a feed range that
@@ -386,11 +407,14 @@ fn give_index(give: &[FeedRange]) -> HashMap<FeedId, Vec<(u32, u32)>> {
     out
 }
 
-/// Removes the oldest verified bundle whose feeds and blobs other verified
-/// bundles cover. Returns whether one was removed.
+/// Removes the oldest verified bundle, of which every entry is known, whose
+/// feeds and blobs other verified bundles cover. Returns whether one was
+/// removed.
 fn drop_one_covered(stick: &Stick, held: &mut Vec<Held>) -> Result<bool, ReconcileError> {
     let holdings = Holdings::of(held);
-    let mut order: Vec<usize> = (0..held.len()).filter(|&i| held[i].verified).collect();
+    let mut order: Vec<usize> = (0..held.len())
+        .filter(|&i| held[i].verified && held[i].whole)
+        .collect();
     order.sort_by_key(|&i| held[i].created);
     for i in order {
         if holdings.covers_without(&held[i], i) {
@@ -487,6 +511,18 @@ pub fn sync_stick(
     mount: &Path,
     progress: &mut dyn FnMut(Step),
 ) -> Result<StickReport, ReconcileError> {
+    visit(node, mount, progress, MAX_BUNDLES, MAX_ENTRIES)
+}
+
+/// [`sync_stick`] looking at most at `max_bundles` bundles and keeping at
+/// most `max_entries` manifest entries.
+fn visit(
+    node: &Node,
+    mount: &Path,
+    progress: &mut dyn FnMut(Step),
+    max_bundles: usize,
+    max_entries: u64,
+) -> Result<StickReport, ReconcileError> {
     let limits = Limits::default();
     let stick = Stick::open(mount)?;
     let mut report = StickReport {
@@ -495,7 +531,7 @@ pub fn sync_stick(
         ..StickReport::default()
     };
     // 1. Manifests, one at a time, kept as summaries within the budget.
-    let listing = stick.bundles(MAX_BUNDLES)?;
+    let listing = stick.bundles(max_bundles)?;
     report.not_looked_at = listing.over;
     for (bundle, what) in listing.odd {
         report.unread.push(Rejected {
@@ -504,7 +540,7 @@ pub fn sync_stick(
             removed: false,
         });
     }
-    let mut budget = MAX_ENTRIES;
+    let mut budget = max_entries;
     let mut held: Vec<Held> = Vec::new();
     for b in listing.files {
         let unread = |reason: String| Rejected {
@@ -521,26 +557,26 @@ pub fn sync_stick(
         };
         match bundle_format::read_manifest(file, &limits) {
             Ok((m, name)) if name == b.name => {
-                let n = entry_count(&m);
-                if n > budget {
-                    report.unread.push(unread(format!(
-                        "its manifest's {n} entries are over what this visit keeps \
-                         ({MAX_ENTRIES} in all)"
-                    )));
-                    continue;
-                }
                 let verified = node.store.bundle_verified(&name.0)?;
-                match Held::new(b.clone(), &m, verified) {
-                    Some(h) => {
-                        budget -= n;
-                        held.push(h);
-                    }
-                    None => report.rejected.push(Rejected {
+                let Some(h) = Held::new(b.clone(), &m, verified, node) else {
+                    report.rejected.push(Rejected {
                         bundle: b.name.file_name(),
                         reason: "its manifest names an id this node does not read".into(),
                         removed: false,
-                    }),
+                    });
+                    continue;
+                };
+                drop(m);
+                let n = h.entries();
+                if n > budget {
+                    report.unread.push(unread(format!(
+                        "the {n} manifest entries it holds for us are over what this visit \
+                         keeps ({max_entries} in all)"
+                    )));
+                    continue;
                 }
+                budget -= n;
+                held.push(h);
             }
             Ok((_, name)) => report.rejected.push(Rejected {
                 bundle: b.name.file_name(),
@@ -701,7 +737,7 @@ pub fn sync_stick(
                             name,
                             size: bytes,
                         };
-                        held.extend(Held::new(file, &p.manifest, true));
+                        held.extend(Held::new(file, &p.manifest, true, node));
                     }
                 }
                 Err(e) if e.is_full() => {
@@ -746,6 +782,70 @@ pub fn sync_stick(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blobs::BlobStore;
+    use crate::feed::Keypair;
+    use crate::runtime::config::Settings;
+    use crate::store::Store;
+    use sha2::Digest as _;
+
+    /// A manifest-only bundle claiming messages 1..=`last` of `feed`, put
+    /// in `bundles`; its name.
+    fn claim(bundles: &Path, feed: &FeedId, last: u32) -> BundleName {
+        let mut m = Manifest::new(feed.to_string(), 1_700_000_000_000 + u64::from(last));
+        m.feeds.push(bundle_format::FeedEntry {
+            feed: feed.to_string(),
+            first: 1,
+            last,
+            bytes: u64::from(last) * 600,
+            sha256: "0".repeat(64),
+        });
+        let json = m.to_json();
+        let mut tar =
+            bundle_format::header::canonical("manifest.json", json.len() as u64, m.mtime())
+                .to_vec();
+        tar.extend_from_slice(&json);
+        tar.resize(tar.len().next_multiple_of(512), 0);
+        let name = BundleName(sha2::Sha256::digest(&json).into());
+        let bytes = zstd::encode_all(&tar[..], 3).unwrap();
+        std::fs::write(bundles.join(name.file_name()), bytes).unwrap();
+        name
+    }
+
+    #[test]
+    fn a_visit_keeps_to_its_bounds_and_leaves_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let author = Keypair::from_seed(&[7; 32]).id();
+        let node = Node::new(
+            Keypair::from_seed(&[1; 32]),
+            Store::open(&dir.path().join("db")).unwrap(),
+            BlobStore::open(&dir.path().join("blobs")).unwrap(),
+            Settings {
+                replicate: vec![author],
+                ..Settings::default()
+            },
+        )
+        .unwrap();
+        let stick = dir.path().join("stick");
+        let bundles = stick.join("SSB-SNEAKERNET/bundles");
+        std::fs::create_dir_all(&bundles).unwrap();
+        let mut names: Vec<BundleName> = (1..=4).map(|n| claim(&bundles, &author, n)).collect();
+        names.sort();
+        // Three looked at (the first names), two entries kept: the third
+        // bundle looked at is over the budget, the fourth not looked at.
+        let r = visit(&node, &stick, &mut |_| {}, 3, 2).unwrap();
+        assert_eq!(r.not_looked_at, 1, "{r:?}");
+        assert_eq!(r.unread.len(), 1, "{r:?}");
+        assert_eq!(r.unread[0].bundle, names[2].file_name());
+        assert!(r.unread[0]
+            .reason
+            .contains("over what this visit keeps (2 in all)"));
+        // The two kept are forgeries: imported, found damaged, removed.
+        assert_eq!(r.rejected.len(), 2, "{r:?}");
+        assert!(r.rejected.iter().all(|x| x.removed));
+        for (n, there) in names.iter().zip([false, false, true, true]) {
+            assert_eq!(bundles.join(n.file_name()).exists(), there);
+        }
+    }
 
     #[test]
     fn runs_end_at_the_first_gap() {
