@@ -604,3 +604,59 @@ fn a_replicating_peer_shows_as_syncing_until_caught_up_and_quiet() {
         quiet(s) && held(4)
     });
 }
+
+/// A folder stick whose `tmp/` is a link to a folder elsewhere: the running
+/// node refuses it, says why in `status --json`, and touches nothing there.
+#[test]
+fn a_stick_with_a_link_out_of_it_is_refused_in_the_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_in(dir.path());
+    let outside = dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("thesis.txt"), b"years of work").unwrap();
+    std::fs::write(outside.join("1-0.part"), b"not a leftover").unwrap();
+    let node = Node::start_with(
+        dir.path(),
+        "node",
+        "",
+        &["--mount-root", root.to_str().unwrap()],
+    );
+    let made = dir.path().join("s");
+    std::fs::create_dir_all(made.join("SSB-SNEAKERNET")).unwrap();
+    std::os::unix::fs::symlink(&outside, made.join("SSB-SNEAKERNET/tmp")).unwrap();
+    let stick = root.join("STICK");
+    std::fs::rename(&made, &stick).unwrap();
+    let (s, reason) = until_failed(&node, &stick);
+    assert!(
+        reason.contains("refused") && reason.contains("SSB-SNEAKERNET/tmp is a symbolic link"),
+        "{reason}"
+    );
+    assert_eq!(s["led"], "attention");
+    let st = entry(&s, &stick).unwrap();
+    assert_eq!(st["attention"], true, "{s}");
+    let mut left: Vec<_> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["1-0.part", "thesis.txt"]);
+    let text = String::from_utf8(ssb_at(&node.data, &["status"]).stdout).unwrap();
+    assert!(text.contains("symbolic link"), "{text}");
+    // A folder whose SSB-SNEAKERNET itself is a link: a stick, refused.
+    let made = dir.path().join("s2");
+    std::fs::create_dir(&made).unwrap();
+    std::os::unix::fs::symlink(&outside, made.join("SSB-SNEAKERNET")).unwrap();
+    let linked = root.join("LINKED");
+    std::fs::rename(&made, &linked).unwrap();
+    let (_, reason) = until_failed(&node, &linked);
+    assert!(
+        reason.contains("SSB-SNEAKERNET is a symbolic link"),
+        "{reason}"
+    );
+    let mut left: Vec<_> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["1-0.part", "thesis.txt"]);
+}

@@ -8,7 +8,11 @@
 //!   `script`), with and without a running node, and not when piped;
 //! - hostile bundles are rejected with their reason and change nothing;
 //! - a full stick and a read-only stick give a clear error (in a private
-//!   mount namespace; skipped with a printed reason where not permitted).
+//!   mount namespace; skipped with a printed reason where not permitted);
+//! - hostile sticks: links and bind mounts out of the stick are refused and
+//!   nothing outside changes; fifos and devices are never opened; bundles
+//!   and sticks of a newer version are left as they are; manifest-only
+//!   forgeries neither stop an export nor push out a real bundle.
 
 #![allow(clippy::unwrap_used)]
 
@@ -17,6 +21,7 @@ mod site;
 mod support;
 
 use std::fs;
+use std::os::unix::fs::FileTypeExt as _;
 use std::process::{Command, Output};
 
 use site::{fails, ok, Site};
@@ -603,4 +608,379 @@ fn sticks_moved_into_a_watched_root_are_synced_with_no_command_typed() {
     assert!(fs::read_dir(&blank).unwrap().count() >= 1, "{s}");
     let text = ok(ssb(&node.data, &["status"]));
     assert!(text.contains("done"), "{text}");
+}
+
+/// Every file below `dir` with its bytes (to see that nothing changed).
+fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if fs::symlink_metadata(&p).unwrap().is_dir() {
+            out.extend(snapshot(&p));
+        } else {
+            out.push((p.clone(), fs::read(&p).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A folder outside every stick holding files a visit must never touch,
+/// among them one named like a temp file and one like a bundle.
+fn precious(dir: &std::path::Path) -> std::path::PathBuf {
+    let outside = dir.join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("thesis.txt"), b"years of work").unwrap();
+    fs::write(outside.join("123-0.part"), b"not a leftover").unwrap();
+    fs::write(
+        outside.join(format!("{}.ssb-bundle", "ab".repeat(32))),
+        b"not a bundle",
+    )
+    .unwrap();
+    outside
+}
+
+#[test]
+fn a_stick_whose_folders_are_links_out_of_it_is_refused_and_nothing_outside_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Site::new(dir.path(), "a", 5);
+    let outside = precious(dir.path());
+    let before = snapshot(&outside);
+    for entry in [
+        "SSB-SNEAKERNET",
+        "SSB-SNEAKERNET/tmp",
+        "SSB-SNEAKERNET/bundles",
+    ] {
+        let stick = dir
+            .path()
+            .join(format!("stick-{}", entry.replace('/', "-")));
+        fs::create_dir(&stick).unwrap();
+        if entry != "SSB-SNEAKERNET" {
+            fs::create_dir(stick.join("SSB-SNEAKERNET")).unwrap();
+        }
+        std::os::unix::fs::symlink(&outside, stick.join(entry)).unwrap();
+        let e = fails(ssb(&a.data, &["stick", "sync", stick.to_str().unwrap()]));
+        assert!(
+            e.contains("refused") && e.contains(&format!("{entry} is a symbolic link")),
+            "{entry}: {e}"
+        );
+        assert_eq!(snapshot(&outside), before, "{entry}: outside changed");
+    }
+    // The descriptor as a link to a (valid) descriptor elsewhere.
+    let stick = dir.path().join("stick-descriptor");
+    fs::create_dir(&stick).unwrap();
+    a.stick_sync(&stick);
+    let real = stick.join("SSB-SNEAKERNET/stick.json");
+    let elsewhere = dir.path().join("stick.json");
+    fs::rename(&real, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &real).unwrap();
+    let e = fails(ssb(&a.data, &["stick", "sync", stick.to_str().unwrap()]));
+    assert!(e.contains("stick.json is a symbolic link"), "{e}");
+    // Fifos and a device in tmp/ and bundles/ are never opened (a fifo
+    // would block the visit for ever): the temp one is unlinked as a
+    // leftover, the others are named in the report and left.
+    let stick = dir.path().join("stick-odd");
+    fs::create_dir(&stick).unwrap();
+    a.stick_sync(&stick);
+    let folder = stick.join("SSB-SNEAKERNET");
+    let fifo = |p: &std::path::Path| {
+        nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap()
+    };
+    fifo(&folder.join("tmp/99-0.part"));
+    let named = |b: u8| {
+        folder.join(format!(
+            "bundles/{}.ssb-bundle",
+            format!("{b:02x}").repeat(32)
+        ))
+    };
+    fifo(&named(0x11));
+    let dev = nix::sys::stat::mknod(
+        &named(0x22),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+        nix::sys::stat::makedev(1, 5),
+    )
+    .is_ok();
+    let b = Site::new(dir.path(), "b", 0);
+    b.replicate(&[&a.id]);
+    let r = b.stick_sync(&stick);
+    assert_eq!(r["imported_messages"], 5, "{r}");
+    assert_eq!(
+        r["unread"].as_array().unwrap().len(),
+        1 + usize::from(dev),
+        "{r}"
+    );
+    assert!(!folder.join("tmp/99-0.part").exists());
+    assert!(fs::symlink_metadata(named(0x11))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert_eq!(snapshot(&outside), before);
+}
+
+#[test]
+fn a_stick_with_a_mount_inside_it_is_refused_and_nothing_outside_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Site::new(dir.path(), "a", 5);
+    let outside = precious(dir.path());
+    let before = snapshot(&outside);
+    for entry in [
+        "SSB-SNEAKERNET",
+        "SSB-SNEAKERNET/tmp",
+        "SSB-SNEAKERNET/bundles",
+    ] {
+        let stick = dir
+            .path()
+            .join(format!("stick-{}", entry.replace('/', "-")));
+        fs::create_dir(&stick).unwrap();
+        a.stick_sync(&stick);
+        // A bind mount of a folder of the same file system: the same
+        // st_dev, another mount.
+        let script = format!(
+            "mount --bind {o} {s}/{entry}; set +e; {bin} --data {d} stick sync {s}; echo exit=$?",
+            o = outside.display(),
+            s = stick.display(),
+            bin = support::ssb_node().display(),
+            d = a.data.display()
+        );
+        let Some(out) = in_mount_namespace(&script) else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("exit=1"), "{entry}: {text}");
+        assert!(
+            text.contains(&format!("{entry} is on another file system or mount")),
+            "{entry}: {text}"
+        );
+        assert_eq!(snapshot(&outside), before, "{entry}: outside changed");
+    }
+}
+
+/// A bundle file holding only `manifest` (as its first entry, with the
+/// canonical header) and then nothing: what a manifest-only forgery is.
+/// Its file name: the manifest's sha256.
+fn manifest_only(manifest: &serde_json::Value, declared: Option<u64>) -> (String, Vec<u8>) {
+    use sha2::Digest as _;
+    let json = serde_json::to_vec(manifest).unwrap();
+    let mtime = manifest["created"].as_u64().unwrap_or(0) / 1000;
+    let size = declared.unwrap_or(json.len() as u64);
+    let mut tar = bundle_format::header::canonical("manifest.json", size, mtime).to_vec();
+    tar.extend_from_slice(&json);
+    tar.resize(tar.len().next_multiple_of(512), 0);
+    let name = sha2::Sha256::digest(&json)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    (
+        format!("{name}.ssb-bundle"),
+        zstd::encode_all(&tar[..], 3).unwrap(),
+    )
+}
+
+/// A manifest (version 1, valid in form) claiming messages `1..=last` of
+/// `feed`, made at `created`, by some author.
+fn claim(feed: &str, last: u32, created: u64) -> serde_json::Value {
+    serde_json::json!({
+        "format": "ssb-sneakernet-bundle",
+        "version": 1,
+        "author": feed,
+        "created": created,
+        "feeds": [{
+            "feed": feed,
+            "first": 1,
+            "last": last,
+            "bytes": u64::from(last) * 600,
+            "sha256": "0".repeat(64),
+        }],
+        "blobs": [],
+    })
+}
+
+/// Puts a bundle file on the stick; its path.
+fn put(stick: &std::path::Path, (name, bytes): (String, Vec<u8>)) -> std::path::PathBuf {
+    let path = stick.join("SSB-SNEAKERNET/bundles").join(name);
+    fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn bundles_and_sticks_of_a_newer_version_are_left_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Site::new(dir.path(), "a", 6);
+    let b = Site::new(dir.path(), "b", 0);
+    b.replicate(&[&a.id]);
+    let stick = dir.path().join("stick");
+    fs::create_dir(&stick).unwrap();
+    a.stick_sync(&stick);
+    // Version 2, with a field version 1 does not know; and one over this
+    // node's manifest limit (its header says 17 MiB).
+    let mut newer = claim(&a.id, 6, now_ms());
+    newer["version"] = 2.into();
+    newer["compression"] = "something newer".into();
+    let newer = put(&stick, manifest_only(&newer, None));
+    let big = put(
+        &stick,
+        manifest_only(&claim(&b.id, 1, now_ms()), Some(17 << 20)),
+    );
+    let kept = [fs::read(&newer).unwrap(), fs::read(&big).unwrap()];
+    let r = b.stick_sync(&stick);
+    assert_eq!(r["imported_messages"], 6, "{r}");
+    assert!(r["rejected"].as_array().unwrap().is_empty(), "{r}");
+    let unread = r["unread"].as_array().unwrap();
+    assert_eq!(unread.len(), 2, "{r}");
+    assert!(
+        unread.iter().any(|u| u["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unsupported bundle format \"ssb-sneakernet-bundle\" version 2")),
+        "{r}"
+    );
+    assert!(unread.iter().all(|u| u["removed"] == false), "{r}");
+    assert_eq!([fs::read(&newer).unwrap(), fs::read(&big).unwrap()], kept);
+    // Again, from the writer's side: still there.
+    a.publish(1, "more");
+    let r = a.stick_sync(&stick);
+    assert_eq!(r["exported_messages"], 1, "{r}");
+    assert_eq!([fs::read(&newer).unwrap(), fs::read(&big).unwrap()], kept);
+
+    // A stick set up by a newer node: refused, and not changed at all.
+    let newer_stick = dir.path().join("newer-stick");
+    fs::create_dir_all(newer_stick.join("SSB-SNEAKERNET")).unwrap();
+    let text = r#"{"format":"ssb-sneakernet-stick","version":2,"id":"0123456789abcdef0123456789abcdef","parts":["bundles2"]}"#;
+    fs::write(newer_stick.join("SSB-SNEAKERNET/stick.json"), text).unwrap();
+    let before = snapshot(&newer_stick);
+    let e = fails(ssb(
+        &a.data,
+        &["stick", "sync", newer_stick.to_str().unwrap()],
+    ));
+    assert!(
+        e.contains("stick layout version 2 is newer than this node's (1)"),
+        "{e}"
+    );
+    assert_eq!(snapshot(&newer_stick), before);
+    assert_eq!(
+        fs::read_dir(newer_stick.join("SSB-SNEAKERNET"))
+            .unwrap()
+            .count(),
+        1,
+        "no folder made"
+    );
+}
+
+#[test]
+fn a_manifest_only_claim_is_checked_before_it_stops_an_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Site::new(dir.path(), "a", 20);
+    let c = Site::new(dir.path(), "c", 0);
+    c.replicate(&[&a.id]);
+    let stick = dir.path().join("stick");
+    fs::create_dir(&stick).unwrap();
+    Site::new(dir.path(), "blank", 0).stick_sync(&stick);
+    // A 300-byte forgery claiming all of A's feed, and one claiming a feed
+    // nobody here follows.
+    let forged = put(&stick, manifest_only(&claim(&a.id, 20, now_ms()), None));
+    assert!(fs::metadata(&forged).unwrap().len() < 400);
+    let stranger = Site::new(dir.path(), "stranger", 0);
+    let other = put(
+        &stick,
+        manifest_only(&claim(&stranger.id, 9, now_ms()), None),
+    );
+    let r = a.stick_sync(&stick);
+    assert_eq!(r["exported_messages"], 20, "{r}");
+    assert_eq!(r["rejected"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["rejected"][0]["removed"], true, "{r}");
+    assert!(!forged.exists(), "damaged for everyone: removed");
+    // The claim about a feed no one here needs is carried, never believed.
+    assert!(other.exists());
+    assert_eq!(r["unverified_bundles"], 1, "{r}");
+    let r = c.stick_sync(&stick);
+    assert_eq!(r["imported_messages"], 20, "{r}");
+    assert_eq!(c.seq(&a.id), 20);
+    // A visit with nothing new checks nothing again: the bundle A wrote is
+    // remembered as verified, the stranger's claim concerns nothing A has.
+    let r = a.stick_sync(&stick);
+    assert_eq!(
+        (
+            r["verified_bundles"].as_u64(),
+            r["exported_bundles"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+    assert!(other.exists());
+}
+
+#[test]
+fn on_a_full_stick_an_unverified_claim_never_pushes_out_a_real_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let stick = dir.path().join("stick");
+    fs::create_dir(&stick).unwrap();
+    let a = Site::new(dir.path(), "a", 0);
+    let c = Site::new(dir.path(), "c", 0);
+    c.replicate(&[&a.id]);
+    // ~240 KB of incompressible posts now, three times as much later; a
+    // 1.5 MiB stick (less the 1 MiB margin) holds the first but not all.
+    ok(support::ssb_stdin(
+        &a.data,
+        &["publish", "--stdin"],
+        &support::incompressible_posts(100, 3000),
+    ));
+    let later = dir.path().join("later.txt");
+    fs::write(&later, support::incompressible_posts(300, 3000)).unwrap();
+    // A forgery claiming A's first 100 messages, newer than the real bundle.
+    let forged = dir.path().join("forged");
+    let (name, bytes) = manifest_only(&claim(&a.id, 100, now_ms() + 3_600_000), None);
+    fs::write(&forged, bytes).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=1536k tmpfs {s}; set +e; \
+         {bin} --data {a} stick sync {s} --json > {d}/r1.json; \
+         cp {forged} {s}/SSB-SNEAKERNET/bundles/{name}; \
+         {bin} --data {a} publish --stdin < {later} > /dev/null; \
+         {bin} --data {a} stick sync {s} --json > {d}/r2.json; \
+         {bin} --data {c} stick sync {s} --json > {d}/r3.json; echo done",
+        s = stick.display(),
+        bin = support::ssb_node().display(),
+        a = a.data.display(),
+        c = c.data.display(),
+        d = dir.path().display(),
+        forged = forged.display(),
+        later = later.display(),
+    );
+    let Some(out) = in_mount_namespace(&script) else {
+        return;
+    };
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("done"), "{text}");
+    let report = |n: u8| -> serde_json::Value {
+        serde_json::from_str(&fs::read_to_string(dir.path().join(format!("r{n}.json"))).unwrap())
+            .unwrap_or_else(|e| panic!("r{n}: {e}\n{text}"))
+    };
+    let r1 = report(1);
+    assert_eq!(r1["exported_messages"], 100, "{r1}");
+    let r2 = report(2);
+    assert_eq!(
+        r2["removed_bundles"], 0,
+        "the real bundle stays: {r2}\n{r1}"
+    );
+    assert!(
+        r2["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("stick is full")),
+        "{r2}"
+    );
+    // The next site gets the real first 100 messages (and what of the
+    // rest fitted after them).
+    let r3 = report(3);
+    assert!(r3["imported_messages"].as_u64() >= Some(100), "{r3}\n{r2}");
+    assert!(c.seq(&a.id) >= 100);
+    c.check();
 }

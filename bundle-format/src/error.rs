@@ -298,6 +298,21 @@ pub enum BundleError {
 }
 
 impl BundleError {
+    /// Whether the bundle may be valid for another reader: it is of a
+    /// format version this code does not read, or over this reader's
+    /// limits (which are configuration, not format). A carrier keeps such
+    /// a bundle; every other refusal of the input is damage.
+    pub fn is_beyond_this_reader(&self) -> bool {
+        matches!(
+            self,
+            BundleError::UnsupportedVersion { .. }
+                | BundleError::WindowTooLarge { .. }
+                | BundleError::OversizeEntry { .. }
+                | BundleError::LimitExceeded { .. }
+                | BundleError::LineTooLong { .. }
+        )
+    }
+
     /// Classifies an error the zstd decoder returned (the underlying file's
     /// own errors are [`BundleError::Io`] and never come here).
     pub(crate) fn from_zstd(e: io::Error, offset: u64, window_log_max: u32) -> BundleError {

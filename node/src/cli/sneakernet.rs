@@ -71,6 +71,9 @@ pub fn print_stick(report: &StickReport, json: bool, out: &mut dyn Write) -> Res
         for r in &report.rejected {
             eprintln!("ssb-node: rejected {}: {}", r.bundle, r.reason);
         }
+        for r in &report.unread {
+            eprintln!("ssb-node: left unread {}: {}", r.bundle, r.reason);
+        }
         writeln!(out, "{}", report.summary())?;
     }
     Ok(if report.problem.is_some() {

@@ -457,10 +457,12 @@ impl Scanner {
     }
 }
 
-/// `Some` if `dir` holds a `SSB-SNEAKERNET` directory: the folder's identity.
+/// `Some` if `dir` holds a `SSB-SNEAKERNET` directory, or a symbolic link
+/// of that name (never followed: the visit refuses the stick and says why
+/// in the status): the folder's identity.
 fn folder_stick(dir: &Path) -> Option<StickId> {
     let inner = std::fs::symlink_metadata(dir.join(SNEAKERNET_DIR)).ok()?;
-    if !inner.is_dir() {
+    if !inner.is_dir() && !inner.file_type().is_symlink() {
         return None;
     }
     let md = std::fs::symlink_metadata(dir).ok()?;

@@ -93,10 +93,12 @@ impl ImportError {
 impl ImportError {
     /// Whether the bundle is bad for every reader (format, digests,
     /// signatures, placement), as opposed to at odds with our store (a
-    /// fork) or a local failure.
+    /// fork), beyond what this reader reads (a newer version, over its
+    /// limits) or a local failure.
     pub fn is_damage(&self) -> bool {
         match self {
             ImportError::Rejected(BundleError::Io(_)) => false,
+            ImportError::Rejected(e) if e.is_beyond_this_reader() => false,
             ImportError::RejectedMessage { reason, .. } => !matches!(reason, Invalid::Fork { .. }),
             other => other.is_rejection(),
         }
@@ -193,23 +195,6 @@ fn entries(
         });
     }
     Ok(out)
-}
-
-/// Whether `manifest` offers anything this node would take: a feed range
-/// that extends a replicated feed, or a blob it wants. Cheap (no reading
-/// beyond the manifest), for skipping bundles on a stick.
-pub fn offers_anything(node: &Node, manifest: &Manifest) -> Result<bool, ImportError> {
-    let mut unused = Vec::new();
-    if entries(Some(node), manifest, &mut unused)?
-        .iter()
-        .any(|e| e.take)
-    {
-        return Ok(true);
-    }
-    Ok(manifest.blobs.iter().any(|b| {
-        b.id.parse::<BlobId>()
-            .is_ok_and(|id| node.wants.is_wanted(&id) && !node.blobs.has(&id))
-    }))
 }
 
 /// A read error seen by the blob store's copy, kept so it can be reported

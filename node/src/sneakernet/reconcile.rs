@@ -1,25 +1,46 @@
 //! A stick visit: import what the stick has that we lack, export what it
 //! lacks, and remember the stick's clock.
 //!
-//! 1. Open the stick (initialising a blank one), remove a pulled stick's
-//!    leftovers, read every bundle's manifest (cheap: the first entry).
+//! 1. Open the stick (initialising a blank one; refusing one whose layout
+//!    leads out of it, see [`super::stick`]), remove a pulled stick's
+//!    leftovers, and read the manifests (the first entry of each bundle),
+//!    one at a time, keeping of each only a compact summary: its feed
+//!    ranges and blob ids (of a bundle not known to be verified, only
+//!    those about feeds we replicate and blobs we want). A visit looks at
+//!    most at [`MAX_BUNDLES`]
+//!    bundles and keeps at most [`MAX_ENTRIES`] feed and blob entries in
+//!    all; bundles past those bounds, of a newer format version or over
+//!    this node's limits are left where they are, unread, and reported.
 //! 2. Import, oldest bundle first, every bundle that offers something: a
 //!    range extending a feed we replicate, or a blob we want. Repeat while
 //!    that makes progress (one bundle can fill the gap before another).
-//!    A bundle that fails its checks is reported and left on the stick:
-//!    the stick is a carrier, not ours to clean.
-//! 3. Export, for the feeds we replicate, what no bundle on the stick holds,
-//!    in bundles that fit the free space less a margin and stay below
-//!    FAT32's 4 GiB. When the stick is full, bundles whose content other
-//!    bundles cover are removed first (oldest first); if still full, the
-//!    visit ends with a "stick is full" problem.
-//! 4. Store the stick's clock (what its bundles hold from sequence 1 on) and
-//!    when we saw it.
+//!    A bundle that fails its checks is reported and left on the stick
+//!    (the stick is a carrier, not ours to clean) unless it is damaged for
+//!    every reader: then it is removed, so the next exporter writes its
+//!    content again.
+//! 3. Trust: a manifest is only a claim until the bundle has been read in
+//!    full. A bundle's coverage counts toward what the stick holds only if
+//!    the bundle was verified: imported this visit, checked in full by a
+//!    verify pass, written by us, or remembered (by its name, the digest
+//!    that pins its content) as verified on an earlier visit here. An
+//!    unverified bundle that claims part of what we would export is
+//!    verified before we rely on it; other unverified bundles count for
+//!    nothing and are never removed for being covered.
+//! 4. Export, for the feeds we replicate, what no verified bundle on the
+//!    stick holds, in bundles that fit the free space less a margin and
+//!    stay below FAT32's 4 GiB. When the stick is full, verified bundles
+//!    whose content other verified bundles cover are removed first (oldest
+//!    first); if still full, the visit ends with a "stick is full" problem.
+//! 5. Store the stick's clock (what its verified bundles hold from
+//!    sequence 1 on), when we saw it, and the names of the verified
+//!    bundles.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use bundle_format::{plan, BundleError, Clock, Coverage, Limits, Manifest, FAT32_MAX_FILE};
+use bundle_format::{
+    plan, BundleError, BundleName, Clock, Coverage, FeedRange, Limits, Manifest, FAT32_MAX_FILE,
+};
 
 use super::export::{ExportError, Exporter};
 use super::import::{self, ImportError};
@@ -27,6 +48,18 @@ use super::stick::{is_no_space, BundleFile, Stick, StickError};
 use crate::feed::{BlobId, FeedId};
 use crate::runtime::Node;
 use crate::store::{now_ms, StoreError};
+
+/// Most bundles one visit looks at (the first by name); the rest stay on
+/// the stick unread.
+pub const MAX_BUNDLES: usize = 4096;
+
+/// Most manifest entries (feeds and blobs, over all bundles) one visit
+/// keeps: about 16 MB of summaries. Every entry of a verified bundle
+/// counts, of another bundle only those about feeds we replicate and
+/// blobs we want. A bundle that would pass it stays on the stick unread.
+/// One bundle at the standard limits (100 000 feeds and 100 000 blobs)
+/// fits.
+pub const MAX_ENTRIES: u64 = 400_000;
 
 /// Free space left untouched on a stick: the larger of 1 MiB and 1 %.
 fn margin(total: u64) -> u64 {
@@ -62,7 +95,7 @@ impl ReconcileError {
     }
 }
 
-/// A bundle that was refused, and why.
+/// A bundle that was refused or left unread, and why.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Rejected {
     /// The bundle's file name.
@@ -90,6 +123,22 @@ pub struct StickReport {
     pub imported_blobs: u64,
     /// Bundles refused.
     pub rejected: Vec<Rejected>,
+    /// Bundles left on the stick unread: of a newer format version, over
+    /// this node's limits or this visit's budget, or not regular files.
+    #[serde(default)]
+    pub unread: Vec<Rejected>,
+    /// Bundles past the [`MAX_BUNDLES`] this visit looks at (not listed in
+    /// `unread`).
+    #[serde(default)]
+    pub not_looked_at: u64,
+    /// Bundles checked in full by a verify pass (they offered nothing, but
+    /// claimed what we would export).
+    #[serde(default)]
+    pub verified_bundles: u64,
+    /// Bundles whose content is not verified, so their manifests' claims
+    /// count for nothing (they are carried, for nodes that need them).
+    #[serde(default)]
+    pub unverified_bundles: u64,
     /// Bundles written to it.
     pub exported_bundles: u64,
     /// Messages in them.
@@ -100,7 +149,7 @@ pub struct StickReport {
     pub exported_bytes: u64,
     /// Covered bundles removed to make room.
     pub removed_bundles: u64,
-    /// Bundles on the stick now.
+    /// Bundles on the stick now that this node reads.
     pub bundles: u64,
     /// Messages on the stick that are new since our last visit (by the
     /// clock we stored then).
@@ -136,6 +185,10 @@ impl StickReport {
                 "; {} rejected",
                 plural(self.rejected.len() as u64, "bundle")
             ));
+        }
+        let unread = self.unread.len() as u64 + self.not_looked_at;
+        if unread > 0 {
+            s.push_str(&format!("; {} left unread", plural(unread, "bundle")));
         }
         match &self.problem {
             Some(p) => s.push_str(&format!("; problem: {p}")),
@@ -173,38 +226,204 @@ fn local_clock(node: &Node) -> Result<Clock, StoreError> {
         .collect())
 }
 
-/// Removes the oldest bundle whose feeds and blobs the others cover.
-/// Returns whether one was removed.
-fn drop_one_covered(
-    stick: &Stick,
-    held: &mut Vec<(BundleFile, Manifest)>,
-) -> Result<bool, ReconcileError> {
-    let mut order: Vec<usize> = (0..held.len()).collect();
-    order.sort_by_key(|&i| held[i].1.created);
-    for i in order {
-        let others = held
+/// A bundle on the stick, as a visit keeps it: its manifest's claims in
+/// compact form (40 bytes a feed entry, 32 a blob), and whether they are
+/// to be believed. Of a bundle not known to be verified only the entries
+/// that can matter here are kept (feeds we replicate, blobs we want): its
+/// other claims count for nothing, and a manifest full of them costs no
+/// memory and crowds no other bundle out of the visit's budget.
+struct Held {
+    file: BundleFile,
+    created: u64,
+    /// Feed, first and last sequence.
+    feeds: Vec<(FeedId, u32, u32)>,
+    blobs: Vec<BlobId>,
+    /// Whether `feeds` and `blobs` are all the manifest's entries (else
+    /// the bundle may hold more than they say: it is never removed as
+    /// covered).
+    whole: bool,
+    /// Its content was verified in full (see the module docs, 3.).
+    verified: bool,
+    /// Imported or checked this visit: not to be read again.
+    tried: bool,
+}
+
+impl Held {
+    /// The summary of `m`: every entry if it is `verified`, else those
+    /// `node` replicates or wants. `None` if an id in it is not one this
+    /// node reads.
+    fn new(file: BundleFile, m: &Manifest, verified: bool, node: &Node) -> Option<Held> {
+        let set = node.replicate_set();
+        let mut feeds = Vec::new();
+        for f in &m.feeds {
+            let feed: FeedId = f.feed.parse().ok()?;
+            if verified || (set.contains(&feed) && !set.blocked.contains(&feed)) {
+                feeds.push((feed, f.first, f.last));
+            }
+        }
+        let mut blobs = Vec::new();
+        for b in &m.blobs {
+            let id: BlobId = b.id.parse().ok()?;
+            if verified || (node.wants.is_wanted(&id) && !node.blobs.has(&id)) {
+                blobs.push(id);
+            }
+        }
+        feeds.shrink_to_fit();
+        blobs.shrink_to_fit();
+        Some(Held {
+            file,
+            created: m.created,
+            whole: feeds.len() == m.feeds.len() && blobs.len() == m.blobs.len(),
+            feeds,
+            blobs,
+            verified,
+            tried: false,
+        })
+    }
+
+    /// Manifest entries kept.
+    fn entries(&self) -> u64 {
+        (self.feeds.len() as u64).saturating_add(self.blobs.len() as u64)
+    }
+}
+
+/// Whether `h` offers anything this node would take: a feed range that
+/// extends a replicated feed without a gap, or a blob it wants.
+fn offers(node: &Node, h: &Held) -> Result<bool, StoreError> {
+    let set = node.replicate_set();
+    for &(feed, first, last) in &h.feeds {
+        if !set.contains(&feed) || set.blocked.contains(&feed) {
+            continue;
+        }
+        let held = node.seq(&feed)?;
+        if u64::from(first) <= u64::from(held) + 1 && last > held {
+            return Ok(true);
+        }
+    }
+    Ok(h.blobs
+        .iter()
+        .any(|id| node.wants.is_wanted(id) && !node.blobs.has(id)))
+}
+
+/// What the verified bundles hold: per feed its ranges and the bundle each
+/// comes from, and per blob how many bundles hold it.
+struct Holdings {
+    feeds: HashMap<FeedId, Vec<(u32, u32, usize)>>,
+    blobs: HashMap<BlobId, u32>,
+}
+
+impl Holdings {
+    fn of(held: &[Held]) -> Holdings {
+        let mut h = Holdings {
+            feeds: HashMap::new(),
+            blobs: HashMap::new(),
+        };
+        for (i, b) in held.iter().enumerate().filter(|(_, b)| b.verified) {
+            for &(feed, first, last) in &b.feeds {
+                h.feeds.entry(feed).or_default().push((first, last, i));
+            }
+            for id in &b.blobs {
+                *h.blobs.entry(*id).or_default() += 1;
+            }
+        }
+        h
+    }
+
+    /// As a bundle coverage, for the feeds of `local` only (all that a
+    /// plan of what to give looks at).
+    fn coverage(&self, local: &Clock) -> Coverage {
+        let mut c = Coverage::new();
+        for (feed, ranges) in &self.feeds {
+            let name = feed.to_string();
+            if local.get(&name) == 0 {
+                continue;
+            }
+            for &(a, b, _) in ranges {
+                c.insert(&name, a, b);
+            }
+        }
+        c
+    }
+
+    /// Per feed, the end of the run held from sequence 1.
+    fn clock(&self) -> Vec<(FeedId, u32)> {
+        self.feeds
             .iter()
-            .enumerate()
-            .filter(|&(j, _)| j != i)
-            .map(|(_, (_, m))| m);
-        let cover = Coverage::from_manifests(others.clone());
-        let blobs: HashSet<&str> = others
-            .flat_map(|m| m.blobs.iter().map(|b| b.id.as_str()))
-            .collect();
-        let m = &held[i].1;
-        let covered = m.feeds.iter().all(|f| {
-            cover
-                .ranges(&f.feed)
-                .iter()
-                .any(|&(a, b)| a <= f.first && f.last <= b)
-        }) && m.blobs.iter().all(|b| blobs.contains(b.id.as_str()));
-        if covered {
-            let (file, _) = held.remove(i);
+            .filter_map(|(feed, ranges)| {
+                let end = run_end(ranges.iter().map(|&(a, b, _)| (a, b)), 1)?;
+                Some((*feed, end))
+            })
+            .collect()
+    }
+
+    /// Whether bundles other than `skip` hold all of `b`.
+    fn covers_without(&self, b: &Held, skip: usize) -> bool {
+        b.feeds.iter().all(|&(feed, first, last)| {
+            let others = self
+                .feeds
+                .get(&feed)
+                .into_iter()
+                .flatten()
+                .filter(|r| r.2 != skip)
+                .map(|&(a, b, _)| (a, b));
+            run_end(others, first).is_some_and(|end| end >= last)
+        }) && b
+            .blobs
+            .iter()
+            .all(|id| self.blobs.get(id).is_some_and(|&n| n >= 2))
+    }
+}
+
+/// The last sequence of the run from `from` that `ranges` hold without a
+/// gap; `None` if they do not hold `from`.
+fn run_end(ranges: impl Iterator<Item = (u32, u32)>, from: u32) -> Option<u32> {
+    let mut ranges: Vec<(u32, u32)> = ranges.collect();
+    ranges.sort_unstable();
+    let mut next = u64::from(from);
+    for (a, b) in ranges {
+        if u64::from(a) > next {
+            break;
+        }
+        next = next.max(u64::from(b) + 1);
+    }
+    (next > u64::from(from)).then(|| u32::try_from(next - 1).unwrap_or(u32::MAX))
+}
+
+/// Whether `h` claims part of `give` (feed → ranges we would export).
+fn claims_part_of(h: &Held, give: &HashMap<FeedId, Vec<(u32, u32)>>) -> bool {
+    h.feeds.iter().any(|&(feed, first, last)| {
+        give.get(&feed)
+            .is_some_and(|r| r.iter().any(|&(a, b)| first <= b && a <= last))
+    })
+}
+
+fn give_index(give: &[FeedRange]) -> HashMap<FeedId, Vec<(u32, u32)>> {
+    let mut out: HashMap<FeedId, Vec<(u32, u32)>> = HashMap::new();
+    for r in give {
+        if let Ok(feed) = r.feed.parse() {
+            out.entry(feed).or_default().push((r.first, r.last));
+        }
+    }
+    out
+}
+
+/// Removes the oldest verified bundle, of which every entry is known, whose
+/// feeds and blobs other verified bundles cover. Returns whether one was
+/// removed.
+fn drop_one_covered(stick: &Stick, held: &mut Vec<Held>) -> Result<bool, ReconcileError> {
+    let holdings = Holdings::of(held);
+    let mut order: Vec<usize> = (0..held.len())
+        .filter(|&i| held[i].verified && held[i].whole)
+        .collect();
+    order.sort_by_key(|&i| held[i].created);
+    for i in order {
+        if holdings.covers_without(&held[i], i) {
+            let b = held.remove(i);
             tracing::info!(
                 "removing {} from the full stick: newer bundles cover it",
-                file.path.display()
+                b.file.path.display()
             );
-            stick.remove_bundle(&file)?;
+            stick.remove_bundle(&b.file)?;
             return Ok(true);
         }
     }
@@ -225,12 +444,84 @@ fn remove_damaged(stick: &Stick, b: &BundleFile) -> Result<bool, ReconcileError>
     Ok(true)
 }
 
+/// A failed read of a bundle as the visit's error: the stick's I/O.
+fn stick_io(b: &BundleFile, e: std::io::Error) -> ReconcileError {
+    StickError::Io {
+        path: b.path.display().to_string(),
+        source: e,
+    }
+    .into()
+}
+
+/// Opens a bundle to read it, or says why it stays unread (it is no
+/// longer a regular file of the stick: a link or mount swapped in).
+fn open_or_unread(
+    stick: &Stick,
+    b: &BundleFile,
+) -> Result<Result<std::fs::File, Rejected>, ReconcileError> {
+    match stick.open_bundle(b) {
+        Ok(f) => Ok(Ok(f)),
+        Err(StickError::Refused { reason, .. }) => Ok(Err(Rejected {
+            bundle: b.name.file_name(),
+            reason,
+            removed: false,
+        })),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What became of a bundle that failed a full read.
+enum Failed {
+    /// Damaged for everyone: refused (and removed if the stick is writable).
+    Damaged(Rejected),
+    /// At odds with our store (a fork): refused, left for others.
+    Refused(Rejected),
+    /// Beyond what this node reads (a newer version, over its limits), or
+    /// no longer a regular file of the stick: left unread.
+    Unread(Rejected),
+}
+
+fn failed(stick: &Stick, b: &BundleFile, e: ImportError) -> Result<Failed, ReconcileError> {
+    if let ImportError::Rejected(BundleError::Io(e)) = e {
+        return Err(stick_io(b, e));
+    }
+    if !e.is_rejection() {
+        return Err(e.into());
+    }
+    tracing::warn!("{}: {e}", b.path.display());
+    let mut r = Rejected {
+        bundle: b.name.file_name(),
+        reason: e.to_string(),
+        removed: false,
+    };
+    if matches!(&e, ImportError::Rejected(be) if be.is_beyond_this_reader()) {
+        return Ok(Failed::Unread(r));
+    }
+    if e.is_damage() {
+        r.removed = remove_damaged(stick, b)?;
+        return Ok(Failed::Damaged(r));
+    }
+    Ok(Failed::Refused(r))
+}
+
 /// Visits the stick mounted at `mount`; see the module docs. Blocking: call
 /// from a blocking thread.
 pub fn sync_stick(
     node: &Node,
     mount: &Path,
     progress: &mut dyn FnMut(Step),
+) -> Result<StickReport, ReconcileError> {
+    visit(node, mount, progress, MAX_BUNDLES, MAX_ENTRIES)
+}
+
+/// [`sync_stick`] looking at most at `max_bundles` bundles and keeping at
+/// most `max_entries` manifest entries.
+fn visit(
+    node: &Node,
+    mount: &Path,
+    progress: &mut dyn FnMut(Step),
+    max_bundles: usize,
+    max_entries: u64,
 ) -> Result<StickReport, ReconcileError> {
     let limits = Limits::default();
     let stick = Stick::open(mount)?;
@@ -239,23 +530,63 @@ pub fn sync_stick(
         mount: mount.display().to_string(),
         ..StickReport::default()
     };
-    // 1. Manifests.
-    let mut held: Vec<(BundleFile, Manifest)> = Vec::new();
-    for b in stick.bundles()? {
-        let file = stick.open_bundle(&b)?;
+    // 1. Manifests, one at a time, kept as summaries within the budget.
+    let listing = stick.bundles(max_bundles)?;
+    report.not_looked_at = listing.over;
+    for (bundle, what) in listing.odd {
+        report.unread.push(Rejected {
+            bundle,
+            reason: format!("{what}, not a bundle file: never opened"),
+            removed: false,
+        });
+    }
+    let mut budget = max_entries;
+    let mut held: Vec<Held> = Vec::new();
+    for b in listing.files {
+        let unread = |reason: String| Rejected {
+            bundle: b.name.file_name(),
+            reason,
+            removed: false,
+        };
+        let file = match open_or_unread(&stick, &b)? {
+            Ok(f) => f,
+            Err(r) => {
+                report.unread.push(r);
+                continue;
+            }
+        };
         match bundle_format::read_manifest(file, &limits) {
-            Ok((m, name)) if name == b.name => held.push((b, m)),
+            Ok((m, name)) if name == b.name => {
+                let verified = node.store.bundle_verified(&name.0)?;
+                let Some(h) = Held::new(b.clone(), &m, verified, node) else {
+                    report.rejected.push(Rejected {
+                        bundle: b.name.file_name(),
+                        reason: "its manifest names an id this node does not read".into(),
+                        removed: false,
+                    });
+                    continue;
+                };
+                drop(m);
+                let n = h.entries();
+                if n > budget {
+                    report.unread.push(unread(format!(
+                        "the {n} manifest entries it holds for us are over what this visit \
+                         keeps ({max_entries} in all)"
+                    )));
+                    continue;
+                }
+                budget -= n;
+                held.push(h);
+            }
             Ok((_, name)) => report.rejected.push(Rejected {
                 bundle: b.name.file_name(),
                 reason: format!("its content is {}", name.file_name()),
                 removed: false,
             }),
-            Err(BundleError::Io(e)) => {
-                return Err(StickError::Io {
-                    path: b.path.display().to_string(),
-                    source: e,
-                }
-                .into())
+            Err(BundleError::Io(e)) => return Err(stick_io(&b, e)),
+            Err(e) if e.is_beyond_this_reader() => {
+                tracing::info!("{}: {e}; left on the stick", b.path.display());
+                report.unread.push(unread(e.to_string()));
             }
             Err(e) => report.rejected.push(Rejected {
                 bundle: b.name.file_name(),
@@ -264,35 +595,30 @@ pub fn sync_stick(
             }),
         }
     }
-    held.sort_by_key(|(_, m)| m.created);
-    let before: HashMap<FeedId, u32> = node.store.remote_clock(&clock_name(&stick.id))?;
-    for (feed, seq) in Coverage::from_manifests(held.iter().map(|(_, m)| m))
-        .clock()
-        .iter()
-    {
-        let old = feed
-            .parse()
-            .ok()
-            .and_then(|f| before.get(&f))
-            .copied()
-            .unwrap_or(0);
-        report.new_since_last_visit += u64::from(seq.saturating_sub(old));
-    }
+    held.sort_by_key(|h| h.created);
 
     // 2. Import while it makes progress.
-    let mut done: HashSet<usize> = HashSet::new();
+    let mut gone: HashSet<BundleName> = HashSet::new();
     loop {
         let mut progressed = false;
-        for (i, (b, m)) in held.iter().enumerate() {
-            if done.contains(&i) || !import::offers_anything(node, m)? {
+        for h in held.iter_mut() {
+            if h.tried || !offers(node, h)? {
                 continue;
             }
-            let file = stick.open_bundle(b)?;
-            match import::import(node, file, Some(&b.name), &limits, &mut |n| {
+            h.tried = true;
+            let file = match open_or_unread(&stick, &h.file)? {
+                Ok(file) => file,
+                Err(r) => {
+                    gone.insert(h.file.name);
+                    report.unread.push(r);
+                    continue;
+                }
+            };
+            match import::import(node, file, Some(&h.file.name), &limits, &mut |n| {
                 progress(Step::Importing(n))
             }) {
                 Ok(r) => {
-                    done.insert(i);
+                    h.verified = true;
                     report.imported_bundles += 1;
                     report.imported_messages += r.messages;
                     report.imported_blobs += r.blobs;
@@ -304,43 +630,78 @@ pub fn sync_stick(
                         r.blobs
                     );
                 }
-                Err(ImportError::Rejected(BundleError::Io(e))) => {
-                    return Err(StickError::Io {
-                        path: b.path.display().to_string(),
-                        source: e,
+                Err(e) => {
+                    gone.insert(h.file.name);
+                    match failed(&stick, &h.file, e)? {
+                        Failed::Damaged(r) | Failed::Refused(r) => report.rejected.push(r),
+                        Failed::Unread(r) => report.unread.push(r),
                     }
-                    .into())
                 }
-                Err(e) if e.is_rejection() => {
-                    tracing::warn!("{}: {e}", b.path.display());
-                    done.insert(i);
-                    let removed = e.is_damage() && remove_damaged(&stick, b)?;
-                    report.rejected.push(Rejected {
-                        bundle: b.name.file_name(),
-                        reason: e.to_string(),
-                        removed,
-                    });
-                }
-                Err(e) => return Err(e.into()),
             }
         }
         if !progressed {
             break;
         }
     }
-    let rejected: HashSet<String> = report.rejected.iter().map(|r| r.bundle.clone()).collect();
-    held.retain(|(b, _)| !rejected.contains(&b.name.file_name()));
+    held.retain(|h| !gone.contains(&h.file.name));
 
-    // 3. Export what the stick lacks.
+    // 3. Verify, before believing them, the bundles that claim what we
+    // would otherwise export.
+    let local = local_clock(node)?;
+    if stick.writable {
+        // What we would give only shrinks as bundles are verified: one pass.
+        let give_now =
+            |held: &[Held]| give_index(&plan(&local, &Holdings::of(held).coverage(&local)).give);
+        let mut give = give_now(&held);
+        let mut i = 0;
+        while i < held.len() {
+            let h = &mut held[i];
+            if h.verified || h.tried || !claims_part_of(h, &give) {
+                i += 1;
+                continue;
+            }
+            h.tried = true;
+            let b = h.file.clone();
+            let checked = match open_or_unread(&stick, &b)? {
+                Ok(file) => import::verify(file, Some(&b.name), &limits, &mut |n| {
+                    progress(Step::Importing(n))
+                })
+                .map_err(|e| failed(&stick, &b, e))
+                .map(|_| ()),
+                Err(r) => Err(Ok(Failed::Unread(r))),
+            };
+            match checked {
+                Ok(()) => {
+                    held[i].verified = true;
+                    report.verified_bundles += 1;
+                    tracing::info!("verified {}", b.name);
+                    give = give_now(&held);
+                    i += 1;
+                }
+                Err(f) => {
+                    held.remove(i);
+                    match f? {
+                        Failed::Damaged(r) | Failed::Refused(r) => report.rejected.push(r),
+                        Failed::Unread(r) => report.unread.push(r),
+                    }
+                }
+            }
+        }
+    }
+    let before: HashMap<FeedId, u32> = node.store.remote_clock(&clock_name(&stick.id))?;
+    for (feed, seq) in Holdings::of(&held).clock() {
+        let old = before.get(&feed).copied().unwrap_or(0);
+        report.new_since_last_visit += u64::from(seq.saturating_sub(old));
+    }
+
+    // 4. Export what the stick lacks.
     if !stick.writable {
         report.problem = Some(StickError::ReadOnly(report.mount.clone()).to_string());
     } else {
-        let coverage = Coverage::from_manifests(held.iter().map(|(_, m)| m));
-        let give = plan(&local_clock(node)?, &coverage).give;
-        let skip: HashSet<BlobId> = held
-            .iter()
-            .flat_map(|(_, m)| m.blobs.iter().filter_map(|b| b.id.parse().ok()))
-            .collect();
+        let holdings = Holdings::of(&held);
+        let give = plan(&local, &holdings.coverage(&local)).give;
+        let skip: HashSet<BlobId> = holdings.blobs.keys().copied().collect();
+        drop(holdings);
         let mut ex = Exporter::new(node, give, skip);
         loop {
             progress(Step::Exporting(ex.messages_left()));
@@ -368,16 +729,15 @@ pub fn sync_stick(
                     report.exported_blobs += p.manifest.blobs.len() as u64;
                     report.exported_bytes += bytes;
                     tracing::info!("wrote {} ({bytes} bytes)", path.display());
-                    let name = bundle_format::BundleName::parse(
-                        path.file_name().and_then(|n| n.to_str()).unwrap_or(""),
-                    );
+                    let name =
+                        BundleName::parse(path.file_name().and_then(|n| n.to_str()).unwrap_or(""));
                     if let Some(name) = name {
                         let file = BundleFile {
                             path,
                             name,
                             size: bytes,
                         };
-                        held.push((file, p.manifest));
+                        held.extend(Held::new(file, &p.manifest, true, node));
                     }
                 }
                 Err(e) if e.is_full() => {
@@ -394,12 +754,15 @@ pub fn sync_stick(
         }
     }
     report.bundles = held.len() as u64;
+    report.unverified_bundles = held.iter().filter(|h| !h.verified).count() as u64;
 
-    // 4. Remember the stick.
-    let clock = Coverage::from_manifests(held.iter().map(|(_, m)| m)).clock();
-    node.store.save_remote_clock(
-        &clock_name(&stick.id),
-        clock.iter().filter_map(|(f, s)| Some((f.parse().ok()?, s))),
+    // 5. Remember the stick.
+    let clock = Holdings::of(&held).clock();
+    node.store
+        .save_remote_clock(&clock_name(&stick.id), clock.iter().copied())?;
+    node.store.remember_verified_bundles(
+        held.iter().filter(|h| h.verified).map(|h| h.file.name.0),
+        now_ms() as u64,
     )?;
     let info = serde_json::json!({
         "id": stick.id,
@@ -407,11 +770,90 @@ pub fn sync_stick(
         "last_sync": now_ms() as u64,
         "bundles": report.bundles,
         "feeds": clock.len(),
-        "messages": clock.iter().map(|(_, s)| u64::from(s)).sum::<u64>(),
+        "messages": clock.iter().map(|&(_, s)| u64::from(s)).sum::<u64>(),
         "problem": report.problem,
     });
     node.store
         .save_stick_info(&stick.id, info.to_string().as_bytes())?;
     node.store.persist()?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blobs::BlobStore;
+    use crate::feed::Keypair;
+    use crate::runtime::config::Settings;
+    use crate::store::Store;
+    use sha2::Digest as _;
+
+    /// A manifest-only bundle claiming messages 1..=`last` of `feed`, put
+    /// in `bundles`; its name.
+    fn claim(bundles: &Path, feed: &FeedId, last: u32) -> BundleName {
+        let mut m = Manifest::new(feed.to_string(), 1_700_000_000_000 + u64::from(last));
+        m.feeds.push(bundle_format::FeedEntry {
+            feed: feed.to_string(),
+            first: 1,
+            last,
+            bytes: u64::from(last) * 600,
+            sha256: "0".repeat(64),
+        });
+        let json = m.to_json();
+        let mut tar =
+            bundle_format::header::canonical("manifest.json", json.len() as u64, m.mtime())
+                .to_vec();
+        tar.extend_from_slice(&json);
+        tar.resize(tar.len().next_multiple_of(512), 0);
+        let name = BundleName(sha2::Sha256::digest(&json).into());
+        let bytes = zstd::encode_all(&tar[..], 3).unwrap();
+        std::fs::write(bundles.join(name.file_name()), bytes).unwrap();
+        name
+    }
+
+    #[test]
+    fn a_visit_keeps_to_its_bounds_and_leaves_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let author = Keypair::from_seed(&[7; 32]).id();
+        let node = Node::new(
+            Keypair::from_seed(&[1; 32]),
+            Store::open(&dir.path().join("db")).unwrap(),
+            BlobStore::open(&dir.path().join("blobs")).unwrap(),
+            Settings {
+                replicate: vec![author],
+                ..Settings::default()
+            },
+        )
+        .unwrap();
+        let stick = dir.path().join("stick");
+        let bundles = stick.join("SSB-SNEAKERNET/bundles");
+        std::fs::create_dir_all(&bundles).unwrap();
+        let mut names: Vec<BundleName> = (1..=4).map(|n| claim(&bundles, &author, n)).collect();
+        names.sort();
+        // Three looked at (the first names), two entries kept: the third
+        // bundle looked at is over the budget, the fourth not looked at.
+        let r = visit(&node, &stick, &mut |_| {}, 3, 2).unwrap();
+        assert_eq!(r.not_looked_at, 1, "{r:?}");
+        assert_eq!(r.unread.len(), 1, "{r:?}");
+        assert_eq!(r.unread[0].bundle, names[2].file_name());
+        assert!(r.unread[0]
+            .reason
+            .contains("over what this visit keeps (2 in all)"));
+        // The two kept are forgeries: imported, found damaged, removed.
+        assert_eq!(r.rejected.len(), 2, "{r:?}");
+        assert!(r.rejected.iter().all(|x| x.removed));
+        for (n, there) in names.iter().zip([false, false, true, true]) {
+            assert_eq!(bundles.join(n.file_name()).exists(), there);
+        }
+    }
+
+    #[test]
+    fn runs_end_at_the_first_gap() {
+        assert_eq!(run_end([(5, 9), (1, 3), (4, 4)].into_iter(), 1), Some(9));
+        assert_eq!(run_end([(1, 3), (5, 9)].into_iter(), 1), Some(3));
+        assert_eq!(run_end([(2, 3)].into_iter(), 1), None);
+        assert_eq!(run_end([(1, 10), (2, 3)].into_iter(), 4), Some(10));
+        assert_eq!(run_end([(1, u32::MAX)].into_iter(), 7), Some(u32::MAX));
+        assert_eq!(run_end(std::iter::empty(), 1), None);
+    }
 }

@@ -8,6 +8,8 @@
 //! - `clock`: author → sequence ‖ id of the feed's latest message;
 //! - `remote`: a name (`peer:` ‖ public key, …) → the vector clock that
 //!   remote last showed us, as author ‖ sequence entries (request skipping);
+//!   also each stick's record (`stickinfo:` ‖ id) and the names of bundles
+//!   verified in full (`verified:` ‖ name → when last seen);
 //! - `wants`: blob id → nothing: blobs we want and do not hold yet;
 //! - `contacts`: author ‖ contact → the author's stance on that feed (see
 //!   [`contacts`]), kept in step with `log` by every append and promotion.
@@ -180,6 +182,17 @@ fn split_log_key(k: &[u8], what: &str) -> Result<(FeedId, u32), StoreError> {
         FeedId(arr(author, what)?),
         u32::from_be_bytes(arr(seq, what)?),
     ))
+}
+
+/// The `remote` keys of bundles verified in full: this prefix ‖ the
+/// bundle's name (32 bytes) → when it was last seen (ms, u64 BE).
+const VERIFIED_PREFIX: &[u8] = b"verified:";
+
+/// Most bundle names remembered as verified (about 400 KiB).
+pub const MAX_VERIFIED_BUNDLES: usize = 8192;
+
+fn verified_key(name: &[u8; 32]) -> Vec<u8> {
+    [VERIFIED_PREFIX, name].concat()
 }
 
 fn head_value(h: &FeedHead) -> [u8; 36] {
@@ -649,6 +662,43 @@ impl Store {
             .collect()
     }
 
+    /// Whether the bundle named `name` (its manifest's sha256, which pins
+    /// its content) was verified in full here (see
+    /// [`Store::remember_verified_bundles`]).
+    pub fn bundle_verified(&self, name: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self.remote.get(verified_key(name))?.is_some())
+    }
+
+    /// Remembers bundles verified in full (imported, checked, or written
+    /// here) as seen at `now` (ms), keeping the [`MAX_VERIFIED_BUNDLES`]
+    /// seen most recently.
+    pub fn remember_verified_bundles(
+        &self,
+        names: impl IntoIterator<Item = [u8; 32]>,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let mut batch = self.db.batch();
+        for name in names {
+            batch.insert(&self.remote, verified_key(&name), now.to_be_bytes());
+        }
+        batch.commit()?;
+        let mut seen: Vec<(u64, Vec<u8>)> = Vec::new();
+        for g in self.remote.prefix(VERIFIED_PREFIX) {
+            let (k, v) = g.into_inner()?;
+            let at = u64::from_be_bytes(arr(&v, "verified bundle time")?);
+            seen.push((at, k.to_vec()));
+        }
+        if seen.len() > MAX_VERIFIED_BUNDLES {
+            seen.sort_unstable();
+            let mut batch = self.db.batch();
+            for (_, k) in &seen[..seen.len() - MAX_VERIFIED_BUNDLES] {
+                batch.remove(&self.remote, k.as_slice());
+            }
+            batch.commit()?;
+        }
+        Ok(())
+    }
+
     /// Adds blobs to the wanted list.
     pub fn add_wants(&self, ids: &[BlobId]) -> Result<(), StoreError> {
         let mut batch = self.db.batch();
@@ -987,6 +1037,48 @@ mod tests {
         assert_eq!(
             s.to_kvt_json(),
             r#"{"key":"%AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=.sha256","value":{},"timestamp":1.5}"#
+        );
+    }
+
+    #[test]
+    fn verified_bundle_names_are_bounded_and_the_oldest_go_first() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("open");
+        let name = |i: usize| {
+            let mut n = [0u8; 32];
+            n[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            n
+        };
+        // Seen in three visits: the oldest first.
+        store
+            .remember_verified_bundles((0..10).map(name), 1)
+            .expect("remember");
+        store
+            .remember_verified_bundles((10..MAX_VERIFIED_BUNDLES).map(name), 2)
+            .expect("remember");
+        // Seen again later: kept over the ones not seen again.
+        store
+            .remember_verified_bundles([name(3)], 3)
+            .expect("remember");
+        store
+            .remember_verified_bundles(
+                (MAX_VERIFIED_BUNDLES..MAX_VERIFIED_BUNDLES + 5).map(name),
+                4,
+            )
+            .expect("remember");
+        let held: Vec<bool> = (0..10)
+            .map(|i| store.bundle_verified(&name(i)).expect("get"))
+            .collect();
+        assert_eq!(
+            held,
+            [false, false, false, true, false, false, true, true, true, true]
+        );
+        assert!(store
+            .bundle_verified(&name(MAX_VERIFIED_BUNDLES + 4))
+            .expect("get"));
+        assert_eq!(
+            store.remote.prefix(VERIFIED_PREFIX).count(),
+            MAX_VERIFIED_BUNDLES
         );
     }
 }
