@@ -50,6 +50,7 @@ use crate::feed::json::Value;
 use crate::feed::{refs, BatchVerifier, BlobId, FeedId, Keypair, Message, MsgId, Verified};
 use crate::net::shs;
 use crate::publish::{publish, PublishError};
+use crate::sneakernet::stop_at::{self, Point};
 use crate::store::{AppendReport, Store, StoreError, StoredMsg};
 
 use config::Settings;
@@ -354,6 +355,7 @@ impl Node {
             else {
                 break;
             };
+            stop_at::reached(Point::HeadsMoved);
             let feed = p.feed;
             added += p.added.len() as u64;
             let notes: Vec<_> = p
@@ -364,6 +366,7 @@ impl Node {
             let before = HashMap::from([(feed, p.before)]);
             let after = HashMap::from([(feed, p.after)]);
             self.after_append(&before, &after, &notes)?;
+            stop_at::reached(Point::RunNoted);
             if let Some(why) = p.stuck {
                 stuck.push((feed, why));
             }

@@ -27,6 +27,7 @@ use bundle_format::{BundleError, BundleName, BundleReader, Item, Limits, Manifes
 use crate::blobs::{BlobError, StagedBlob};
 use crate::feed::{BatchVerifier, BlobId, FeedHead, FeedId, Invalid, Message};
 use crate::runtime::{scan_content, Node};
+use crate::sneakernet::stop_at::{self, Point};
 use crate::store::incoming::Incoming;
 use crate::store::stage::{Stage, Staged};
 use crate::store::StoreError;
@@ -255,6 +256,7 @@ pub fn import(
         checked = report.checked,
         "bundle checked"
     );
+    stop_at::reached(Point::Checked);
     if let Some(stage) = stage {
         let (added, stuck) = node.promote_staged(stage)?;
         report.messages = added;
@@ -267,6 +269,7 @@ pub fn import(
         added = report.messages,
         "staged messages promoted"
     );
+    stop_at::reached(Point::Promoted);
     for b in blobs {
         let id = b.id;
         report.blob_bytes += b.size;
@@ -275,6 +278,8 @@ pub fn import(
         node.wants.got(&id);
         report.blobs += 1;
     }
+    stop_at::reached(Point::BlobsPlaced);
+    stop_at::reached(Point::Imported);
     Ok(report)
 }
 
@@ -612,6 +617,7 @@ impl Reading<'_, '_> {
                 if let Some(checker) = self.checker.take() {
                     checker.finish()?;
                 }
+                stop_at::reached(Point::LinesStaged);
                 tracing::debug!(
                     secs = self.started.elapsed().as_secs_f64(),
                     lines = self.count,
@@ -650,6 +656,7 @@ impl Reading<'_, '_> {
         if self.checker.is_some() {
             self.hand_over(&mut pending)?;
             self.end_incoming()?;
+            stop_at::reached(Point::LinesStaged);
         }
         Ok(staged_blobs)
     }
