@@ -336,10 +336,12 @@ impl Node {
     /// Promotes every message of `stage` (see [`crate::store::stage`]):
     /// moves the heads of their feeds over them, a run at a time under the
     /// append lock (their log entries were written past the heads while the
-    /// bundle was read), drops what is left past the heads, tells listeners,
-    /// wants the blobs they mention and updates the follow graph, as
-    /// [`Node::append`] does. Blocking: call from a blocking thread. Returns
-    /// how many messages were added, and per feed that stopped short, why.
+    /// bundle was read; each run's batch also wants the blobs its messages
+    /// mention that the blob store lacks), drops what is left past the
+    /// heads, tells listeners, wants those blobs here too and updates the
+    /// follow graph, as [`Node::append`] does. Blocking: call from a
+    /// blocking thread. Returns how many messages were added, and per feed
+    /// that stopped short, why.
     pub fn promote_staged(
         &self,
         stage: crate::store::stage::Stage,
@@ -349,9 +351,11 @@ impl Node {
         let mut staged = stage.into_reader()?;
         loop {
             let _guard = self.append_lock.blocking_lock();
-            let Some(p) = self
-                .store
-                .promote(&mut staged, crate::store::stage::PROMOTE_RUN)?
+            let Some(p) =
+                self.store
+                    .promote(&mut staged, crate::store::stage::PROMOTE_RUN, &|b| {
+                        !self.blobs.has(b)
+                    })?
             else {
                 break;
             };

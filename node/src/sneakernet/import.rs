@@ -9,11 +9,14 @@
 //! no read looks (see [`crate::store::incoming`]), and noted in a staging
 //! file; wanted blobs go to the blob store's temp area (invisible). Only
 //! when the reader has checked every digest and the trailer's signature are
-//! they promoted (the heads moved over them): so nothing from a rejected
-//! bundle becomes visible (what it wrote is dropped at once), and a crash at
-//! any point leaves every feed a valid prefix (the next open drops what lies
-//! past the heads; the next import converges). Importing a bundle twice adds
-//! nothing the second time.
+//! the blobs moved into place and then the messages promoted (the heads
+//! moved over them): so nothing from a rejected bundle becomes visible
+//! (what it wrote is dropped at once), and a crash at any point leaves
+//! every feed a valid prefix and no visible message without its bundled
+//! blob (the next open drops what lies past the heads; the next import
+//! converges). Importing a bundle twice adds nothing the second time.
+//! [`super::stop_at`] names the steps, for tests that kill an import at
+//! each.
 
 use std::collections::HashSet;
 use std::io::{self, Read};
@@ -25,7 +28,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 use bundle_format::{BundleError, BundleName, BundleReader, Item, Limits, Manifest};
 
 use crate::blobs::{BlobError, StagedBlob};
-use crate::feed::{BatchVerifier, BlobId, FeedHead, FeedId, Invalid, Message};
+use crate::feed::{BatchVerifier, BlobId, FeedHead, FeedId, Invalid, Message, Value};
 use crate::runtime::{scan_content, Node};
 use crate::sneakernet::stop_at::{self, Point};
 use crate::store::incoming::Incoming;
@@ -197,20 +200,75 @@ fn entries(
 }
 
 /// Whether `manifest` offers anything this node would take: a feed range
-/// that extends a replicated feed, or a blob it wants. Cheap (no reading
-/// beyond the manifest), for skipping bundles on a stick.
+/// that extends a replicated feed, a blob it wants, or a blob a message it
+/// holds mentions and the blob store lacks (see [`lost_blobs`]). Cheap, for
+/// skipping bundles on a stick: it reads nothing beyond the manifest unless
+/// the bundle carries a blob the blob store lacks and nothing wants.
 pub fn offers_anything(node: &Node, manifest: &Manifest) -> Result<bool, ImportError> {
     let mut unused = Vec::new();
-    if entries(Some(node), manifest, &mut unused)?
-        .iter()
-        .any(|e| e.take)
-    {
+    let plan = entries(Some(node), manifest, &mut unused)?;
+    if plan.iter().any(|e| e.take) {
         return Ok(true);
     }
-    Ok(manifest.blobs.iter().any(|b| {
+    if manifest.blobs.iter().any(|b| {
         b.id.parse::<BlobId>()
             .is_ok_and(|id| node.wants.is_wanted(&id) && !node.blobs.has(&id))
-    }))
+    }) {
+        return Ok(true);
+    }
+    Ok(!lost_blobs(node, manifest, &plan)?.is_empty())
+}
+
+/// Blobs `manifest` carries (within the node's blob size limit) that the
+/// blob store lacks and nothing wants, although a message the store holds
+/// of the bundle's feed ranges mentions them: their want was lost (a
+/// process killed after the message became visible and before its want
+/// was written). Reads the held messages of those ranges only when such a
+/// blob is offered, and stops once every one is found.
+fn lost_blobs(
+    node: &Node,
+    manifest: &Manifest,
+    plan: &[Entry],
+) -> Result<HashSet<BlobId>, ImportError> {
+    let mut unmentioned: HashSet<BlobId> = manifest
+        .blobs
+        .iter()
+        .filter(|b| b.bytes <= node.settings.blob_max)
+        .filter_map(|b| b.id.parse().ok())
+        .filter(|id| !node.blobs.has(id) && !node.wants.is_wanted(id))
+        .collect();
+    let mut lost = HashSet::new();
+    for (f, e) in manifest.feeds.iter().zip(plan) {
+        if unmentioned.is_empty() {
+            break;
+        }
+        let last = f.last.min(e.held);
+        if f.first > last {
+            continue;
+        }
+        for stored in node
+            .store
+            .feed(&e.feed, f.first)
+            .take((last - f.first + 1) as usize)
+        {
+            let stored = stored?;
+            let value = Value::parse(stored.json.as_bytes())
+                .map_err(|_| StoreError::Corrupt("a stored message is not JSON".to_owned()))?;
+            let content = value
+                .as_object()
+                .and_then(|o| o.get("content"))
+                .unwrap_or(&Value::Null);
+            for b in scan_content(content).0 {
+                if unmentioned.remove(&b) {
+                    lost.insert(b);
+                }
+            }
+            if unmentioned.is_empty() {
+                break;
+            }
+        }
+    }
+    Ok(lost)
 }
 
 /// A read error seen by the blob store's copy, kept so it can be reported
@@ -257,6 +315,17 @@ pub fn import(
         "bundle checked"
     );
     stop_at::reached(Point::Checked);
+    // The blobs go into place (each fsynced) before any head moves over a
+    // message that mentions them: a crash in between leaves blobs that no
+    // visible message mentions yet, never a visible message whose bundled
+    // blob is missing.
+    if let Err(e) = place_blobs(node, blobs, &mut report) {
+        if let Err(dropping) = node.with_append_lock(|| node.store.drop_incoming()) {
+            tracing::warn!("dropping what a failed import wrote: {dropping} (done when the store is next opened)");
+        }
+        return Err(e);
+    }
+    stop_at::reached(Point::BlobsPlaced);
     if let Some(stage) = stage {
         let (added, stuck) = node.promote_staged(stage)?;
         report.messages = added;
@@ -270,17 +339,26 @@ pub fn import(
         "staged messages promoted"
     );
     stop_at::reached(Point::Promoted);
+    stop_at::reached(Point::Imported);
+    Ok(report)
+}
+
+/// Moves the staged blobs into the blob store, and forgets their wants.
+fn place_blobs(
+    node: &Node,
+    blobs: Vec<StagedBlob>,
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
     for b in blobs {
         let id = b.id;
-        report.blob_bytes += b.size;
+        let size = b.size;
         node.blobs.commit(b)?;
         node.store.remove_want(&id)?;
         node.wants.got(&id);
         report.blobs += 1;
+        report.blob_bytes += size;
     }
-    stop_at::reached(Point::BlobsPlaced);
-    stop_at::reached(Point::Imported);
-    Ok(report)
+    Ok(())
 }
 
 /// Checks a bundle completely on its own, with no store: format, digests,
@@ -445,7 +523,20 @@ fn check(
         .iter()
         .filter_map(|b| b.id.parse().ok())
         .collect();
+    // Blobs whose want was lost are wanted again (durably, so that peers
+    // are asked too) and taken from this bundle like those it links.
+    let mut linked = HashSet::new();
     if let Some(node) = node {
+        linked = lost_blobs(node, &manifest, &plan)?;
+        if !linked.is_empty() {
+            let lost: Vec<BlobId> = linked.iter().copied().collect();
+            tracing::info!(
+                blobs = lost.len(),
+                "held messages mention blobs nothing wanted: wanted again"
+            );
+            node.store.add_wants(&lost)?;
+            node.wants.want(&lost, 1);
+        }
         node.store
             .mark_incoming(plan.iter().filter(|e| e.take).map(|e| e.feed))?;
     }
@@ -460,7 +551,7 @@ fn check(
             incoming: None,
             started,
             offered: &offered,
-            linked: HashSet::new(),
+            linked,
             count: 0,
             progress,
         };
@@ -499,7 +590,8 @@ struct Reading<'a, 'scope> {
     incoming: Option<Incoming<'a>>,
     /// Blobs the bundle offers.
     offered: &'a HashSet<BlobId>,
-    /// Offered blobs that staged messages mention.
+    /// Offered blobs that staged messages mention, or held ones do whose
+    /// want was lost (see [`lost_blobs`]).
     linked: HashSet<BlobId>,
     /// Lines handed over.
     count: u64,
