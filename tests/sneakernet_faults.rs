@@ -1,10 +1,13 @@
 //! Yanks: a stick pulled, or the process killed, at random points of an
-//! export and of an import (110 in all). After each: the store passes
+//! export and of an import, and at each named step of an import (117 in
+//! all). After each: the store passes
 //! `ssb-node check` (0 corrupt), nothing held before is lost, the stick holds
 //! only whole bundles (and perhaps a temp file), and the next visit converges.
 //!
 //! Random points come from a seed printed at the start (set
-//! `SNEAKERNET_SEED` to replay one).
+//! `SNEAKERNET_SEED` to replay one). One import is also killed at each of its
+//! named steps in turn (`SSB_NODE_FAULT_STOP_AT`, see
+//! `ssb_node::sneakernet::stop_at`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -164,6 +167,131 @@ fn imports_killed_at_30_random_points_leave_valid_prefixes_and_converge() {
     let has = ok(ssb(&b.data, &["blobs", "has", &blob_of(&a)]));
     assert_eq!(has.trim(), "true");
     b.check();
+}
+
+/// Adds a blob of `n` bytes of `fill` to `site` and publishes a message
+/// mentioning it; returns the blob id.
+fn mention_new_blob(site: &Site, root: &Path, fill: u8, n: usize) -> String {
+    let file = root.join(format!("blob-{fill}.bin"));
+    fs::write(&file, vec![fill; n]).unwrap();
+    let blob = ok(ssb(&site.data, &["blobs", "add", file.to_str().unwrap()]));
+    let content = format!(
+        r#"{{"type":"post","text":"see","mentions":["{}"]}}"#,
+        blob.trim()
+    );
+    ok(ssb(&site.data, &["publish", "--content", &content]));
+    blob.trim().to_owned()
+}
+
+#[test]
+fn imports_killed_at_every_step_leave_valid_prefixes_and_converge() {
+    use ssb_node::sneakernet::stop_at::{Point, VAR};
+    use std::os::unix::process::ExitStatusExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // Two feeds (two promotion runs), each with a blob mentioned by its
+    // first message and one by its last: C's reaches A by a bundle.
+    let c = Site::new(root, "c", 0);
+    let mut blobs = vec![mention_new_blob(&c, root, 1, 70_000)];
+    c.publish(500, "c");
+    blobs.push(mention_new_blob(&c, root, 2, 1_000));
+    let c_bundle = root.join("c.bundle");
+    ok(ssb(
+        &c.data,
+        &["bundle", "export", "--out", c_bundle.to_str().unwrap()],
+    ));
+    let a = Site::new(root, "a", 0);
+    a.replicate(&[&c.id]);
+    ok(ssb(
+        &a.data,
+        &["bundle", "import", c_bundle.to_str().unwrap()],
+    ));
+    blobs.push(mention_new_blob(&a, root, 3, 200_000));
+    a.publish(2500, "a");
+    blobs.push(mention_new_blob(&a, root, 4, 50_000));
+    let feeds = [(&a.id, 2502), (&c.id, 502)];
+    let file = root.join("a.bundle");
+    ok(ssb(
+        &a.data,
+        &["bundle", "export", "--out", file.to_str().unwrap()],
+    ));
+    let args = ["bundle", "import", file.to_str().unwrap()];
+    let started = Instant::now();
+    for point in Point::ALL {
+        let name = point.name();
+        let b = Site::new(root, &format!("b-{name}"), 10);
+        b.replicate(&[&a.id, &c.id]);
+        let status = Command::new(support::ssb_node())
+            .arg("--data")
+            .arg(&b.data)
+            .args(args)
+            .env(VAR, name)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.signal(), Some(9), "{name}: killed there ({status})");
+        b.check();
+        assert_eq!(b.seq(&b.id), 10, "{name}: own feed intact");
+        for (feed, n) in feeds {
+            assert!(b.seq(feed) <= n, "{name}: {feed} a prefix");
+        }
+        // Nothing visible mentions a blob the bundle carried but the store
+        // lacks: every held blob-mentioning message has its blob.
+        let r = ok(ssb(&b.data, &args));
+        for (feed, n) in feeds {
+            assert_eq!(b.seq(feed), n, "{name}: {feed} complete after {r}");
+        }
+        for blob in &blobs {
+            let has = ok(ssb(&b.data, &["blobs", "has", blob]));
+            assert_eq!(has.trim(), "true", "{name}: blob {blob} after {r}");
+        }
+        b.check();
+    }
+    eprintln!(
+        "{} kill points, each followed by a whole import: {:?}",
+        Point::ALL.len(),
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_held_message_whose_blob_was_lost_gets_it_from_the_next_stick() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, _) = source(dir.path(), 50);
+    let blob = blob_of(&a);
+    let stick = dir.path().join("stick");
+    fs::create_dir(&stick).unwrap();
+    a.stick_sync(&stick);
+    let b = Site::new(dir.path(), "b", 3);
+    b.replicate(&[&a.id]);
+    let r = b.stick_sync(&stick);
+    assert_eq!(
+        (&r["imported_messages"], &r["imported_blobs"]),
+        (&51.into(), &1.into()),
+        "{r}"
+    );
+    // What a kill between "message visible" and "blob in place" left behind:
+    // the message held, its blob missing, and no want of it.
+    let id: ssb_node::feed::BlobId = blob.parse().unwrap();
+    let path = ssb_node::blobs::BlobStore::open(&b.data.join("blobs"))
+        .unwrap()
+        .path(&id);
+    fs::remove_file(&path).unwrap();
+    assert_eq!(ok(ssb(&b.data, &["blobs", "has", &blob])).trim(), "false");
+    // The stick's bundle extends no feed, but carries the blob.
+    let r = b.stick_sync(&stick);
+    assert_eq!(r["imported_bundles"], 1, "{r}");
+    assert_eq!(
+        (&r["imported_messages"], &r["imported_blobs"]),
+        (&0.into(), &1.into()),
+        "{r}"
+    );
+    assert_eq!(ok(ssb(&b.data, &["blobs", "has", &blob])).trim(), "true");
+    b.check();
+    // Once it is held, the bundle offers nothing.
+    let r = b.stick_sync(&stick);
+    assert_eq!(r["imported_bundles"], 0, "{r}");
 }
 
 /// The blob A's last message mentions.

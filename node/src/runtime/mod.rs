@@ -50,6 +50,7 @@ use crate::feed::json::Value;
 use crate::feed::{refs, BatchVerifier, BlobId, FeedId, Keypair, Message, MsgId, Verified};
 use crate::net::shs;
 use crate::publish::{publish, PublishError};
+use crate::sneakernet::stop_at::{self, Point};
 use crate::store::{AppendReport, Store, StoreError, StoredMsg};
 
 use config::Settings;
@@ -335,10 +336,12 @@ impl Node {
     /// Promotes every message of `stage` (see [`crate::store::stage`]):
     /// moves the heads of their feeds over them, a run at a time under the
     /// append lock (their log entries were written past the heads while the
-    /// bundle was read), drops what is left past the heads, tells listeners,
-    /// wants the blobs they mention and updates the follow graph, as
-    /// [`Node::append`] does. Blocking: call from a blocking thread. Returns
-    /// how many messages were added, and per feed that stopped short, why.
+    /// bundle was read; each run's batch also wants the blobs its messages
+    /// mention that the blob store lacks), drops what is left past the
+    /// heads, tells listeners, wants those blobs here too and updates the
+    /// follow graph, as [`Node::append`] does. Blocking: call from a
+    /// blocking thread. Returns how many messages were added, and per feed
+    /// that stopped short, why.
     pub fn promote_staged(
         &self,
         stage: crate::store::stage::Stage,
@@ -348,12 +351,15 @@ impl Node {
         let mut staged = stage.into_reader()?;
         loop {
             let _guard = self.append_lock.blocking_lock();
-            let Some(p) = self
-                .store
-                .promote(&mut staged, crate::store::stage::PROMOTE_RUN)?
+            let Some(p) =
+                self.store
+                    .promote(&mut staged, crate::store::stage::PROMOTE_RUN, &|b| {
+                        !self.blobs.has(b)
+                    })?
             else {
                 break;
             };
+            stop_at::reached(Point::HeadsMoved);
             let feed = p.feed;
             added += p.added.len() as u64;
             let notes: Vec<_> = p
@@ -364,6 +370,7 @@ impl Node {
             let before = HashMap::from([(feed, p.before)]);
             let after = HashMap::from([(feed, p.after)]);
             self.after_append(&before, &after, &notes)?;
+            stop_at::reached(Point::RunNoted);
             if let Some(why) = p.stuck {
                 stuck.push((feed, why));
             }

@@ -9,11 +9,14 @@
 //! no read looks (see [`crate::store::incoming`]), and noted in a staging
 //! file; wanted blobs go to the blob store's temp area (invisible). Only
 //! when the reader has checked every digest and the trailer's signature are
-//! they promoted (the heads moved over them): so nothing from a rejected
-//! bundle becomes visible (what it wrote is dropped at once), and a crash at
-//! any point leaves every feed a valid prefix (the next open drops what lies
-//! past the heads; the next import converges). Importing a bundle twice adds
-//! nothing the second time.
+//! the blobs moved into place and then the messages promoted (the heads
+//! moved over them): so nothing from a rejected bundle becomes visible
+//! (what it wrote is dropped at once), and a crash at any point leaves
+//! every feed a valid prefix and no visible message without its bundled
+//! blob (the next open drops what lies past the heads; the next import
+//! converges). Importing a bundle twice adds nothing the second time.
+//! [`super::stop_at`] names the steps, for tests that kill an import at
+//! each.
 
 use std::collections::HashSet;
 use std::io::{self, Read};
@@ -25,8 +28,9 @@ use std::thread::{Scope, ScopedJoinHandle};
 use bundle_format::{BundleError, BundleName, BundleReader, Item, Limits, Manifest};
 
 use crate::blobs::{BlobError, StagedBlob};
-use crate::feed::{BatchVerifier, BlobId, FeedHead, FeedId, Invalid, Message};
+use crate::feed::{BatchVerifier, BlobId, FeedHead, FeedId, Invalid, Message, Value};
 use crate::runtime::{scan_content, Node};
+use crate::sneakernet::stop_at::{self, Point};
 use crate::store::incoming::Incoming;
 use crate::store::stage::{Stage, Staged};
 use crate::store::StoreError;
@@ -197,6 +201,51 @@ fn entries(
     Ok(out)
 }
 
+/// Of `candidates` (blobs a bundle carries that the blob store lacks and
+/// nothing wants), those that a message the store holds within `ranges`
+/// (feed, first, last of the bundle's feed entries) mentions: their want was
+/// lost (a process killed after the message became visible and before its
+/// want was written). Reads held messages only when there is a candidate,
+/// and stops once every one is found.
+pub fn lost_blobs(
+    node: &Node,
+    ranges: impl IntoIterator<Item = (FeedId, u32, u32)>,
+    mut candidates: HashSet<BlobId>,
+) -> Result<HashSet<BlobId>, ImportError> {
+    let mut lost = HashSet::new();
+    for (feed, first, last) in ranges {
+        if candidates.is_empty() {
+            break;
+        }
+        let last = last.min(node.seq(&feed)?);
+        if first == 0 || first > last {
+            continue;
+        }
+        for stored in node
+            .store
+            .feed(&feed, first)
+            .take((last - first + 1) as usize)
+        {
+            let stored = stored?;
+            let value = Value::parse(stored.json.as_bytes())
+                .map_err(|_| StoreError::Corrupt("a stored message is not JSON".to_owned()))?;
+            let content = value
+                .as_object()
+                .and_then(|o| o.get("content"))
+                .unwrap_or(&Value::Null);
+            for b in scan_content(content).0 {
+                if candidates.remove(&b) {
+                    lost.insert(b);
+                }
+            }
+            if candidates.is_empty() {
+                break;
+            }
+        }
+    }
+    Ok(lost)
+}
+
 /// A read error seen by the blob store's copy, kept so it can be reported
 /// as the bundle's fault rather than ours.
 struct Tap<'a, R: Read> {
@@ -240,6 +289,18 @@ pub fn import(
         checked = report.checked,
         "bundle checked"
     );
+    stop_at::reached(Point::Checked);
+    // The blobs go into place (each fsynced) before any head moves over a
+    // message that mentions them: a crash in between leaves blobs that no
+    // visible message mentions yet, never a visible message whose bundled
+    // blob is missing.
+    if let Err(e) = place_blobs(node, blobs, &mut report) {
+        if let Err(dropping) = node.with_append_lock(|| node.store.drop_incoming()) {
+            tracing::warn!("dropping what a failed import wrote: {dropping} (done when the store is next opened)");
+        }
+        return Err(e);
+    }
+    stop_at::reached(Point::BlobsPlaced);
     if let Some(stage) = stage {
         let (added, stuck) = node.promote_staged(stage)?;
         report.messages = added;
@@ -252,15 +313,27 @@ pub fn import(
         added = report.messages,
         "staged messages promoted"
     );
+    stop_at::reached(Point::Promoted);
+    stop_at::reached(Point::Imported);
+    Ok(report)
+}
+
+/// Moves the staged blobs into the blob store, and forgets their wants.
+fn place_blobs(
+    node: &Node,
+    blobs: Vec<StagedBlob>,
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
     for b in blobs {
         let id = b.id;
-        report.blob_bytes += b.size;
+        let size = b.size;
         node.blobs.commit(b)?;
         node.store.remove_want(&id)?;
         node.wants.got(&id);
         report.blobs += 1;
+        report.blob_bytes += size;
     }
-    Ok(report)
+    Ok(())
 }
 
 /// Checks a bundle completely on its own, with no store: format, digests,
@@ -425,7 +498,32 @@ fn check(
         .iter()
         .filter_map(|b| b.id.parse().ok())
         .collect();
+    // Blobs whose want was lost are wanted again (durably, so that peers
+    // are asked too) and taken from this bundle like those it links.
+    let mut linked = HashSet::new();
     if let Some(node) = node {
+        let candidates: HashSet<BlobId> = manifest
+            .blobs
+            .iter()
+            .filter(|b| b.bytes <= node.settings.blob_max)
+            .filter_map(|b| b.id.parse().ok())
+            .filter(|id| !node.blobs.has(id) && !node.wants.is_wanted(id))
+            .collect();
+        let ranges = manifest
+            .feeds
+            .iter()
+            .zip(&plan)
+            .map(|(f, e)| (e.feed, f.first, f.last));
+        linked = lost_blobs(node, ranges, candidates)?;
+        if !linked.is_empty() {
+            let lost: Vec<BlobId> = linked.iter().copied().collect();
+            tracing::info!(
+                blobs = lost.len(),
+                "held messages mention blobs nothing wanted: wanted again"
+            );
+            node.store.add_wants(&lost)?;
+            node.wants.want(&lost, 1);
+        }
         node.store
             .mark_incoming(plan.iter().filter(|e| e.take).map(|e| e.feed))?;
     }
@@ -440,7 +538,7 @@ fn check(
             incoming: None,
             started,
             offered: &offered,
-            linked: HashSet::new(),
+            linked,
             count: 0,
             progress,
         };
@@ -479,7 +577,8 @@ struct Reading<'a, 'scope> {
     incoming: Option<Incoming<'a>>,
     /// Blobs the bundle offers.
     offered: &'a HashSet<BlobId>,
-    /// Offered blobs that staged messages mention.
+    /// Offered blobs that staged messages mention, or held ones do whose
+    /// want was lost (see [`lost_blobs`]).
     linked: HashSet<BlobId>,
     /// Lines handed over.
     count: u64,
@@ -597,6 +696,7 @@ impl Reading<'_, '_> {
                 if let Some(checker) = self.checker.take() {
                     checker.finish()?;
                 }
+                stop_at::reached(Point::LinesStaged);
                 tracing::debug!(
                     secs = self.started.elapsed().as_secs_f64(),
                     lines = self.count,
@@ -635,6 +735,7 @@ impl Reading<'_, '_> {
         if self.checker.is_some() {
             self.hand_over(&mut pending)?;
             self.end_incoming()?;
+            stop_at::reached(Point::LinesStaged);
         }
         Ok(staged_blobs)
     }

@@ -264,7 +264,11 @@ impl Held {
         let mut blobs = Vec::new();
         for b in &m.blobs {
             let id: BlobId = b.id.parse().ok()?;
-            if verified || (node.wants.is_wanted(&id) && !node.blobs.has(&id)) {
+            // A blob we lack may be one a held message of these feeds
+            // mentions and whose want was lost (see `offers`).
+            if verified
+                || (!node.blobs.has(&id) && (node.wants.is_wanted(&id) || !feeds.is_empty()))
+            {
                 blobs.push(id);
             }
         }
@@ -288,8 +292,10 @@ impl Held {
 }
 
 /// Whether `h` offers anything this node would take: a feed range that
-/// extends a replicated feed without a gap, or a blob it wants.
-fn offers(node: &Node, h: &Held) -> Result<bool, StoreError> {
+/// extends a replicated feed without a gap, a blob it wants, or a blob a
+/// message it holds mentions and the blob store lacks (its want was lost:
+/// [`import::lost_blobs`]).
+fn offers(node: &Node, h: &Held) -> Result<bool, ImportError> {
     let set = node.replicate_set();
     for &(feed, first, last) in &h.feeds {
         if !set.contains(&feed) || set.blocked.contains(&feed) {
@@ -300,9 +306,22 @@ fn offers(node: &Node, h: &Held) -> Result<bool, StoreError> {
             return Ok(true);
         }
     }
-    Ok(h.blobs
+    if h.blobs
         .iter()
-        .any(|id| node.wants.is_wanted(id) && !node.blobs.has(id)))
+        .any(|id| node.wants.is_wanted(id) && !node.blobs.has(id))
+    {
+        return Ok(true);
+    }
+    let candidates: HashSet<BlobId> = h
+        .blobs
+        .iter()
+        .filter(|id| !node.blobs.has(id) && !node.wants.is_wanted(id))
+        .copied()
+        .collect();
+    if candidates.is_empty() {
+        return Ok(false);
+    }
+    Ok(!import::lost_blobs(node, h.feeds.iter().copied(), candidates)?.is_empty())
 }
 
 /// What the verified bundles hold: per feed its ranges and the bundle each

@@ -493,7 +493,7 @@ mod tests {
             stage.push(&staged).unwrap();
             let mut reader = stage.into_reader().unwrap();
             let mut added = 0;
-            while let Some(p) = store.promote(&mut reader, 10_000).unwrap() {
+            while let Some(p) = store.promote(&mut reader, 10_000, &|_| false).unwrap() {
                 assert_eq!(p.stuck, None);
                 added += p.added.len();
             }

@@ -285,13 +285,17 @@ impl Store {
     /// (at most `limit`) that continues the feed's stored chain, in one
     /// atomic batch with their ids and the contacts index; `None` when
     /// nothing is left. Their log entries were written past the head before
-    /// (see [`super::incoming`]). Staged messages the store already holds
-    /// are dropped; one that conflicts with the stored feed, or does not
-    /// continue it, stops promotion of that feed (see [`Promoted::stuck`]).
+    /// (see [`super::incoming`]). The blobs the run's messages mention for
+    /// which `lacks` says yes (the blob store lacks them) are wanted in the
+    /// same batch, so no crash leaves a visible message whose missing blob
+    /// nothing wants. Staged messages the store already holds are dropped;
+    /// one that conflicts with the stored feed, or does not continue it,
+    /// stops promotion of that feed (see [`Promoted::stuck`]).
     pub fn promote(
         &self,
         staged: &mut StageReader,
         limit: usize,
+        lacks: &dyn Fn(&BlobId) -> bool,
     ) -> Result<Option<Promoted>, StoreError> {
         let mut m = loop {
             match staged.next()? {
@@ -379,6 +383,11 @@ impl Store {
             batch.insert(&self.clock, *feed.as_bytes(), head_value(&h));
         }
         stances.write(&self.contacts, &mut batch);
+        for (_, blobs, _) in &out.added {
+            for b in blobs.iter().filter(|b| lacks(b)) {
+                batch.insert(&self.wants, *b.as_bytes(), *b"");
+            }
+        }
         if index.len() >= INDEX_TABLE_MIN {
             index.sort_unstable_by_key(|e| e.0);
             index.dedup_by(|a, b| a.0 == b.0);
@@ -505,7 +514,10 @@ mod tests {
             msgs.push(Message::create(&keys, prev.as_ref(), 1000.0, content, None).unwrap());
         }
         let mut reader = written_and_staged(&store, &msgs);
-        let p = store.promote(&mut reader, 100).unwrap().unwrap();
+        let p = store
+            .promote(&mut reader, 100, &|_| false)
+            .unwrap()
+            .unwrap();
         assert!(p.added[0].2, "noted as a contact message");
         assert!(store.contacts(&keys.id()).unwrap()[&friend].following);
         store.drop_incoming().unwrap();
@@ -531,7 +543,7 @@ mod tests {
         assert!(store.get(&msgs[0].id()).unwrap().is_none());
         assert_eq!(store.feed(&keys.id(), 1).count(), 0);
 
-        let p = store.promote(&mut reader, 4).unwrap().unwrap();
+        let p = store.promote(&mut reader, 4, &|_| false).unwrap().unwrap();
         assert_eq!(
             (p.feed, p.before, p.after, p.added.len()),
             (keys.id(), 0, 4, 4)
@@ -540,12 +552,21 @@ mod tests {
         assert_eq!(store.feed(&keys.id(), 1).count(), 4, "up to the head");
         assert!(store.get(&msgs[3].id()).unwrap().is_some());
         assert!(store.get(&msgs[4].id()).unwrap().is_none());
-        let p = store.promote(&mut reader, 100).unwrap().unwrap();
+        let p = store
+            .promote(&mut reader, 100, &|_| false)
+            .unwrap()
+            .unwrap();
         assert_eq!((p.before, p.after, p.stuck), (4, 10, None));
         // A run ends where the feed changes.
-        let p = store.promote(&mut reader, 100).unwrap().unwrap();
+        let p = store
+            .promote(&mut reader, 100, &|_| false)
+            .unwrap()
+            .unwrap();
         assert_eq!((p.feed, p.before, p.after), (other.id(), 0, 2));
-        assert!(store.promote(&mut reader, 100).unwrap().is_none());
+        assert!(store
+            .promote(&mut reader, 100, &|_| false)
+            .unwrap()
+            .is_none());
         let got = store.get_at(&keys.id(), 10).unwrap().unwrap();
         assert_eq!(got.id, msgs[9].id());
         assert_eq!(
@@ -553,6 +574,31 @@ mod tests {
             0,
             "nothing left past a head"
         );
+        assert!(store.check().unwrap().problems.is_empty());
+    }
+
+    #[test]
+    fn promotion_wants_the_missing_blobs_of_what_it_moves_in_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let keys = Keypair::from_seed(&[2; 32]);
+        let msgs = chain(&keys, 3);
+        let mut reader = written_and_staged(&store, &msgs);
+        // Every staged message mentions blob [7; 32]: the blob store lacks it.
+        let p = store
+            .promote(&mut reader, 2, &|b| *b == BlobId([7; 32]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.after, 2);
+        assert_eq!(store.wants(10).unwrap(), vec![BlobId([7; 32])]);
+        store.remove_want(&BlobId([7; 32])).unwrap();
+        // A blob held is not wanted.
+        store
+            .promote(&mut reader, 100, &|_| false)
+            .unwrap()
+            .unwrap();
+        assert!(store.wants(10).unwrap().is_empty());
+        store.drop_incoming().unwrap();
         assert!(store.check().unwrap().problems.is_empty());
     }
 
@@ -651,10 +697,16 @@ mod tests {
         let mut stage = store.stage().unwrap();
         stage.push(&s).unwrap();
         let mut reader = stage.into_reader().unwrap();
-        let p = store.promote(&mut reader, 100).unwrap().unwrap();
+        let p = store
+            .promote(&mut reader, 100, &|_| false)
+            .unwrap()
+            .unwrap();
         assert_eq!((p.skipped, p.after), (3, 3));
         assert!(p.stuck.unwrap().contains("does not continue"), "gap");
-        assert!(store.promote(&mut reader, 100).unwrap().is_none());
+        assert!(store
+            .promote(&mut reader, 100, &|_| false)
+            .unwrap()
+            .is_none());
 
         // A different message 2 (a fork) stops promotion too.
         let mut fork = staged(&msgs[1]);
@@ -662,7 +714,10 @@ mod tests {
         let mut stage = store.stage().unwrap();
         stage.push(&[fork]).unwrap();
         let mut reader = stage.into_reader().unwrap();
-        let p = store.promote(&mut reader, 100).unwrap().unwrap();
+        let p = store
+            .promote(&mut reader, 100, &|_| false)
+            .unwrap()
+            .unwrap();
         assert!(p.stuck.unwrap().contains("fork"));
         assert_eq!(p.after, 3);
 
@@ -671,7 +726,10 @@ mod tests {
         stage.push(&[staged(&msgs[3])]).unwrap();
         stage.changed(keys.id());
         let mut reader = stage.into_reader().unwrap();
-        let p = store.promote(&mut reader, 100).unwrap().unwrap();
+        let p = store
+            .promote(&mut reader, 100, &|_| false)
+            .unwrap()
+            .unwrap();
         assert!(p.stuck.unwrap().contains("grew while"));
         assert_eq!((p.after, p.added.len()), (3, 0));
 
