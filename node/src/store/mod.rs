@@ -45,7 +45,14 @@ pub mod stage;
 pub enum StoreError {
     /// fjall reported an error.
     #[error("store: {0}")]
-    Db(#[from] fjall::Error),
+    Db(fjall::Error),
+    /// The disk under the data dir is full: nothing of the failed write is kept.
+    #[error("store: the disk is full ({0})")]
+    DiskFull(std::io::Error),
+    /// fjall refuses writes since one failed (it cannot vouch for what follows);
+    /// what was committed before stays readable.
+    #[error("store: takes no writes since one failed (is the disk full?); free space and restart the node")]
+    Poisoned,
     /// The store is held by another process.
     #[error("the store at {0} is in use by another process (is `ssb-node run` running?)")]
     Locked(String),
@@ -55,6 +62,18 @@ pub enum StoreError {
     /// Bytes on disk are not what this program writes.
     #[error("store is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl From<fjall::Error> for StoreError {
+    fn from(e: fjall::Error) -> StoreError {
+        let full = |io: &std::io::Error| io.kind() == std::io::ErrorKind::StorageFull;
+        match e {
+            fjall::Error::Poisoned => StoreError::Poisoned,
+            fjall::Error::Io(io) if full(&io) => StoreError::DiskFull(io),
+            fjall::Error::Storage(fjall::LsmError::Io(io)) if full(&io) => StoreError::DiskFull(io),
+            e => StoreError::Db(e),
+        }
+    }
 }
 
 /// A message as stored: its id, when it was received, and its value.
@@ -238,7 +257,7 @@ impl Store {
             .open()
             .map_err(|e| match e {
                 fjall::Error::Locked => StoreError::Locked(dir.display().to_string()),
-                e => StoreError::Db(e),
+                e => StoreError::from(e),
             })?;
         let small =
             |mb: u64| move || KeyspaceCreateOptions::default().max_memtable_size(mb * 1024 * 1024);
