@@ -122,6 +122,9 @@ struct Sample {
     fds: u64,
     threads: u64,
     store_kib: u64,
+    /// The store's memtables and block cache in use (`status --json`'s
+    /// `store_memory`): bounded, and part of RSS.
+    buffers_kib: u64,
 }
 
 /// Size on disk (allocated blocks) of everything under `dir`.
@@ -144,6 +147,18 @@ fn disk_usage_kib(dir: &Path) -> u64 {
     total / 1024
 }
 
+/// The hub's store memtables and block cache in use, from its status.
+fn store_buffers_kib(data: &Path) -> u64 {
+    let Ok(out) = ssb(data, &["status", "--json"]) else {
+        return 0;
+    };
+    let Ok(v) = serde_json::from_str::<Value>(&out) else {
+        return 0;
+    };
+    let m = &v["store_memory"];
+    (m["write_buffer"].as_u64().unwrap_or(0) + m["cache"].as_u64().unwrap_or(0)) / 1024
+}
+
 fn sample(pid: u32, data: &Path, start: Instant) -> Option<Sample> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
@@ -161,6 +176,7 @@ fn sample(pid: u32, data: &Path, start: Instant) -> Option<Sample> {
         fds,
         threads: field("Threads:"),
         store_kib: disk_usage_kib(data),
+        buffers_kib: store_buffers_kib(data),
     })
 }
 
@@ -467,10 +483,10 @@ fn main() {
     // Samples.
     let start = Instant::now();
     let mut samples = Vec::new();
-    let mut csv = String::from("seconds,rss_kib,open_fds,threads,store_kib\n");
+    let mut csv = String::from("seconds,rss_kib,open_fds,threads,store_kib,store_buffers_kib\n");
     println!(
-        "{:>8} {:>10} {:>8} {:>8} {:>11}",
-        "seconds", "RSS MiB", "fds", "threads", "store MiB"
+        "{:>8} {:>10} {:>8} {:>8} {:>11} {:>12} {:>14}",
+        "seconds", "RSS MiB", "fds", "threads", "store MiB", "buffers MiB", "RSS-buf MiB"
     );
     let mut next = start;
     while start.elapsed() < run_for {
@@ -482,16 +498,18 @@ fn main() {
             );
         };
         println!(
-            "{:>8.0} {:>10.2} {:>8} {:>8} {:>11.2}",
+            "{:>8.0} {:>10.2} {:>8} {:>8} {:>11.2} {:>12.2} {:>14.2}",
             s.secs,
             s.rss_kib as f64 / 1024.0,
             s.fds,
             s.threads,
-            s.store_kib as f64 / 1024.0
+            s.store_kib as f64 / 1024.0,
+            s.buffers_kib as f64 / 1024.0,
+            s.rss_kib.saturating_sub(s.buffers_kib) as f64 / 1024.0
         );
         csv.push_str(&format!(
-            "{:.1},{},{},{},{}\n",
-            s.secs, s.rss_kib, s.fds, s.threads, s.store_kib
+            "{:.1},{},{},{},{},{}\n",
+            s.secs, s.rss_kib, s.fds, s.threads, s.store_kib, s.buffers_kib
         ));
         let _ = std::fs::write(&csv_path, &csv);
         samples.push(s);
@@ -520,8 +538,12 @@ fn main() {
         "\n{:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12}",
         "column", "first", "last", "min", "max", "median", "slope/hour"
     );
-    let columns: [Column; 4] = [
+    let columns: [Column; 6] = [
         ("RSS MiB", |s| s.rss_kib as f64 / 1024.0),
+        ("buffers", |s| s.buffers_kib as f64 / 1024.0),
+        ("RSS-buf", |s| {
+            s.rss_kib.saturating_sub(s.buffers_kib) as f64 / 1024.0
+        }),
         ("fds", |s| s.fds as f64),
         ("threads", |s| s.threads as f64),
         ("store MiB", |s| s.store_kib as f64 / 1024.0),

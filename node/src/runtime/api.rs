@@ -287,6 +287,11 @@ pub fn status(node: &Node) -> Value {
         Value::Number(node.wants.snapshot().len() as f64),
     );
     o.push("peers", node.peers.to_value());
+    let memory = node.store.memory();
+    let mut m = Object::new();
+    m.push("write_buffer", Value::Number(memory.write_buffer as f64));
+    m.push("cache", Value::Number(memory.cache as f64));
+    o.push("store_memory", Value::Object(m));
     node.status.snapshot().push_fields(&mut o);
     Value::Object(o)
 }

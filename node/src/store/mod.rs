@@ -247,6 +247,15 @@ pub fn now_ms() -> f64 {
         .map_or(0.0, |d| d.as_millis() as f64)
 }
 
+/// Bytes the store holds in memory ([`Store::memory`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreMemory {
+    /// Memtables not yet written out.
+    pub write_buffer: u64,
+    /// The block cache in use.
+    pub cache: u64,
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`, sized for small machines.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
@@ -281,6 +290,16 @@ impl Store {
         store.drop_incoming()?;
         contacts::ensure_built(&store.db, &store.log, &store.contacts)?;
         Ok(store)
+    }
+
+    /// What the store holds in memory: memtables not yet written out as
+    /// tables (each keyspace's is bounded, 10 MiB in all) and the block cache
+    /// in use (at most 8 MiB). Both fill as the node runs, then stay.
+    pub fn memory(&self) -> StoreMemory {
+        StoreMemory {
+            write_buffer: self.db.write_buffer_size(),
+            cache: self.db.cache_size(),
+        }
     }
 
     /// Makes everything written so far durable (fsync).
