@@ -186,13 +186,24 @@ fn two_hundred_connections_at_once() {
         "dropped: i/o:",
         "dropped: handshake: peer hung up",
     ];
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Past the first few, drops are counted in one summary line per 10 s.
+    let deadline = Instant::now() + Duration::from_secs(25);
     let total = loop {
         let log = node.log();
-        let total: usize = log
+        let one_by_one = log
             .lines()
             .filter(|l| reasons.iter().any(|r| l.contains(r)))
             .count();
+        let summarized: usize = log
+            .lines()
+            .filter_map(|l| l.split("dropped: ").nth(1))
+            .filter_map(|r| {
+                r.strip_suffix("")
+                    .and_then(|r| r.split(" more connections").next())
+            })
+            .filter_map(|n| n.parse::<usize>().ok())
+            .sum();
+        let total = one_by_one + summarized;
         if total >= 200 || Instant::now() > deadline {
             break total;
         }
@@ -358,6 +369,9 @@ async fn ebt_flood(node: &Node, keys: Keypair, round: u32, feeds: u32, own: &Fee
     .await
     .expect("the node never sent its own message");
     session.close().await;
+    session.closed().await;
+    // Let the goodbye reach the node before this thread blocks.
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 #[test]
@@ -373,9 +387,8 @@ fn ebt_notes_for_300000_feeds_store_and_keep_little() {
             let before = written(&node);
             ebt_flood(&node, hostile.clone(), round, 300_000, &own).await;
             let n = round as usize + 1;
-            assert_eq!(
-                node.wait_log("peer disconnected", n, Duration::from_secs(30)),
-                n,
+            assert!(
+                node.wait_log("peer disconnected", n, Duration::from_secs(30)) >= n,
                 "{}",
                 node.log()
             );
@@ -481,7 +494,7 @@ fn bogus_blob_wants_do_not_push_out_our_own() {
     let (mut last, mut still) = (0, Instant::now());
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        runtime.block_on(tokio::time::sleep(Duration::from_millis(200)));
+        runtime.block_on(async { tokio::time::sleep(Duration::from_millis(200)).await });
         let n = wants_now();
         if n != last {
             (last, still) = (n, Instant::now());
