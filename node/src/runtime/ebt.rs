@@ -124,7 +124,7 @@ impl EbtState {
 
     /// The entries of the peer's clock worth storing: feeds we replicate, at
     /// most [`CLOCK_ENTRIES`]; `None` if nothing changed since the last call.
-    fn to_store(&mut self, set: &ReplicateSet) -> Option<Vec<(FeedId, u32)>> {
+    fn take_unsaved(&mut self, set: &ReplicateSet) -> Option<Vec<(FeedId, u32)>> {
         self.unsaved.then(|| {
             self.unsaved = false;
             self.theirs
@@ -540,7 +540,7 @@ async fn tell_new_feeds(node: &Node, state: &Mutex<EbtState>, sink: &Sink) -> Re
 /// is room among the remembered peers.
 fn save_clock(node: &Node, peer: &FeedId, state: &Mutex<EbtState>) {
     let set = node.replicate_set();
-    let entries = lock(state).to_store(&set);
+    let entries = lock(state).take_unsaved(&set);
     let Some(entries) = entries else { return };
     let name = remote_name(peer);
     let saved = room_for(node, &set, &name).and_then(|room| {
@@ -682,10 +682,10 @@ mod tests {
         for n in 0..(CLOCK_ENTRIES as u32 + 50_000) {
             st.saw(feed(n), 7);
         }
-        let stored = st.to_store(&set).unwrap();
+        let stored = st.take_unsaved(&set).unwrap();
         assert_eq!(stored.len(), CLOCK_ENTRIES);
         assert!(stored.iter().all(|(f, _)| set.contains(f)));
         // Nothing changed: nothing to store.
-        assert!(st.to_store(&set).is_none());
+        assert!(st.take_unsaved(&set).is_none());
     }
 }
