@@ -214,6 +214,29 @@ fn message_verify_checks_signature_and_chain() {
 }
 
 #[test]
+fn message_verify_reads_a_bounded_amount() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    stdout(&ssb(&data, &["init"]));
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, vec![b' '; 70 * 1024]).expect("write");
+    assert_clean_error(
+        &ssb(&data, &["message", "verify", big.to_str().expect("utf8")]),
+        "larger than 65536 bytes",
+    );
+    // An endless file: refused after the cap, not read until memory runs out.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let d = data.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(ssb(&d, &["message", "verify", "/dev/zero"]));
+    });
+    let out = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("message verify /dev/zero did not finish");
+    assert_clean_error(&out, "larger than 65536 bytes");
+}
+
+#[test]
 fn blobs_round_trip() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("d");

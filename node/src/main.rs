@@ -2,7 +2,7 @@
 //! their arguments and outputs are kept stable; every failure is one line on
 //! stderr and a non-zero exit, never a panic.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -424,7 +424,7 @@ fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
             command: MessageCommand::Verify { file, prev },
         } => {
             let read = |p: &Path| -> Result<Message> {
-                let text = read_small(p, 1024 * 1024)?;
+                let text = read_small(p, MESSAGE_FILE_MAX)?;
                 parse_line(text.trim_ascii())
                     .map_err(|e| anyhow::anyhow!("{}: invalid: {e}", p.display()))
             };
@@ -511,12 +511,24 @@ fn read_contents(content: Option<String>, stdin: bool) -> Result<Vec<Value>> {
 }
 
 /// Reads a file that must be small (a single message, say).
+/// The largest message file `message verify` reads: a message's content is at
+/// most 8 KiB, so 64 KiB holds any valid message with its `{key,value}`
+/// wrapper, escapes and indentation.
+const MESSAGE_FILE_MAX: u64 = 64 * 1024;
+
+/// Reads at most `max` bytes of `path`; a longer file (or an endless one,
+/// such as a device) is refused after `max + 1` bytes.
 fn read_small(path: &Path, max: u64) -> Result<Vec<u8>> {
-    let len = std::fs::metadata(path)
-        .with_context(|| format!("{}", path.display()))?
-        .len();
-    if len > max {
-        bail!("{}: larger than {max} bytes", path.display());
+    let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("{}", path.display()))?;
+    if bytes.len() as u64 > max {
+        bail!(
+            "{}: larger than {max} bytes, too big for a message",
+            path.display()
+        );
     }
-    std::fs::read(path).with_context(|| format!("{}", path.display()))
+    Ok(bytes)
 }

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Cursor;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use sha2::{Digest, Sha256};
@@ -22,8 +22,16 @@ use crate::feed::json::{Object, Value};
 use crate::feed::BlobId;
 use crate::muxrpc::{Body, CallType, Item, Session, Sink};
 
-/// Most wants kept at once.
+/// Most of our own wants kept at once (the rest stay in the store and are
+/// loaded again on restart).
 pub const MAX_WANTS: usize = 10_000;
+/// Most wants forwarded for one link's peer.
+pub const LINK_FORWARDS: usize = 256;
+/// Most wants forwarded for all peers together.
+pub const MAX_FORWARDS: usize = 1_000;
+/// Most blobs one link's peer may have asked us for and wait on, and most
+/// of its haves of blobs not wanted (yet) that are kept.
+pub const LINK_ASKS: usize = 1_000;
 /// Chunk size for `blobs.get` replies.
 const CHUNK: usize = 64 * 1024;
 /// Blob downloads at once (each buffers up to `blob_max` bytes).
@@ -33,66 +41,146 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The wanted blobs: our own (distance 1, from the messages we hold) apart
+/// from those forwarded for peers (distance 2), which are bounded per link
+/// and in all, never take the place of our own, and end with their link.
+#[derive(Debug, Default)]
+struct WantTable {
+    own: HashSet<BlobId>,
+    /// Forwarded want → the link it is kept for.
+    forwarded: HashMap<BlobId, u64>,
+    /// Forwarded wants per link.
+    per_link: HashMap<u64, usize>,
+}
+
+impl WantTable {
+    fn want(&mut self, id: BlobId) -> bool {
+        if self.own.contains(&id) || self.own.len() >= MAX_WANTS {
+            return false;
+        }
+        self.unforward(&id);
+        self.own.insert(id)
+    }
+
+    fn forward(&mut self, link: u64, id: BlobId) -> bool {
+        if self.own.contains(&id) || self.forwarded.contains_key(&id) {
+            return false;
+        }
+        let n = self.per_link.entry(link).or_insert(0);
+        if *n >= LINK_FORWARDS || self.forwarded.len() >= MAX_FORWARDS {
+            return false;
+        }
+        *n += 1;
+        self.forwarded.insert(id, link);
+        true
+    }
+
+    fn unforward(&mut self, id: &BlobId) -> bool {
+        let Some(link) = self.forwarded.remove(id) else {
+            return false;
+        };
+        if let Some(n) = self.per_link.get_mut(&link) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_link.remove(&link);
+            }
+        }
+        true
+    }
+
+    fn release(&mut self, link: u64) -> bool {
+        if self.per_link.remove(&link).is_none() {
+            return false;
+        }
+        self.forwarded.retain(|_, l| *l != link);
+        true
+    }
+}
+
 /// The node's wanted blobs, by distance (1 = ours, 2 = a peer's).
 #[derive(Debug)]
 pub struct Wants {
-    want: Mutex<HashMap<BlobId, u8>>,
+    table: Mutex<WantTable>,
     fetching: Mutex<HashSet<BlobId>>,
     changed: watch::Sender<u64>,
     fetch_slots: Semaphore,
 }
 
 impl Wants {
-    /// Starts with the wants kept in the store.
+    /// Starts with our own wants kept in the store.
     pub fn new(initial: Vec<BlobId>) -> Wants {
+        let mut table = WantTable::default();
+        for id in initial {
+            table.want(id);
+        }
         Wants {
-            want: Mutex::new(initial.into_iter().map(|id| (id, 1)).collect()),
+            table: Mutex::new(table),
             fetching: Mutex::new(HashSet::new()),
             changed: watch::channel(0).0,
             fetch_slots: Semaphore::new(FETCHES),
         }
     }
 
-    /// Wants `ids` at `distance` (keeps the nearer distance if already wanted).
-    pub fn want(&self, ids: &[BlobId], distance: u8) {
-        let mut w = lock(&self.want);
-        let mut changed = false;
-        for id in ids {
-            if w.len() >= MAX_WANTS && !w.contains_key(id) {
-                break;
-            }
-            let d = w.entry(*id).or_insert(u8::MAX);
-            if distance < *d {
-                *d = distance;
-                changed = true;
-            }
-        }
-        drop(w);
+    fn changed_if(&self, changed: bool) {
         if changed {
             self.changed.send_modify(|v| *v += 1);
         }
     }
 
+    /// We want `ids` ourselves (up to [`MAX_WANTS`]; a forwarded want of the
+    /// same blob becomes ours).
+    pub fn want(&self, ids: &[BlobId]) {
+        let mut t = lock(&self.table);
+        let mut changed = false;
+        for id in ids {
+            changed |= t.want(*id);
+        }
+        drop(t);
+        self.changed_if(changed);
+    }
+
+    /// Forwards the want of `link`'s peer for `id`, within [`LINK_FORWARDS`]
+    /// per link and [`MAX_FORWARDS`] in all; false when not taken.
+    pub fn forward(&self, link: u64, id: BlobId) -> bool {
+        let taken = lock(&self.table).forward(link, id);
+        self.changed_if(taken);
+        taken
+    }
+
+    /// `link` ended: forget what was forwarded for it.
+    pub fn release(&self, link: u64) {
+        let changed = lock(&self.table).release(link);
+        self.changed_if(changed);
+    }
+
     /// Whether `id` is wanted.
     pub fn is_wanted(&self, id: &BlobId) -> bool {
-        lock(&self.want).contains_key(id)
+        let t = lock(&self.table);
+        t.own.contains(id) || t.forwarded.contains_key(id)
     }
 
     /// Whether nothing is wanted.
     pub fn is_empty(&self) -> bool {
-        lock(&self.want).is_empty()
+        let t = lock(&self.table);
+        t.own.is_empty() && t.forwarded.is_empty()
     }
 
-    /// All wants with their distance.
+    /// All wants with their distance, our own first.
     pub fn snapshot(&self) -> Vec<(BlobId, u8)> {
-        lock(&self.want).iter().map(|(k, v)| (*k, *v)).collect()
+        let t = lock(&self.table);
+        t.own
+            .iter()
+            .map(|id| (*id, 1))
+            .chain(t.forwarded.keys().map(|id| (*id, 2)))
+            .collect()
     }
 
     /// `id` arrived (or will never be fetched): forget it.
     pub fn got(&self, id: &BlobId) {
-        if lock(&self.want).remove(id).is_some() {
-            self.changed.send_modify(|v| *v += 1);
-        }
+        let mut t = lock(&self.table);
+        let changed = t.own.remove(id) | t.unforward(id);
+        drop(t);
+        self.changed_if(changed);
     }
 
     /// Changes whenever the wants do.
@@ -102,14 +190,28 @@ impl Wants {
 }
 
 /// What one link's blob exchange shares with the `createWants` we serve.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LinkBlobs {
+    /// This link's number, under which wants are forwarded for its peer.
+    link: u64,
     /// Haves to tell the peer.
     outbox: Mutex<Vec<(BlobId, u64)>>,
     /// Blobs the peer wants.
     peer_wants: Mutex<HashSet<BlobId>>,
     /// Woken when the outbox fills.
     wake: Notify,
+}
+
+impl Default for LinkBlobs {
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        LinkBlobs {
+            link: NEXT.fetch_add(1, Ordering::Relaxed),
+            outbox: Mutex::default(),
+            peer_wants: Mutex::default(),
+            wake: Notify::new(),
+        }
+    }
 }
 
 impl LinkBlobs {
@@ -180,8 +282,14 @@ pub async fn serve_create_wants(node: Arc<Node>, ctx: Option<Arc<LinkCtx>>, sink
     }
 }
 
-/// Opens the peer's `createWants` and fetches what we want from it, until the link ends.
+/// Opens the peer's `createWants` and fetches what we want from it, until
+/// the link ends; then forgets the wants forwarded for the peer.
 pub async fn exchange(ctx: Arc<LinkCtx>, session: Session) {
+    exchange_wants(&ctx, session).await;
+    ctx.node.wants.release(ctx.blobs.link);
+}
+
+async fn exchange_wants(ctx: &Arc<LinkCtx>, session: Session) {
     let node = ctx.node.clone();
     let mut stream = match session
         .call(&["blobs", "createWants"], CallType::Source, vec![])
@@ -213,16 +321,24 @@ pub async fn exchange(ctx: Arc<LinkCtx>, session: Session) {
                         if let Some(size) = node.blobs.size(&id) {
                             ctx.blobs.tell_have(id, size);
                         } else {
-                            lock(&ctx.blobs.peer_wants).insert(id);
+                            let mut asked = lock(&ctx.blobs.peer_wants);
+                            if asked.len() < LINK_ASKS {
+                                asked.insert(id);
+                            }
+                            drop(asked);
                             if *n == -1.0 {
-                                node.wants.want(&[id], 2);
+                                node.wants.forward(ctx.blobs.link, id);
                             }
                         }
                     } else {
                         let size = *n as u64;
-                        peer_has.insert(id, size);
-                        if node.wants.is_wanted(&id) {
-                            fetch(&ctx, &session, id, size);
+                        let wanted = node.wants.is_wanted(&id);
+                        // Haves of blobs nobody wants yet are kept up to a cap.
+                        if wanted || peer_has.len() < LINK_ASKS {
+                            peer_has.insert(id, size);
+                        }
+                        if wanted {
+                            fetch(ctx, &session, id, size);
                         }
                     }
                 }
@@ -234,7 +350,7 @@ pub async fn exchange(ctx: Arc<LinkCtx>, session: Session) {
                 }
                 for (id, _) in node.wants.snapshot() {
                     if let Some(size) = peer_has.get(&id) {
-                        fetch(&ctx, &session, id, *size);
+                        fetch(ctx, &session, id, *size);
                     }
                 }
                 ctx.blobs.wake.notify_one();
@@ -466,5 +582,56 @@ pub fn has(node: &Node, arg: &Value) -> Result<Value, String> {
             items.iter().map(one).collect::<Result<_, _>>()?,
         )),
         v => one(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(n: u32) -> BlobId {
+        let mut b = [0u8; 32];
+        b[..4].copy_from_slice(&n.to_be_bytes());
+        BlobId(b)
+    }
+
+    #[test]
+    fn forwarded_wants_never_take_the_place_of_our_own() {
+        let wants = Wants::new(vec![blob(0)]);
+        // One peer asks for 20,000 blobs, then another for 2,000.
+        let taken = (1..=20_000).filter(|n| wants.forward(7, blob(*n))).count();
+        assert_eq!(taken, LINK_FORWARDS);
+        let others = (0..8u64)
+            .map(|link| {
+                (0..2_000)
+                    .filter(|n| {
+                        wants.forward(100 + link, blob(1_000_000 + link as u32 * 10_000 + n))
+                    })
+                    .count()
+            })
+            .sum::<usize>();
+        assert_eq!(LINK_FORWARDS + others, MAX_FORWARDS);
+        // Our own wants still fit, all of them, and come first.
+        let ours: Vec<BlobId> = (1..MAX_WANTS as u32).map(|n| blob(5_000_000 + n)).collect();
+        wants.want(&ours);
+        assert!(wants.is_wanted(&blob(0)));
+        assert!(ours.iter().all(|id| wants.is_wanted(id)));
+        let snap = wants.snapshot();
+        assert_eq!(snap.len(), MAX_WANTS + MAX_FORWARDS);
+        assert!(snap[..MAX_WANTS].iter().all(|(_, d)| *d == 1));
+        // A forwarded want we come to want ourselves is ours (and frees its slot).
+        wants.got(&blob(0));
+        wants.want(&[blob(1)]);
+        assert!(wants.snapshot().contains(&(blob(1), 1)));
+        assert!(wants.forward(7, blob(30_000)));
+        // The peer's link ends: what was forwarded for it goes, ours stays.
+        wants.release(7);
+        assert!(!wants.is_wanted(&blob(2)));
+        assert!(!wants.is_wanted(&blob(30_000)));
+        assert!(wants.is_wanted(&blob(1)));
+        assert_eq!(
+            wants.snapshot().len(),
+            MAX_WANTS + MAX_FORWARDS - LINK_FORWARDS
+        );
     }
 }

@@ -11,6 +11,13 @@
 //! Request skipping: the peer's last clock is kept in the store; our opening
 //! clock leaves out the feeds where it already matched ours. When the peer
 //! later mentions such a feed, we answer with our note for it.
+//!
+//! What a peer's notes can cost is bounded: notes for feeds we neither
+//! replicate nor hold are followed for at most [`FOREIGN_NOTES`] feeds per
+//! link and ignored beyond; the stored clock keeps only feeds we replicate,
+//! at most [`CLOCK_ENTRIES`] of them; and clocks are kept for at most
+//! [`REMEMBERED_PEERS`] peers (a new peer's clock takes the place of a
+//! stranger's, never of a peer we replicate).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -18,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, Notify};
 
+use super::graph::ReplicateSet;
 use super::link::{LinkCtx, LinkStats};
 use super::{verify_threads, Node, READ_CHUNK};
 use crate::feed::{BatchVerifier, FeedId, Verified};
@@ -31,9 +39,18 @@ const BATCH: usize = 512;
 /// How often the peer's clock is saved while a link runs.
 const SAVE_EVERY: Duration = Duration::from_secs(10);
 
+/// Notes per link followed for feeds we neither replicate nor hold.
+pub const FOREIGN_NOTES: usize = 64;
+/// Most entries of one peer's stored clock (36 bytes each: 720,000 bytes).
+pub const CLOCK_ENTRIES: usize = 20_000;
+/// Most peers whose clock is stored.
+pub const REMEMBERED_PEERS: usize = 256;
+/// What the names of peers' stored clocks start with.
+const PEER_PREFIX: &[u8] = b"peer:";
+
 /// The name under which a peer's clock is stored.
 pub fn remote_name(peer: &FeedId) -> Vec<u8> {
-    let mut k = b"peer:".to_vec();
+    let mut k = PEER_PREFIX.to_vec();
     k.extend_from_slice(peer.as_bytes());
     k
 }
@@ -55,6 +72,10 @@ pub struct EbtState {
     unsaved: bool,
     /// Batches the appender took and has not finished (stored and counted).
     storing: usize,
+    /// Feeds we neither replicate nor hold whose notes were followed.
+    foreign: usize,
+    /// Notes ignored because [`FOREIGN_NOTES`] was reached.
+    ignored: usize,
 }
 
 impl EbtState {
@@ -75,6 +96,44 @@ impl EbtState {
             .iter()
             .any(|(f, next)| *next <= node.seq(f).unwrap_or(0) && !node.is_blocked(f));
         !behind_in && !behind_out
+    }
+
+    /// Whether to follow the peer's note for `feed`: always for feeds we
+    /// replicate, hold (`held`) or follow already; for the first
+    /// [`FOREIGN_NOTES`] others; never beyond (counted in `ignored`).
+    fn follows<E>(
+        &mut self,
+        set: &ReplicateSet,
+        feed: &FeedId,
+        held: impl FnOnce() -> Result<bool, E>,
+    ) -> Result<bool, E> {
+        if set.contains(feed)
+            || self.theirs.contains_key(feed)
+            || self.sending.contains_key(feed)
+            || held()?
+        {
+            return Ok(true);
+        }
+        if self.foreign >= FOREIGN_NOTES {
+            self.ignored += 1;
+            return Ok(false);
+        }
+        self.foreign += 1;
+        Ok(true)
+    }
+
+    /// The entries of the peer's clock worth storing: feeds we replicate, at
+    /// most [`CLOCK_ENTRIES`]; `None` if nothing changed since the last call.
+    fn take_unsaved(&mut self, set: &ReplicateSet) -> Option<Vec<(FeedId, u32)>> {
+        self.unsaved.then(|| {
+            self.unsaved = false;
+            self.theirs
+                .iter()
+                .filter(|(f, _)| set.contains(f))
+                .take(CLOCK_ENTRIES)
+                .map(|(f, s)| (*f, *s))
+                .collect()
+        })
     }
 
     fn saw(&mut self, feed: FeedId, seq: u32) {
@@ -316,7 +375,14 @@ async fn handle_body(
     {
         let mut st = lock(state);
         st.opened = true;
+        let ignored_before = st.ignored;
         for (feed, note) in notes {
+            if !st
+                .follows(&set, &feed, || Ok(node.seq(&feed)? > 0))
+                .map_err(|e: crate::store::StoreError| e.to_string())?
+            {
+                continue;
+            }
             match note {
                 Note::Skip => {
                     st.sending.remove(&feed);
@@ -342,6 +408,13 @@ async fn handle_body(
                     },
                 ));
             }
+        }
+        if st.ignored > ignored_before {
+            tracing::debug!(
+                peer = %ctx.peer,
+                ignored = st.ignored - ignored_before,
+                "ignored notes for feeds we neither replicate nor hold"
+            );
         }
     }
     ctx.progress.touch();
@@ -462,18 +535,51 @@ async fn tell_new_feeds(node: &Node, state: &Mutex<EbtState>, sink: &Sink) -> Re
     sink.send(Body::json(&v)).await.map_err(|e| e.to_string())
 }
 
+/// Stores the peer's clock if it changed: only feeds we replicate (what
+/// request skipping looks at), at most [`CLOCK_ENTRIES`], and only if there
+/// is room among the remembered peers.
 fn save_clock(node: &Node, peer: &FeedId, state: &Mutex<EbtState>) {
-    let entries: Option<Vec<(FeedId, u32)>> = {
-        let mut st = lock(state);
-        st.unsaved.then(|| {
-            st.unsaved = false;
-            st.theirs.iter().map(|(f, s)| (*f, *s)).collect()
-        })
-    };
-    if let Some(entries) = entries {
-        if let Err(e) = node.store.save_remote_clock(&remote_name(peer), entries) {
-            tracing::warn!(%peer, "saving the peer's clock: {e}");
+    let set = node.replicate_set();
+    let entries = lock(state).take_unsaved(&set);
+    let Some(entries) = entries else { return };
+    let name = remote_name(peer);
+    let saved = room_for(node, &set, &name).and_then(|room| {
+        if room {
+            node.store.save_remote_clock(&name, entries)?;
+        } else {
+            tracing::debug!(%peer, "not storing the peer's clock: {REMEMBERED_PEERS} peers remembered");
         }
+        Ok(())
+    });
+    if let Err(e) = saved {
+        tracing::warn!(%peer, "saving the peer's clock: {e}");
+    }
+}
+
+/// Whether the clock `name` may be stored: it is stored already, fewer than
+/// [`REMEMBERED_PEERS`] are, or a stranger's (a peer we do not replicate)
+/// can make room.
+fn room_for(
+    node: &Node,
+    set: &ReplicateSet,
+    name: &[u8],
+) -> Result<bool, crate::store::StoreError> {
+    if node.store.has_remote_clock(name)? {
+        return Ok(true);
+    }
+    let names = node.store.remote_names(PEER_PREFIX)?;
+    if names.len() < REMEMBERED_PEERS {
+        return Ok(true);
+    }
+    let stranger = names.iter().find(|n| {
+        <[u8; 32]>::try_from(&n[PEER_PREFIX.len()..]).map_or(true, |k| !set.contains(&FeedId(k)))
+    });
+    match stranger {
+        Some(n) => {
+            node.store.remove_remote_clock(n)?;
+            Ok(true)
+        }
+        None => Ok(false),
     }
 }
 
@@ -534,5 +640,52 @@ async fn send_loop(ctx: Arc<LinkCtx>, sink: Sink, state: Arc<Mutex<EbtState>>, w
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(n: u32) -> FeedId {
+        let mut k = [0u8; 32];
+        k[..4].copy_from_slice(&n.to_be_bytes());
+        FeedId(k)
+    }
+
+    #[test]
+    fn notes_for_feeds_we_do_not_replicate_are_bounded() {
+        let mut set = ReplicateSet::default();
+        for n in 0..10 {
+            set.feeds.insert(feed(n), 1);
+        }
+        let mut st = EbtState::default();
+        let held = |f: u32| move || Ok::<bool, ()>(f == 500_000);
+        let followed = (0..300_000u32)
+            .filter(|n| st.follows(&set, &feed(*n), held(*n)).unwrap())
+            .count();
+        // The ten we replicate and FOREIGN_NOTES of the rest.
+        assert_eq!(followed, 10 + FOREIGN_NOTES);
+        assert_eq!(st.ignored, 300_000 - 10 - FOREIGN_NOTES);
+        // Feeds we replicate or hold are always followed.
+        assert!(st.follows(&set, &feed(3), held(3)).unwrap());
+        assert!(st.follows(&set, &feed(500_000), held(500_000)).unwrap());
+    }
+
+    #[test]
+    fn the_stored_clock_holds_only_feeds_we_replicate_up_to_a_cap() {
+        let mut set = ReplicateSet::default();
+        for n in 0..(CLOCK_ENTRIES as u32 + 500) {
+            set.feeds.insert(feed(n), 1);
+        }
+        let mut st = EbtState::default();
+        for n in 0..(CLOCK_ENTRIES as u32 + 50_000) {
+            st.saw(feed(n), 7);
+        }
+        let stored = st.take_unsaved(&set).unwrap();
+        assert_eq!(stored.len(), CLOCK_ENTRIES);
+        assert!(stored.iter().all(|(f, _)| set.contains(f)));
+        // Nothing changed: nothing to store.
+        assert!(st.take_unsaved(&set).is_none());
     }
 }

@@ -18,6 +18,7 @@
 //!   ([`status_led`]).
 //! - [`notify`]: systemd's notify protocol (ready, status, watchdog, stopping).
 
+pub mod admission;
 pub mod api;
 pub mod appliance;
 pub mod blobs;
@@ -33,6 +34,7 @@ pub mod mountinfo;
 pub mod mounts;
 pub mod notify;
 pub mod peers;
+pub mod refusals;
 pub mod server;
 pub mod sneakernet;
 pub mod status;
@@ -317,7 +319,7 @@ impl Node {
         }
         if !wanted.is_empty() {
             self.store.add_wants(&wanted)?;
-            self.wants.want(&wanted, 1);
+            self.wants.want(&wanted);
         }
         for (feed, hi) in after {
             if before.get(feed).copied().unwrap_or(0) < *hi {

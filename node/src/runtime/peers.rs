@@ -4,15 +4,16 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 
+use super::admission::{Admission, HandshakeSlot, Refusal, SessionSlot};
 use super::api::Api;
 use super::link::{self, LinkCtx};
 use super::link_status;
+use super::refusals::Refusals;
 use super::Node;
 use crate::feed::json::{Object, Value};
 use crate::feed::FeedId;
@@ -22,10 +23,9 @@ use crate::net::shs::PublicKey;
 
 /// Deadline for the TCP connect.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Most handshakes in progress at once; more connections are dropped at once.
-const MAX_HANDSHAKES: usize = 64;
-/// Most peer sessions at once.
-const MAX_SESSIONS: usize = 128;
+/// Peers kept in the table beyond which a stranger that dialled us is
+/// forgotten when its last session closes.
+const PEERS_REMEMBERED: usize = 256;
 /// Back-off bounds for reconnecting.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -102,7 +102,10 @@ pub struct PeerInfo {
 #[derive(Debug, Default)]
 pub struct PeerTable {
     peers: Mutex<HashMap<FeedId, PeerInfo>>,
-    sessions: AtomicUsize,
+    /// Which connections are taken.
+    pub admission: Admission,
+    /// The rate-limited log of dropped connections.
+    pub refusals: Refusals,
 }
 
 impl PeerTable {
@@ -144,24 +147,35 @@ impl PeerTable {
             p.state = State::Connected;
             p.since = Instant::now();
         }
-        self.sessions.fetch_add(1, Ordering::SeqCst);
     }
 
     fn session_closed(&self, key: &FeedId, reason: &str) {
-        if let Some(p) = self.lock().get_mut(key) {
+        let mut t = self.lock();
+        let full = t.len() > PEERS_REMEMBERED;
+        if let Some(p) = t.get_mut(key) {
             p.sessions = p.sessions.saturating_sub(1);
             if p.sessions == 0 {
                 p.state = State::Known;
+                if full && p.source == Source::Incoming {
+                    t.remove(key);
+                    return;
+                }
             }
             p.last_error = Some(reason.to_owned());
             p.since = Instant::now();
         }
-        self.sessions.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// How many peer sessions are open now.
     pub fn session_count(&self) -> usize {
-        self.sessions.load(Ordering::SeqCst)
+        self.admission.sessions()
+    }
+
+    /// Whether `key` is a peer from the config file or the command line.
+    pub fn is_configured(&self, key: &FeedId) -> bool {
+        self.lock()
+            .get(key)
+            .is_some_and(|p| matches!(p.source, Source::Config | Source::Cli))
     }
 
     /// Whether a session with `key` is open.
@@ -219,9 +233,19 @@ fn session_config() -> SessionConfig {
     SessionConfig::default()
 }
 
+/// Why an incoming connection was dropped before its session ran.
+#[derive(Debug, thiserror::Error)]
+enum Dropped {
+    /// The connection or the handshake failed.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// The peer authenticated, but its session is not taken.
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+}
+
 /// Accepts peers on `listener` until the task is dropped.
 pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
-    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(x) => x,
@@ -232,31 +256,36 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
                 continue;
             }
         };
-        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
-            tracing::info!(%from, "dropped: too many handshakes in progress");
-            continue;
+        let slot = match node.peers.admission.handshake(from.ip()) {
+            Ok(s) => s,
+            Err(e) => {
+                node.peers.refusals.dropped(from, &e.to_string());
+                continue;
+            }
         };
-        if node.peers.sessions.load(Ordering::SeqCst) >= MAX_SESSIONS {
-            tracing::info!(%from, "dropped: too many sessions");
-            continue;
-        }
         let node = node.clone();
         tokio::spawn(async move {
-            let r = incoming(node, stream, from, permit).await;
+            let r = incoming(node.clone(), stream, from, slot).await;
             if let Err(e) = r {
-                tracing::info!(%from, "dropped: {e}");
+                node.peers.refusals.dropped(from, &e.to_string());
             }
         });
     }
+}
+
+/// Whether `peer` is one strangers cannot lock out: a feed we replicate or a
+/// configured peer.
+fn is_known(node: &Node, peer: &FeedId) -> bool {
+    node.replicate_set().contains(peer) || node.peers.is_configured(peer)
 }
 
 async fn incoming(
     node: Arc<Node>,
     mut stream: TcpStream,
     from: SocketAddr,
-    permit: tokio::sync::OwnedSemaphorePermit,
-) -> Result<(), LinkError> {
-    stream.set_nodelay(true)?;
+    slot: HandshakeSlot,
+) -> Result<(), Dropped> {
+    stream.set_nodelay(true).map_err(LinkError::from)?;
     let outcome = server_handshake(
         &mut stream,
         node.settings.network_key,
@@ -265,11 +294,15 @@ async fn incoming(
         |pk| !node.is_blocked(&feed_of(pk)),
     )
     .await?;
-    drop(permit);
+    drop(slot);
     let peer = feed_of(&outcome.peer);
+    let session_slot =
+        node.peers
+            .admission
+            .session(peer, Some(from.ip()), is_known(&node, &peer))?;
     tracing::info!(%from, %peer, "peer connected");
     node.peers.know(peer, None, Source::Incoming);
-    run_session(node, stream, &outcome, peer, false, false).await;
+    run_session(node, stream, &outcome, peer, false, false, session_slot).await;
     Ok(())
 }
 
@@ -281,6 +314,7 @@ async fn run_session(
     peer: FeedId,
     is_client: bool,
     one_shot: bool,
+    slot: SessionSlot,
 ) -> String {
     let ctx = LinkCtx::new(node.clone(), peer, is_client, one_shot);
     let session = Session::start(
@@ -295,6 +329,7 @@ async fn run_session(
     let reason = session.closed().await;
     repl.abort();
     node.peers.session_closed(&peer, &reason);
+    drop(slot);
     tracing::info!(%peer, "peer disconnected: {reason}");
     reason
 }
@@ -372,6 +407,17 @@ pub async fn keep_connected(node: Arc<Node>, addr: MultiserverAddress, source: S
     }
 }
 
+/// Why one dial gave no session.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The dial or handshake failed.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// The peer was reached, but our limits refused the session.
+    #[error("session refused: {0}")]
+    Refused(#[from] super::admission::Refusal),
+}
+
 /// One attempt of a keep-connected loop: dials `addr` (a peer already [known]) and runs
 /// the session until it closes, keeping the peer's state in the table. Returns how long
 /// the session lasted, or why the dial failed. Back-off and pacing are the caller's.
@@ -380,21 +426,32 @@ pub async fn keep_connected(node: Arc<Node>, addr: MultiserverAddress, source: S
 pub async fn connect_once(
     node: &Arc<Node>,
     addr: &MultiserverAddress,
-) -> Result<Duration, LinkError> {
+) -> Result<Duration, ConnectError> {
     let peer = *addr.key();
     node.peers.set_state(&peer, State::Connecting, None);
     let started = Instant::now();
     let result = match dial(node, addr).await {
         Ok((stream, outcome)) => {
-            tracing::info!(%addr, "connected");
-            run_session(node.clone(), stream, &outcome, peer, true, false).await;
-            Ok(started.elapsed())
+            let from = stream.peer_addr().ok().map(|a| a.ip());
+            match node.peers.admission.session(peer, from, true) {
+                Ok(slot) => {
+                    tracing::info!(%addr, "connected");
+                    run_session(node.clone(), stream, &outcome, peer, true, false, slot).await;
+                    Ok(started.elapsed())
+                }
+                Err(e) => {
+                    tracing::info!(%addr, "not keeping the session: {e}");
+                    node.peers
+                        .set_state(&peer, State::Backoff, Some(e.to_string()));
+                    Err(ConnectError::from(e))
+                }
+            }
         }
         Err(e) => {
             tracing::info!(%addr, "connect failed: {e}");
             node.peers
                 .set_state(&peer, State::Backoff, Some(e.to_string()));
-            Err(e)
+            Err(ConnectError::from(e))
         }
     };
     node.peers.set_state(&peer, State::Backoff, None);

@@ -522,7 +522,7 @@ fn check(
                 "held messages mention blobs nothing wanted: wanted again"
             );
             node.store.add_wants(&lost)?;
-            node.wants.want(&lost, 1);
+            node.wants.want(&lost);
         }
         node.store
             .mark_incoming(plan.iter().filter(|e| e.take).map(|e| e.feed))?;

@@ -683,6 +683,24 @@ impl Store {
             .collect()
     }
 
+    /// Whether a clock is recorded under `name`.
+    pub fn has_remote_clock(&self, name: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.remote.contains_key(name)?)
+    }
+
+    /// The names of the recorded clocks that start with `prefix` (keys only).
+    pub fn remote_names(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.remote
+            .prefix(prefix)
+            .map(|g| Ok(g.key()?.to_vec()))
+            .collect()
+    }
+
+    /// Forgets the clock recorded under `name`.
+    pub fn remove_remote_clock(&self, name: &[u8]) -> Result<(), StoreError> {
+        Ok(self.remote.remove(name)?)
+    }
+
     /// Records what we know of a stick (a small JSON document) under its id.
     pub fn save_stick_info(&self, id: &str, info: &[u8]) -> Result<(), StoreError> {
         Ok(self.remote.insert(format!("stickinfo:{id}"), info)?)
