@@ -8,6 +8,8 @@ pub mod blobs;
 pub mod data_dir;
 pub mod discovery;
 pub mod feed;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod ingest;
 pub mod muxrpc;
 pub mod net;

@@ -205,10 +205,15 @@ impl BatchVerifier {
         }
         let mut keys = Vec::with_capacity(msgs.len());
         for (i, m) in msgs.iter().enumerate() {
-            keys.push(
-                self.key(m.borrow().author())
-                    .ok_or((i, Invalid::AuthorKey))?,
-            );
+            match self.key(m.borrow().author()) {
+                Some(key) => keys.push(key),
+                None => {
+                    // The caller takes everything before the failure for
+                    // verified: check it before blaming this one.
+                    self.verify(&msgs[..i])?;
+                    return Err((i, Invalid::AuthorKey));
+                }
+            }
         }
         let parts = self.parts(msgs.len());
         let per = msgs.len().div_ceil(parts).max(1);
@@ -452,6 +457,37 @@ mod tests {
         wrong.swap(0, 1);
         assert!(!batch_holds(&msgs, &wrong));
         assert!(!batch_holds(&msgs, &keys[1..]));
+    }
+
+    /// `m` as written by `author` (shape-valid; the signature is not theirs).
+    fn with_author(m: &Message, author: &[u8; 32]) -> Message {
+        let old = m.author().to_string();
+        let new = format!("@{}.ed25519", encode_base64(author));
+        let text = m.value().to_compact().replace(&old, &new);
+        Message::parse(text.as_bytes(), None).expect("shape")
+    }
+
+    #[test]
+    fn a_bad_signature_before_an_unusable_author_key_is_refused() {
+        // Found by the `message` fuzz target: the key lookup stopped the
+        // batch at the unusable key, and `check` took the messages before
+        // it for verified without checking them.
+        let mut msgs = chain(3);
+        msgs[0] = forged(&msgs[0]);
+        // The identity point: a key of small order (weak), refused.
+        let mut weak = [0u8; 32];
+        weak[0] = 1;
+        msgs[1] = with_author(&msgs[1], &weak);
+        for mut v in [BatchVerifier::new(), BatchVerifier::with_threads(1)] {
+            assert_eq!(v.verify(&msgs), Err((0, Invalid::BadSignature)));
+            let verdicts: Vec<bool> = v
+                .check(msgs.clone())
+                .into_items()
+                .iter()
+                .map(|(_, r)| r.is_ok())
+                .collect();
+            assert_eq!(verdicts, [false, false, true]);
+        }
     }
 
     #[test]

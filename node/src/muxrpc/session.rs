@@ -83,7 +83,7 @@ impl Request {
         self.args.first().unwrap_or(&NULL)
     }
 
-    fn to_body(&self) -> Vec<u8> {
+    pub(crate) fn to_body(&self) -> Vec<u8> {
         let mut o = Object::new();
         o.push(
             "name",
@@ -94,7 +94,7 @@ impl Request {
         Value::Object(o).to_compact().into_bytes()
     }
 
-    fn parse(body: &[u8]) -> Result<Request, String> {
+    pub(crate) fn parse(body: &[u8]) -> Result<Request, String> {
         let v = Value::parse(body).map_err(|e| format!("request is not JSON: {e}"))?;
         let o = v.as_object().ok_or("request is not an object")?;
         let name = match o.get("name") {
@@ -293,7 +293,7 @@ pub struct Stream {
     rx: Option<mpsc::Receiver<Item>>,
 }
 
-fn error_body(message: &str) -> Vec<u8> {
+pub(crate) fn error_body(message: &str) -> Vec<u8> {
     let mut o = Object::new();
     o.push("name", Value::string("Error"));
     o.push("message", Value::string(message));
@@ -302,7 +302,7 @@ fn error_body(message: &str) -> Vec<u8> {
 }
 
 /// Reads the message out of an error body (an object with `message`, or anything else).
-fn error_message(body: &[u8]) -> String {
+pub(crate) fn error_message(body: &[u8]) -> String {
     match Value::parse(body) {
         Ok(v) => match v.as_object().and_then(|o| o.get("message")) {
             Some(m) => m.as_str().map_or_else(|| m.to_compact(), str::to_owned),
