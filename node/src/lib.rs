@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod muxrpc;
 pub mod net;
 pub mod publish;
+pub mod replica;
 pub mod runtime;
 pub mod sneakernet;
 pub mod store;

@@ -131,7 +131,7 @@ pub fn sync_local(
     let report = rt.block_on(async {
         let node = open_node(data, config)?;
         let report = sync::sync(node.clone(), &addr, Duration::from_secs(timeout)).await?;
-        node.shutdown().await?;
+        node.replica().shutdown().await?;
         Ok::<_, anyhow::Error>(report.to_string())
     })?;
     // Everything received is durable now (shutdown fsynced the journal) and

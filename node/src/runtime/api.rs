@@ -60,9 +60,9 @@ pub struct Api {
 
 impl Api {
     /// A handler for a peer link.
-    pub fn peer(ctx: Arc<LinkCtx>) -> Arc<Api> {
+    pub fn peer(node: Arc<Node>, ctx: Arc<LinkCtx>) -> Arc<Api> {
         Arc::new(Api {
-            node: ctx.node.clone(),
+            node,
             ctx: Some(ctx),
             local: false,
         })
@@ -117,15 +117,20 @@ impl Handler for Api {
             let arg = call.request.arg0().clone();
             match method.as_str() {
                 "createHistoryStream" => {
-                    history::serve(node, ctx, &arg, call.stream.sink()).await;
+                    history::serve(node.replica().clone(), ctx, &arg, call.stream.sink()).await;
                 }
                 "ebt.replicate" => serve_ebt(ctx, call).await,
-                "blobs.get" => blobs::serve_get(node, ctx, &arg, call.stream.sink(), false).await,
+                "blobs.get" => {
+                    blobs::serve_get(node.replica().clone(), ctx, &arg, call.stream.sink(), false)
+                        .await
+                }
                 "blobs.getSlice" => {
-                    blobs::serve_get(node, ctx, &arg, call.stream.sink(), true).await;
+                    blobs::serve_get(node.replica().clone(), ctx, &arg, call.stream.sink(), true)
+                        .await;
                 }
                 "blobs.createWants" => {
-                    blobs::serve_create_wants(node, ctx, call.stream.sink()).await;
+                    blobs::serve_create_wants(node.replica().clone(), ctx, call.stream.sink())
+                        .await;
                 }
                 "gossip.ping" => ping(call).await,
                 m if local
@@ -187,9 +192,13 @@ async fn answer(
     match method {
         "whoami" => Ok(id_value("id", node.id())),
         "manifest" => Ok(manifest),
-        "blobs.has" => blobs::has(node, &arg),
+        "blobs.has" => blobs::has(node.replica(), &arg),
         "publish" => {
-            let ids = node.publish(vec![arg]).await.map_err(|e| e.to_string())?;
+            let ids = node
+                .replica()
+                .publish(vec![arg])
+                .await
+                .map_err(|e| e.to_string())?;
             let id = ids.first().ok_or("nothing published")?;
             Ok(id_value("key", id))
         }
@@ -200,7 +209,11 @@ async fn answer(
                 .parse()
                 .map_err(|_| "not a feed id".to_owned())?;
             let c = contact(&feed, method == "follow");
-            let ids = node.publish(vec![c]).await.map_err(|e| e.to_string())?;
+            let ids = node
+                .replica()
+                .publish(vec![c])
+                .await
+                .map_err(|e| e.to_string())?;
             let id = ids.first().ok_or("nothing published")?;
             Ok(id_value("key", id))
         }
@@ -210,26 +223,26 @@ async fn answer(
                 .ok_or("expects a message id")?
                 .parse()
                 .map_err(|_| "not a message id".to_owned())?;
-            match node.store.get(&id).map_err(|e| e.to_string())? {
+            match node.replica().store().get(&id).map_err(|e| e.to_string())? {
                 Some(m) => Value::parse(m.to_kvt_json().as_bytes()).map_err(|e| e.to_string()),
                 None => Err(format!("message {id} is not in the store")),
             }
         }
-        "getVectorClock" => vector_clock(&node.store).map_err(|e| e.to_string()),
+        "getVectorClock" => vector_clock(node.replica().store()).map_err(|e| e.to_string()),
         "blobs.add" => {
             let path = arg
                 .as_str()
                 .ok_or("blobs.add expects a file path")?
                 .to_owned();
-            let blobs = node.blobs.clone();
+            let blobs = node.replica().blobs().clone();
             let (id, _) = tokio::task::spawn_blocking(move || {
                 let mut f = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
                 blobs.add(&mut f, None, u64::MAX).map_err(|e| e.to_string())
             })
             .await
             .map_err(|e| e.to_string())??;
-            node.wants.got(&id);
-            let _ = node.store.remove_want(&id);
+            node.replica().wants().got(&id);
+            let _ = node.replica().store().remove_want(&id);
             Ok(Value::string(&id.to_string()))
         }
         "peers" => Ok(node.peers.to_value()),
@@ -280,14 +293,14 @@ pub fn contact(feed: &FeedId, following: bool) -> Value {
 pub fn status(node: &Node) -> Value {
     let mut o = Object::new();
     o.push("id", Value::string(&node.id().to_string()));
-    let set = node.replicate_set();
+    let set = node.replica().replicate_set();
     o.push("replicating", Value::Number(set.feeds.len() as f64));
     o.push(
         "blob_wants",
-        Value::Number(node.wants.snapshot().len() as f64),
+        Value::Number(node.replica().wants().snapshot().len() as f64),
     );
     o.push("peers", node.peers.to_value());
-    let memory = node.store.memory();
+    let memory = node.replica().store().memory();
     let mut m = Object::new();
     m.push("write_buffer", Value::Number(memory.write_buffer as f64));
     m.push("cache", Value::Number(memory.cache as f64));

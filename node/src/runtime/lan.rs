@@ -228,7 +228,7 @@ pub async fn run(node: Arc<Node>, listen: SocketAddr) {
     let mut running: HashMap<FeedId, AbortHandle> = HashMap::new();
     let mut keys: HashMap<tokio::task::Id, FeedId> = HashMap::new();
     loop {
-        let hold = |key: &FeedId| node.peers.is_connected(key) || node.is_blocked(key);
+        let hold = |key: &FeedId| node.peers.is_connected(key) || node.replica().is_blocked(key);
         while let Some(addr) = plan.next_dial(now(), hold) {
             let key = *addr.key();
             let node = node.clone();
@@ -247,7 +247,7 @@ pub async fn run(node: Arc<Node>, listen: SocketAddr) {
                 None => break,
                 Some(Event::Heard(addr)) => {
                     let key = *addr.key();
-                    if key == *node.id() || node.is_blocked(&key) {
+                    if key == *node.id() || node.replica().is_blocked(&key) {
                         continue;
                     }
                     node.peers.know(key, Some(addr.clone()), Source::Lan);

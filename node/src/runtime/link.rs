@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use super::{blobs, ebt, history, Node};
+use super::{blobs, ebt, history};
 use crate::feed::FeedId;
 use crate::muxrpc::{CallType, Item, Session};
 use crate::net::ebt as ebt_proto;
+use crate::replica::Replica;
 
 /// How long the server side waits for the client's `ebt.replicate`.
 const EBT_WAIT: Duration = Duration::from_secs(2);
@@ -93,8 +94,8 @@ impl Progress {
 
 /// What the tasks of one link share.
 pub struct LinkCtx {
-    /// The node.
-    pub node: Arc<Node>,
+    /// The feeds and blobs this link replicates.
+    pub replica: Arc<Replica>,
     /// The peer's feed id.
     pub peer: FeedId,
     /// Whether we dialled.
@@ -123,9 +124,14 @@ impl std::fmt::Debug for LinkCtx {
 
 impl LinkCtx {
     /// Context for a new link.
-    pub fn new(node: Arc<Node>, peer: FeedId, is_client: bool, one_shot: bool) -> Arc<LinkCtx> {
+    pub fn new(
+        replica: Arc<Replica>,
+        peer: FeedId,
+        is_client: bool,
+        one_shot: bool,
+    ) -> Arc<LinkCtx> {
         Arc::new(LinkCtx {
-            node,
+            replica,
             peer,
             is_client,
             one_shot,
@@ -174,7 +180,7 @@ impl LinkCtx {
                 ebt.is_some_and(|s| {
                     s.lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .caught_up(&self.node)
+                        .caught_up(&self.replica)
                 })
             }
         }

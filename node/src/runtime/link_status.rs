@@ -16,14 +16,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::link::LinkCtx;
+use super::status::LinkHandle;
 use crate::muxrpc::Session;
 
 /// How long after the last movement a link still counts as syncing.
 pub const ACTIVE_WINDOW: Duration = Duration::from_secs(3);
 
-/// Tracks `ctx` in the node status until `session` closes.
-pub async fn track(ctx: Arc<LinkCtx>, session: Session) {
-    let link = ctx.node.status.link_opened(ctx.peer);
+/// Tracks `ctx` in the node status (as `link`) until `session` closes.
+pub async fn track(link: LinkHandle, ctx: Arc<LinkCtx>, session: Session) {
     let closed = session.closed();
     tokio::pin!(closed);
     loop {
@@ -38,7 +38,7 @@ pub async fn track(ctx: Arc<LinkCtx>, session: Session) {
             continue;
         }
         // Another link's appends can catch this one up too.
-        let mut appends = ctx.node.subscribe();
+        let mut appends = ctx.replica.subscribe();
         link.set_syncing(!ctx.caught_up());
         tokio::select! {
             () = changed => {}

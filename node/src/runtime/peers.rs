@@ -276,7 +276,7 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
 /// Whether `peer` is one strangers cannot lock out: a feed we replicate or a
 /// configured peer.
 fn is_known(node: &Node, peer: &FeedId) -> bool {
-    node.replicate_set().contains(peer) || node.peers.is_configured(peer)
+    node.replica().replicate_set().contains(peer) || node.peers.is_configured(peer)
 }
 
 async fn incoming(
@@ -291,7 +291,7 @@ async fn incoming(
         node.settings.network_key,
         node.shs_keys().clone(),
         node.settings.handshake_timeout,
-        |pk| !node.is_blocked(&feed_of(pk)),
+        |pk| !node.replica().is_blocked(&feed_of(pk)),
     )
     .await?;
     drop(slot);
@@ -316,15 +316,16 @@ async fn run_session(
     one_shot: bool,
     slot: SessionSlot,
 ) -> String {
-    let ctx = LinkCtx::new(node.clone(), peer, is_client, one_shot);
+    let ctx = LinkCtx::new(node.replica().clone(), peer, is_client, one_shot);
     let session = Session::start(
         stream,
         Some(outcome),
-        Api::peer(ctx.clone()),
+        Api::peer(node.clone(), ctx.clone()),
         session_config(),
     );
     node.peers.session_opened(&peer);
-    tokio::spawn(link_status::track(ctx.clone(), session.clone()));
+    let link = node.status.link_opened(peer);
+    tokio::spawn(link_status::track(link, ctx.clone(), session.clone()));
     let repl = tokio::spawn(link::replicate(ctx, session.clone()));
     let reason = session.closed().await;
     repl.abort();
@@ -368,14 +369,15 @@ pub async fn open_one_shot(
 ) -> Result<(Session, Arc<LinkCtx>), LinkError> {
     let (stream, outcome) = dial(&node, addr).await?;
     let peer = feed_of(&outcome.peer);
-    let ctx = LinkCtx::new(node.clone(), peer, true, true);
+    let ctx = LinkCtx::new(node.replica().clone(), peer, true, true);
     let session = Session::start(
         stream,
         Some(&outcome),
-        Api::peer(ctx.clone()),
+        Api::peer(node.clone(), ctx.clone()),
         session_config(),
     );
-    tokio::spawn(link_status::track(ctx.clone(), session.clone()));
+    let link = node.status.link_opened(peer);
+    tokio::spawn(link_status::track(link, ctx.clone(), session.clone()));
     tokio::spawn(link::replicate(ctx.clone(), session.clone()));
     Ok((session, ctx))
 }
@@ -390,7 +392,7 @@ pub async fn keep_connected(node: Arc<Node>, addr: MultiserverAddress, source: S
     node.peers.know(peer, Some(addr.clone()), source);
     let mut backoff = BACKOFF_MIN;
     loop {
-        if node.is_blocked(&peer) {
+        if node.replica().is_blocked(&peer) {
             return;
         }
         if node.peers.is_connected(&peer) {

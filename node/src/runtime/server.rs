@@ -105,6 +105,6 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
     }
     drop(appliance);
     let _ = std::fs::remove_file(&opts.socket);
-    node.shutdown_settled().await?;
+    node.replica().shutdown_settled().await?;
     Ok(())
 }

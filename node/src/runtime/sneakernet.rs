@@ -64,17 +64,20 @@ async fn sync_stick_reporting(
     tx: Option<mpsc::Sender<Step>>,
 ) -> Result<reconcile::StickReport, reconcile::ReconcileError> {
     let mut progress = forward(tx);
-    tokio::task::spawn_blocking(move || reconcile::sync_stick(&node, &mount, &mut progress))
-        .await
-        .map_err(|e| {
-            reconcile::ReconcileError::Store(StoreError::Corrupt(format!("stick task failed: {e}")))
-        })?
+    tokio::task::spawn_blocking(move || {
+        reconcile::sync_stick(node.replica(), &mount, &mut progress)
+    })
+    .await
+    .map_err(|e| {
+        reconcile::ReconcileError::Store(StoreError::Corrupt(format!("stick task failed: {e}")))
+    })?
 }
 
 /// Every stick this node has seen, as recorded after each visit.
 pub fn sticks(node: &Node) -> Result<serde_json::Value, StoreError> {
     let rows = node
-        .store
+        .replica()
+        .store()
         .stick_infos()?
         .into_iter()
         .map(|(id, bytes)| {
@@ -146,7 +149,7 @@ async fn answer_reporting(
             let node = node.clone();
             let mut progress = forward(tx);
             let report = tokio::task::spawn_blocking(move || {
-                files::import_file(&node, &path, &mut progress)
+                files::import_file(node.replica(), &path, &mut progress)
             })
             .await
             .map_err(|e| e.to_string())?
@@ -165,7 +168,7 @@ async fn answer_reporting(
             let node = node.clone();
             let mut progress = forward(tx);
             let report = tokio::task::spawn_blocking(move || {
-                files::export_to(&node, &path, &clock, &mut progress)
+                files::export_to(node.replica(), &path, &clock, &mut progress)
             })
             .await
             .map_err(|e| e.to_string())?

@@ -98,7 +98,7 @@ pub async fn sync(
     let deadline = Instant::now() + timeout;
     let outcome = loop {
         let changed = ctx.progress.changed.notified();
-        let settle = if node.wants.is_empty()
+        let settle = if node.replica().wants().is_empty()
             && ctx.stats.msgs_out.load(Ordering::SeqCst) == 0
             && !ctx.blobs.peer_asked()
         {

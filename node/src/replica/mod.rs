@@ -1,0 +1,426 @@
+//! The replica: the feeds and blobs this node holds, and every way they grow.
+//!
+//! [`Replica`] owns the store handle, the blob store, the blob [`wants`],
+//! the replicate set and follow [`graph`], the append lock and the append
+//! events. Messages enter only through [`Replica::append`],
+//! [`Replica::append_verified`], [`Replica::publish`] and
+//! [`Replica::promote_staged`], which keep wants, events and the graph in
+//! step with the store. Replication and sneakernet both work on a replica;
+//! neither knows the running node.
+
+pub mod content;
+pub mod graph;
+pub mod wants;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{broadcast, watch, Mutex};
+
+use crate::blobs::BlobStore;
+use crate::feed::json::Value;
+use crate::feed::{BatchVerifier, BlobId, FeedId, Keypair, Message, MsgId, Verified};
+use crate::publish::{publish, PublishError};
+use crate::sneakernet::stop_at::{self, Point};
+use crate::store::stage::{Stage, PROMOTE_RUN};
+use crate::store::{AppendReport, Store, StoreError, StoredMsg};
+
+pub use content::scan_content;
+pub use graph::ReplicateSet;
+pub use wants::Wants;
+
+/// Default most blob size fetched (ssb-blobs' 5 MiB).
+pub const DEFAULT_BLOB_MAX: u64 = 5 * 1024 * 1024;
+
+/// Default follow-graph distance replicated.
+pub const DEFAULT_HOPS: u32 = 2;
+
+/// Stored messages read per step when streaming a feed to a peer: bounds
+/// the memory of a send, and lets other work interleave.
+pub const READ_CHUNK: usize = 256;
+
+/// How many append events a slow listener may fall behind before it must
+/// rescan (it then sees `Lagged` and re-reads heads from the store).
+const EVENT_BUFFER: usize = 4096;
+
+/// Threads that check signatures: the machine's cores, at most four.
+pub fn verify_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// A feed grew: its new latest sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The feed.
+    pub feed: FeedId,
+    /// Its latest sequence after the append.
+    pub seq: u32,
+}
+
+/// What the replica keeps: the follow graph's shape and the largest blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Follow-graph distance replicated.
+    pub hops: u32,
+    /// Feeds replicated besides the follow graph.
+    pub replicate: Vec<FeedId>,
+    /// Feeds never replicated nor served.
+    pub block: Vec<FeedId>,
+    /// Largest blob fetched or imported.
+    pub blob_max: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            hops: DEFAULT_HOPS,
+            replicate: Vec::new(),
+            block: Vec::new(),
+            blob_max: DEFAULT_BLOB_MAX,
+        }
+    }
+}
+
+/// Why a replica operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Publishing failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// A blocking task of ours panicked or was cancelled (a bug of ours).
+    #[error("internal task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// The feeds and blobs this node holds (see the module docs).
+pub struct Replica {
+    keys: Keypair,
+    id: FeedId,
+    store: Arc<Store>,
+    blobs: Arc<BlobStore>,
+    wants: Wants,
+    policy: Policy,
+    append_lock: Mutex<()>,
+    import_lock: std::sync::Mutex<()>,
+    events: broadcast::Sender<Appended>,
+    graph: RwLock<Arc<ReplicateSet>>,
+    graph_version: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Replica {
+    /// Builds the replica around an open store; computes the replicate set
+    /// and loads the blob wants kept in the store.
+    pub fn new(
+        keys: Keypair,
+        store: Store,
+        blobs: BlobStore,
+        policy: Policy,
+    ) -> Result<Arc<Replica>, StoreError> {
+        let id = keys.id();
+        let graph = graph::compute(&store, &id, policy.hops, &policy.replicate, &policy.block)?;
+        let wants = store.wants(wants::MAX_WANTS)?;
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        Ok(Arc::new(Replica {
+            keys,
+            id,
+            store: Arc::new(store),
+            blobs: Arc::new(blobs),
+            wants: Wants::new(wants),
+            policy,
+            append_lock: Mutex::new(()),
+            import_lock: std::sync::Mutex::new(()),
+            events,
+            graph: RwLock::new(Arc::new(graph)),
+            graph_version: watch::channel(0).0,
+        }))
+    }
+
+    /// Our feed id.
+    pub fn id(&self) -> &FeedId {
+        &self.id
+    }
+
+    /// Our identity keys (to sign what we publish and export).
+    pub fn keys(&self) -> &Keypair {
+        &self.keys
+    }
+
+    /// The message store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &Arc<BlobStore> {
+        &self.blobs
+    }
+
+    /// The blobs we and our peers want.
+    pub fn wants(&self) -> &Wants {
+        &self.wants
+    }
+
+    /// What this replica keeps.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The largest blob fetched or imported.
+    pub fn blob_max(&self) -> u64 {
+        self.policy.blob_max
+    }
+
+    /// Holds the one bundle import at a time until the guard drops.
+    pub fn lock_imports(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.import_lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The feeds we replicate.
+    pub fn replicate_set(&self) -> Arc<ReplicateSet> {
+        self.graph
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// Changes whenever the replicate set does.
+    pub fn graph_changes(&self) -> watch::Receiver<u64> {
+        self.graph_version.subscribe()
+    }
+
+    /// Every append from the call on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Appended> {
+        self.events.subscribe()
+    }
+
+    /// Whether we refuse to talk to or replicate `feed`.
+    pub fn is_blocked(&self, feed: &FeedId) -> bool {
+        self.replicate_set().blocked.contains(feed)
+    }
+
+    /// The latest sequence we hold of `feed` (0 for none).
+    pub fn seq(&self, feed: &FeedId) -> Result<u32, StoreError> {
+        Ok(self.store.head(feed)?.map_or(0, |h| h.sequence))
+    }
+
+    /// Up to [`READ_CHUNK`] stored messages of `feed` from sequence `from` on,
+    /// read on a blocking thread.
+    pub async fn read_chunk(
+        &self,
+        feed: FeedId,
+        from: u32,
+    ) -> Result<Vec<StoredMsg>, ReplicaError> {
+        let store = self.store.clone();
+        let chunk = tokio::task::spawn_blocking(move || {
+            store
+                .feed(&feed, from)
+                .take(READ_CHUNK)
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await??;
+        Ok(chunk)
+    }
+
+    /// Verifies and stores messages from outside, then tells listeners,
+    /// wants the blobs they mention, and updates the follow graph.
+    pub async fn append(
+        self: &Arc<Self>,
+        msgs: Vec<Message>,
+    ) -> Result<AppendReport, ReplicaError> {
+        if msgs.is_empty() {
+            return Ok(AppendReport::default());
+        }
+        let checked = tokio::task::spawn_blocking(move || {
+            BatchVerifier::with_threads(verify_threads()).check(msgs)
+        })
+        .await?;
+        self.append_verified(checked).await
+    }
+
+    /// Stores messages whose signatures were checked already, as
+    /// [`Replica::append`] does.
+    pub async fn append_verified(
+        self: &Arc<Self>,
+        batch: Verified,
+    ) -> Result<AppendReport, ReplicaError> {
+        if batch.is_empty() {
+            return Ok(AppendReport::default());
+        }
+        let _guard = self.append_lock.lock().await;
+        let replica = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let feeds: HashSet<FeedId> = batch.messages().map(Message::author).collect();
+            let before = replica.heads(&feeds)?;
+            let notes: Vec<(FeedId, u32, Vec<BlobId>, bool)> = batch
+                .messages()
+                .map(|m| {
+                    let (blobs, contact) = scan_content(m.content());
+                    (m.author(), m.sequence(), blobs, contact)
+                })
+                .collect();
+            let report = replica.store.append_verified(batch)?;
+            if report.added > 0 {
+                let after = replica.heads(&feeds)?;
+                replica.after_append(&before, &after, &notes)?;
+            }
+            Ok(report)
+        })
+        .await?
+    }
+
+    /// Publishes our own messages (durably), then tells listeners.
+    pub async fn publish(
+        self: &Arc<Self>,
+        contents: Vec<Value>,
+    ) -> Result<Vec<MsgId>, ReplicaError> {
+        let _guard = self.append_lock.lock().await;
+        let replica = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let feeds = HashSet::from([replica.id]);
+            let before = replica.heads(&feeds)?;
+            let notes: Vec<(FeedId, u32, Vec<BlobId>, bool)> = contents
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let (blobs, contact) = scan_content(c);
+                    let seq = before.get(&replica.id).copied().unwrap_or(0) + i as u32 + 1;
+                    (replica.id, seq, blobs, contact)
+                })
+                .collect();
+            let ids = publish(&replica.store, &replica.keys, contents);
+            let after = replica.heads(&feeds)?;
+            replica.after_append(&before, &after, &notes)?;
+            Ok(ids?)
+        })
+        .await?
+    }
+
+    fn heads(&self, feeds: &HashSet<FeedId>) -> Result<HashMap<FeedId, u32>, StoreError> {
+        feeds.iter().map(|f| Ok((*f, self.seq(f)?))).collect()
+    }
+
+    /// Runs after messages were written: events, blob wants, graph.
+    fn after_append(
+        &self,
+        before: &HashMap<FeedId, u32>,
+        after: &HashMap<FeedId, u32>,
+        notes: &[(FeedId, u32, Vec<BlobId>, bool)],
+    ) -> Result<(), StoreError> {
+        let set = self.replicate_set();
+        let mut regraph = false;
+        let mut wanted = Vec::new();
+        for (feed, seq, blobs, contact) in notes {
+            let lo = before.get(feed).copied().unwrap_or(0);
+            let hi = after.get(feed).copied().unwrap_or(0);
+            if *seq <= lo || *seq > hi {
+                continue;
+            }
+            regraph |= *contact && set.shapes_graph(feed, self.policy.hops);
+            wanted.extend(blobs.iter().filter(|b| !self.blobs.has(b)).copied());
+        }
+        if !wanted.is_empty() {
+            self.store.add_wants(&wanted)?;
+            self.wants.want(&wanted);
+        }
+        for (feed, hi) in after {
+            if before.get(feed).copied().unwrap_or(0) < *hi {
+                let _ = self.events.send(Appended {
+                    feed: *feed,
+                    seq: *hi,
+                });
+            }
+        }
+        if regraph {
+            self.recompute_graph()?;
+        }
+        Ok(())
+    }
+
+    /// Promotes every message of `stage` (see [`crate::store::stage`]):
+    /// moves the heads of their feeds over them, a run at a time under the
+    /// append lock (their log entries were written past the heads while the
+    /// bundle was read; each run's batch also wants the blobs its messages
+    /// mention that the blob store lacks), drops what is left past the
+    /// heads, tells listeners, wants those blobs here too and updates the
+    /// follow graph, as [`Replica::append`] does. Blocking: call from a
+    /// blocking thread. Returns how many messages were added, and per feed
+    /// that stopped short, why.
+    pub fn promote_staged(&self, stage: Stage) -> Result<(u64, Vec<(FeedId, String)>), StoreError> {
+        let mut added = 0;
+        let mut stuck = Vec::new();
+        let mut staged = stage.into_reader()?;
+        loop {
+            let _guard = self.append_lock.blocking_lock();
+            let Some(p) = self
+                .store
+                .promote(&mut staged, PROMOTE_RUN, &|b| !self.blobs.has(b))?
+            else {
+                break;
+            };
+            stop_at::reached(Point::HeadsMoved);
+            let feed = p.feed;
+            added += p.added.len() as u64;
+            let notes: Vec<_> = p
+                .added
+                .into_iter()
+                .map(|(seq, blobs, contact)| (feed, seq, blobs, contact))
+                .collect();
+            let before = HashMap::from([(feed, p.before)]);
+            let after = HashMap::from([(feed, p.after)]);
+            self.after_append(&before, &after, &notes)?;
+            stop_at::reached(Point::RunNoted);
+            if let Some(why) = p.stuck {
+                stuck.push((feed, why));
+            }
+        }
+        // Whatever a stuck feed left past its head goes, and the markers.
+        self.with_append_lock(|| self.store.drop_incoming())?;
+        Ok((added, stuck))
+    }
+
+    /// Runs `f` under the append lock (so no message is appended
+    /// meanwhile). Blocking: call from a blocking thread.
+    pub fn with_append_lock<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _guard = self.append_lock.blocking_lock();
+        f()
+    }
+
+    /// Waits for the append in progress, then makes the store durable.
+    pub async fn shutdown(&self) -> Result<(), StoreError> {
+        let _guard = self.append_lock.lock().await;
+        self.store.persist()
+    }
+
+    /// [`Replica::shutdown`], and flushes the store's memtables so that the
+    /// next start replays little journal (see [`crate::store::Store::settle`]):
+    /// for a node that ran for a while, not for a quick `sync`, whose time it
+    /// would lengthen.
+    pub async fn shutdown_settled(&self) -> Result<(), StoreError> {
+        let _guard = self.append_lock.lock().await;
+        self.store.settle()
+    }
+
+    /// Recomputes the replicate set from the store and tells sessions if it changed.
+    pub fn recompute_graph(&self) -> Result<(), StoreError> {
+        let p = &self.policy;
+        let fresh = graph::compute(&self.store, &self.id, p.hops, &p.replicate, &p.block)?;
+        let mut g = self.graph.write().unwrap_or_else(|e| e.into_inner());
+        if **g != fresh {
+            *g = Arc::new(fresh);
+            drop(g);
+            self.graph_version.send_modify(|v| *v += 1);
+        }
+        Ok(())
+    }
+}
