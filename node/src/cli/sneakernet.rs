@@ -177,7 +177,11 @@ pub fn stick_sync(
 /// `ssb-node sticks` with no node running.
 pub fn sticks(data: &DataDir, json: bool, out: &mut dyn Write) -> Result<()> {
     let node = super::remote::open_node(data, None)?;
-    print_sticks(&ssb_node::runtime::sneakernet::sticks(&node)?, json, out)
+    print_sticks(
+        &ssb_node::appliance::visits::sticks(node.replica())?,
+        json,
+        out,
+    )
 }
 
 /// `ssb-node bundle …` with no node running.

@@ -118,7 +118,7 @@ impl Default for Settings {
             blob_max: DEFAULT_BLOB_MAX,
             network_key: NetworkKey::default(),
             handshake_timeout: std::time::Duration::from_secs(10),
-            mount_roots: super::mounts::DEFAULT_MOUNT_ROOTS
+            mount_roots: crate::appliance::mounts::DEFAULT_MOUNT_ROOTS
                 .iter()
                 .map(PathBuf::from)
                 .collect(),

@@ -1,36 +1,22 @@
-//! The muxrpc methods the node answers.
+//! The muxrpc methods the local control socket answers.
 //!
-//! Peers get the replication surface: `whoami`, `manifest`,
-//! `createHistoryStream`, `ebt.replicate`, `blobs.*` and `gossip.ping`. The
-//! local control socket (the CLI while `run` holds the store) also gets
+//! The control socket (the CLI while `run` holds the store) gets what peers
+//! get ([`crate::replication::answers`]), and also
 //! `publish`, `get`, `getVectorClock`, `follow`/`unfollow`, `blobs.add`,
 //! `peers`, `sync`, `status`, and the sneakernet methods `stick.sync`,
 //! `bundle.import`, `bundle.export` and `sticks`. Anything else is answered with a muxrpc
 //! error, never a hang-up.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::link::{LinkCtx, Mode};
-use super::{blobs, ebt, history, Node};
+use super::Node;
+use crate::appliance::visits;
 use crate::feed::json::{Object, Value};
 use crate::feed::{FeedId, MsgId};
-use crate::muxrpc::{Body, CallType, Handler, InboundCall, Item};
-use crate::net::ebt as ebt_proto;
+use crate::muxrpc::{Body, CallType, Handler, InboundCall};
+use crate::replication::answers::{self, id_value, PEER_METHODS};
+use crate::replication::sync;
 use crate::store::{Store, StoreError};
-
-/// Methods offered to peers, with their types (the `manifest` reply).
-const PEER_METHODS: &[(&str, CallType)] = &[
-    ("whoami", CallType::Async),
-    ("manifest", CallType::Async),
-    ("createHistoryStream", CallType::Source),
-    ("ebt.replicate", CallType::Duplex),
-    ("blobs.has", CallType::Async),
-    ("blobs.get", CallType::Source),
-    ("blobs.getSlice", CallType::Source),
-    ("blobs.createWants", CallType::Source),
-    ("gossip.ping", CallType::Duplex),
-];
 
 /// Methods only the local control socket gets.
 const LOCAL_METHODS: &[(&str, CallType)] = &[
@@ -49,99 +35,40 @@ const LOCAL_METHODS: &[(&str, CallType)] = &[
     ("sticks", CallType::Async),
 ];
 
-/// The handler for one session.
+/// The handler for the local control socket's sessions.
 pub struct Api {
     node: Arc<Node>,
-    /// The link, for peer sessions.
-    ctx: Option<Arc<LinkCtx>>,
-    /// Whether this is the local control socket.
-    local: bool,
 }
 
 impl Api {
-    /// A handler for a peer link.
-    pub fn peer(node: Arc<Node>, ctx: Arc<LinkCtx>) -> Arc<Api> {
-        Arc::new(Api {
-            node,
-            ctx: Some(ctx),
-            local: false,
-        })
-    }
-
     /// A handler for the local control socket.
     pub fn local(node: Arc<Node>) -> Arc<Api> {
-        Arc::new(Api {
-            node,
-            ctx: None,
-            local: true,
-        })
+        Arc::new(Api { node })
     }
-
-    fn manifest(&self) -> Value {
-        let mut o = Object::new();
-        let all = PEER_METHODS
-            .iter()
-            .chain(if self.local { LOCAL_METHODS } else { &[] });
-        for (name, kind) in all {
-            o.push(name, Value::string(kind.as_str()));
-        }
-        Value::Object(o)
-    }
-}
-
-fn id_value(key: &str, id: impl std::fmt::Display) -> Value {
-    let mut o = Object::new();
-    o.push(key, Value::string(&id.to_string()));
-    Value::Object(o)
 }
 
 impl Handler for Api {
     fn handle(&self, call: InboundCall) {
         let node = self.node.clone();
-        let ctx = self.ctx.clone();
-        let local = self.local;
-        let manifest = self.manifest();
         tokio::spawn(async move {
+            let manifest = answers::manifest(PEER_METHODS.iter().chain(LOCAL_METHODS));
+            let replica = node.replica().clone();
+            let Some(call) = answers::answer(replica, None, call, manifest).await else {
+                return;
+            };
             let method = call.request.method();
-            let offered = PEER_METHODS.iter().any(|(m, _)| *m == method)
-                || (local && LOCAL_METHODS.iter().any(|(m, _)| *m == method));
-            if !offered {
-                let _ = call
-                    .stream
-                    .error(&format!(
-                        "method:{method} is not in list of allowed methods"
-                    ))
-                    .await;
+            if !LOCAL_METHODS.iter().any(|(m, _)| *m == method) {
+                answers::refuse(call).await;
                 return;
             }
-            let arg = call.request.arg0().clone();
             match method.as_str() {
-                "createHistoryStream" => {
-                    history::serve(node.replica().clone(), ctx, &arg, call.stream.sink()).await;
-                }
-                "ebt.replicate" => serve_ebt(ctx, call).await,
-                "blobs.get" => {
-                    blobs::serve_get(node.replica().clone(), ctx, &arg, call.stream.sink(), false)
-                        .await
-                }
-                "blobs.getSlice" => {
-                    blobs::serve_get(node.replica().clone(), ctx, &arg, call.stream.sink(), true)
-                        .await;
-                }
-                "blobs.createWants" => {
-                    blobs::serve_create_wants(node.replica().clone(), ctx, call.stream.sink())
-                        .await;
-                }
-                "gossip.ping" => ping(call).await,
-                m if local
-                    && call.request.kind == CallType::Source
-                    && super::sneakernet::WITH_PROGRESS.contains(&m) =>
+                m if call.request.kind == CallType::Source
+                    && visits::WITH_PROGRESS.contains(&m) =>
                 {
-                    super::sneakernet::stream(&node, m, &call.request.args, call.stream.sink())
-                        .await;
+                    visits::stream(node.replica(), m, &call.request.args, call.stream.sink()).await;
                 }
                 _ => {
-                    let reply = answer(&node, &method, &call.request.args, manifest).await;
+                    let reply = answer(&node, &method, &call.request.args).await;
                     let _ = match reply {
                         Ok(v) => call.stream.send(Body::json(&v)).await,
                         Err(e) => call.stream.error(&e).await,
@@ -152,47 +79,10 @@ impl Handler for Api {
     }
 }
 
-/// `ebt.replicate` from the peer: we are the responder and speak first.
-async fn serve_ebt(ctx: Option<Arc<LinkCtx>>, call: InboundCall) {
-    let Some(ctx) = ctx else {
-        let _ = call.stream.error("ebt.replicate needs a peer link").await;
-        return;
-    };
-    if let Err(e) = ebt_proto::check_request_args(&call.request.args) {
-        let _ = call.stream.error(&e).await;
-        return;
-    }
-    ctx.set_mode(Mode::Ebt);
-    ctx.ebt_requested.store(true, Ordering::SeqCst);
-    ctx.ebt_wake.notify_waiters();
-    if let Err(e) = ebt::run(ctx.clone(), call.stream, None).await {
-        tracing::info!(peer = %ctx.peer, "ebt ended: {e}");
-    }
-}
-
-/// `gossip.ping`: answer each timestamp with ours.
-async fn ping(mut call: InboundCall) {
-    while let Some(Item::Data(_)) = call.stream.recv().await {
-        let now = Value::Number(crate::store::now_ms());
-        if call.stream.send(Body::json(&now)).await.is_err() {
-            return;
-        }
-    }
-    let _ = call.stream.end().await;
-}
-
 /// The async methods.
-async fn answer(
-    node: &Arc<Node>,
-    method: &str,
-    args: &[Value],
-    manifest: Value,
-) -> Result<Value, String> {
+async fn answer(node: &Arc<Node>, method: &str, args: &[Value]) -> Result<Value, String> {
     let arg = args.first().cloned().unwrap_or(Value::Null);
     match method {
-        "whoami" => Ok(id_value("id", node.id())),
-        "manifest" => Ok(manifest),
-        "blobs.has" => blobs::has(node.replica(), &arg),
         "publish" => {
             let ids = node
                 .replica()
@@ -245,7 +135,7 @@ async fn answer(
             let _ = node.replica().store().remove_want(&id);
             Ok(Value::string(&id.to_string()))
         }
-        "peers" => Ok(node.peers.to_value()),
+        "peers" => Ok(node.replicator().peers().to_value()),
         "sync" => {
             let addr = arg.as_str().ok_or("sync expects an address")?;
             let addr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
@@ -255,16 +145,14 @@ async fn answer(
                     Value::Number(n) if *n > 0.0 => Some(std::time::Duration::from_secs_f64(*n)),
                     _ => None,
                 })
-                .unwrap_or(super::sync::DEFAULT_TIMEOUT);
-            let report = super::sync::sync(node.clone(), &addr, timeout)
+                .unwrap_or(sync::DEFAULT_TIMEOUT);
+            let report = sync::sync(node.replicator().clone(), &addr, timeout)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(Value::string(&report.to_string()))
         }
         "status" => Ok(status(node)),
-        m if super::sneakernet::METHODS.contains(&m) => {
-            super::sneakernet::answer(node, m, args).await
-        }
+        m if visits::METHODS.contains(&m) => visits::answer(node.replica(), m, args).await,
         _ => Err(format!("method:{method} is not in list of allowed methods")),
     }
 }
@@ -289,7 +177,7 @@ pub fn contact(feed: &FeedId, following: bool) -> Value {
 }
 
 /// What `ssb-node status` shows: identity, replication counts, peers, and
-/// the node status ([`super::status::Snapshot::push_fields`]).
+/// the node status ([`crate::appliance::status::Snapshot::push_fields`]).
 pub fn status(node: &Node) -> Value {
     let mut o = Object::new();
     o.push("id", Value::string(&node.id().to_string()));
@@ -299,12 +187,12 @@ pub fn status(node: &Node) -> Value {
         "blob_wants",
         Value::Number(node.replica().wants().snapshot().len() as f64),
     );
-    o.push("peers", node.peers.to_value());
+    o.push("peers", node.replicator().peers().to_value());
     let memory = node.replica().store().memory();
     let mut m = Object::new();
     m.push("write_buffer", Value::Number(memory.write_buffer as f64));
     m.push("cache", Value::Number(memory.cache as f64));
     o.push("store_memory", Value::Object(m));
-    node.status.snapshot().push_fields(&mut o);
+    node.status().snapshot().push_fields(&mut o);
     Value::Object(o)
 }

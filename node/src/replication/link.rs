@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use super::{blobs, ebt, history};
+use super::{blob_exchange, ebt_link, history};
 use crate::feed::FeedId;
 use crate::muxrpc::{CallType, Item, Session};
 use crate::net::ebt as ebt_proto;
@@ -48,7 +48,7 @@ pub struct Progress {
     /// Which protocol runs.
     pub mode: Mutex<Mode>,
     /// EBT state, once it runs.
-    pub ebt: Mutex<Option<Arc<Mutex<ebt::EbtState>>>>,
+    pub ebt: Mutex<Option<Arc<Mutex<ebt_link::EbtState>>>>,
     /// Legacy pulls that have not finished (non-live only).
     pub legacy_pending: AtomicU64,
     /// Legacy history streams we serve that have not caught up.
@@ -111,7 +111,7 @@ pub struct LinkCtx {
     /// Woken when the peer opens `ebt.replicate`.
     pub ebt_wake: Notify,
     /// The blob exchange state of this link.
-    pub blobs: blobs::LinkBlobs,
+    pub blobs: blob_exchange::LinkBlobs,
 }
 
 impl std::fmt::Debug for LinkCtx {
@@ -139,7 +139,7 @@ impl LinkCtx {
             progress: Progress::default(),
             ebt_requested: AtomicBool::new(false),
             ebt_wake: Notify::new(),
-            blobs: blobs::LinkBlobs::default(),
+            blobs: blob_exchange::LinkBlobs::default(),
         })
     }
 
@@ -190,7 +190,7 @@ impl LinkCtx {
 /// Replicates over `session` until it closes: blobs always; messages by EBT
 /// or, failing that, by createHistoryStream.
 pub async fn replicate(ctx: Arc<LinkCtx>, session: Session) {
-    tokio::spawn(blobs::exchange(ctx.clone(), session.clone()));
+    tokio::spawn(blob_exchange::exchange(ctx.clone(), session.clone()));
     if ctx.is_client {
         match session
             .call(
@@ -205,7 +205,7 @@ pub async fn replicate(ctx: Arc<LinkCtx>, session: Session) {
                 match stream.recv().await {
                     Some(Item::Data(first)) => {
                         if ctx.set_mode(Mode::Ebt) {
-                            if let Err(e) = ebt::run(ctx.clone(), stream, Some(first)).await {
+                            if let Err(e) = ebt_link::run(ctx.clone(), stream, Some(first)).await {
                                 tracing::info!(peer = %ctx.peer, "ebt ended: {e}");
                             }
                         }
