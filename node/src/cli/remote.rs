@@ -114,7 +114,8 @@ pub fn run_node(data: &DataDir, args: RunArgs) -> Result<ExitCode> {
                 led,
             },
         )
-        .await
+        .await?;
+        Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -154,7 +154,7 @@ async fn serve_ebt(ctx: Option<Arc<LinkCtx>>, call: InboundCall) {
         return;
     };
     if let Err(e) = ebt_proto::check_request_args(&call.request.args) {
-        let _ = call.stream.error(&e).await;
+        let _ = call.stream.error(&e.to_string()).await;
         return;
     }
     ctx.set_mode(Mode::Ebt);
@@ -187,7 +187,7 @@ async fn answer(
     match method {
         "whoami" => Ok(id_value("id", node.id())),
         "manifest" => Ok(manifest),
-        "blobs.has" => blobs::has(node, &arg),
+        "blobs.has" => blobs::has(node, &arg).map_err(|e| e.to_string()),
         "publish" => {
             let ids = node.publish(vec![arg]).await.map_err(|e| e.to_string())?;
             let id = ids.first().ok_or("nothing published")?;

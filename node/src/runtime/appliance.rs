@@ -42,8 +42,8 @@ fn reconcile_handler(node: Arc<Node>) -> sticks::StickHandler {
         Box::pin(async move {
             match sneakernet::sync_stick(node, mount).await {
                 Ok(report) if report.problem.is_none() => Ok(report.summary()),
-                Ok(report) => Err(report.summary()),
-                Err(e) => Err(e.to_string()),
+                Ok(report) => Err(sticks::StickFailure::Incomplete(report.summary())),
+                Err(e) => Err(e.into()),
             }
         })
     })

@@ -76,9 +76,12 @@ pub enum NodeError {
     /// Publishing failed.
     #[error(transparent)]
     Publish(#[from] PublishError),
-    /// A blocking task died (a bug).
+    /// Our identity is not a usable handshake key.
+    #[error("identity: {0}")]
+    Identity(#[from] shs::KeyError),
+    /// A blocking task died (a bug of ours).
     #[error("internal task failed: {0}")]
-    Task(String),
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// The shared state of a running node.
@@ -135,8 +138,7 @@ impl Node {
         blobs: BlobStore,
         settings: Settings,
     ) -> Result<Arc<Node>, NodeError> {
-        let shs_keys = shs::Keypair::from_secret(keys.to_libsodium_secret())
-            .map_err(|e| NodeError::Task(format!("identity: {e}")))?;
+        let shs_keys = shs::Keypair::from_secret(keys.to_libsodium_secret())?;
         let id = keys.id();
         let graph = graph::compute(
             &store,
@@ -210,17 +212,16 @@ impl Node {
 
     /// Up to [`READ_CHUNK`] stored messages of `feed` from sequence `from` on,
     /// read on a blocking thread.
-    pub async fn read_chunk(&self, feed: FeedId, from: u32) -> Result<Vec<StoredMsg>, String> {
+    pub async fn read_chunk(&self, feed: FeedId, from: u32) -> Result<Vec<StoredMsg>, NodeError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
+        let chunk = tokio::task::spawn_blocking(move || {
             store
                 .feed(&feed, from)
                 .take(READ_CHUNK)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())
         })
-        .await
-        .map_err(|e| e.to_string())?
+        .await??;
+        Ok(chunk)
     }
 
     /// Verifies and stores messages from outside, then tells listeners,
@@ -232,8 +233,7 @@ impl Node {
         let checked = tokio::task::spawn_blocking(move || {
             BatchVerifier::with_threads(verify_threads()).check(msgs)
         })
-        .await
-        .map_err(|e| NodeError::Task(e.to_string()))?;
+        .await?;
         self.append_verified(checked).await
     }
 
@@ -265,8 +265,7 @@ impl Node {
             }
             Ok(report)
         })
-        .await
-        .map_err(|e| NodeError::Task(e.to_string()))?
+        .await?
     }
 
     /// Publishes our own messages (durably), then tells listeners.
@@ -290,8 +289,7 @@ impl Node {
             node.after_append(&before, &after, &notes)?;
             Ok(ids?)
         })
-        .await
-        .map_err(|e| NodeError::Task(e.to_string()))?
+        .await?
     }
 
     fn heads(&self, feeds: &HashSet<FeedId>) -> Result<HashMap<FeedId, u32>, StoreError> {
