@@ -2,19 +2,17 @@
 //!
 //! Peers get the replication surface: `whoami`, `manifest`,
 //! `createHistoryStream`, `ebt.replicate`, `blobs.*` and `gossip.ping`. The
-//! local control socket (the CLI while `run` holds the store) also gets
-//! `publish`, `get`, `getVectorClock`, `follow`/`unfollow`, `blobs.add`,
-//! `peers`, `sync`, `status`, and the sneakernet methods `stick.sync`,
-//! `bundle.import`, `bundle.export` and `sticks`. Anything else is answered with a muxrpc
-//! error, never a hang-up.
+//! local control socket (the CLI while `run` holds the store) also gets the
+//! control commands ([`command::METHODS`]), which [`control::serve`] runs.
+//! Anything else is answered with a muxrpc error, never a hang-up.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::link::{LinkCtx, Mode};
-use super::{blobs, ebt, history, Node};
+use super::{blobs, command, control, ebt, history, Node};
 use crate::feed::json::{Object, Value};
-use crate::feed::{FeedId, MsgId};
+use crate::feed::FeedId;
 use crate::muxrpc::{Body, CallType, Handler, InboundCall, Item};
 use crate::net::ebt as ebt_proto;
 use crate::store::{Store, StoreError};
@@ -30,23 +28,6 @@ const PEER_METHODS: &[(&str, CallType)] = &[
     ("blobs.getSlice", CallType::Source),
     ("blobs.createWants", CallType::Source),
     ("gossip.ping", CallType::Duplex),
-];
-
-/// Methods only the local control socket gets.
-const LOCAL_METHODS: &[(&str, CallType)] = &[
-    ("publish", CallType::Async),
-    ("get", CallType::Async),
-    ("getVectorClock", CallType::Async),
-    ("follow", CallType::Async),
-    ("unfollow", CallType::Async),
-    ("blobs.add", CallType::Async),
-    ("peers", CallType::Async),
-    ("sync", CallType::Async),
-    ("status", CallType::Async),
-    ("stick.sync", CallType::Async),
-    ("bundle.import", CallType::Async),
-    ("bundle.export", CallType::Async),
-    ("sticks", CallType::Async),
 ];
 
 /// The handler for one session.
@@ -79,11 +60,13 @@ impl Api {
 
     fn manifest(&self) -> Value {
         let mut o = Object::new();
-        let all = PEER_METHODS
-            .iter()
-            .chain(if self.local { LOCAL_METHODS } else { &[] });
-        for (name, kind) in all {
+        for (name, kind) in PEER_METHODS {
             o.push(name, Value::string(kind.as_str()));
+        }
+        if self.local {
+            for name in command::METHODS {
+                o.push(name, Value::string(CallType::Async.as_str()));
+            }
         }
         Value::Object(o)
     }
@@ -104,7 +87,7 @@ impl Handler for Api {
         tokio::spawn(async move {
             let method = call.request.method();
             let offered = PEER_METHODS.iter().any(|(m, _)| *m == method)
-                || (local && LOCAL_METHODS.iter().any(|(m, _)| *m == method));
+                || (local && command::METHODS.contains(&method.as_str()));
             if !offered {
                 let _ = call
                     .stream
@@ -128,18 +111,14 @@ impl Handler for Api {
                     blobs::serve_create_wants(node, ctx, call.stream.sink()).await;
                 }
                 "gossip.ping" => ping(call).await,
-                m if local
-                    && call.request.kind == CallType::Source
-                    && super::sneakernet::WITH_PROGRESS.contains(&m) =>
-                {
-                    super::sneakernet::stream(&node, m, &call.request.args, call.stream.sink())
-                        .await;
+                m if local && command::METHODS.contains(&m) => {
+                    control::serve(&node, m, call).await;
                 }
                 _ => {
                     let reply = answer(&node, &method, &call.request.args, manifest).await;
                     let _ = match reply {
                         Ok(v) => call.stream.send(Body::json(&v)).await,
-                        Err(e) => call.stream.error(&e).await,
+                        Err(e) => call.stream.error(&e.to_string()).await,
                     };
                 }
             }
@@ -176,84 +155,31 @@ async fn ping(mut call: InboundCall) {
     let _ = call.stream.end().await;
 }
 
-/// The async methods.
+/// The async methods peers get.
 async fn answer(
     node: &Arc<Node>,
     method: &str,
     args: &[Value],
     manifest: Value,
-) -> Result<Value, String> {
+) -> Result<Value, PeerRequestError> {
     let arg = args.first().cloned().unwrap_or(Value::Null);
     match method {
         "whoami" => Ok(id_value("id", node.id())),
         "manifest" => Ok(manifest),
-        "blobs.has" => blobs::has(node, &arg).map_err(|e| e.to_string()),
-        "publish" => {
-            let ids = node.publish(vec![arg]).await.map_err(|e| e.to_string())?;
-            let id = ids.first().ok_or("nothing published")?;
-            Ok(id_value("key", id))
-        }
-        "follow" | "unfollow" => {
-            let feed: FeedId = arg
-                .as_str()
-                .ok_or("expects a feed id")?
-                .parse()
-                .map_err(|_| "not a feed id".to_owned())?;
-            let c = contact(&feed, method == "follow");
-            let ids = node.publish(vec![c]).await.map_err(|e| e.to_string())?;
-            let id = ids.first().ok_or("nothing published")?;
-            Ok(id_value("key", id))
-        }
-        "get" => {
-            let id: MsgId = arg
-                .as_str()
-                .ok_or("expects a message id")?
-                .parse()
-                .map_err(|_| "not a message id".to_owned())?;
-            match node.store.get(&id).map_err(|e| e.to_string())? {
-                Some(m) => Value::parse(m.to_kvt_json().as_bytes()).map_err(|e| e.to_string()),
-                None => Err(format!("message {id} is not in the store")),
-            }
-        }
-        "getVectorClock" => vector_clock(&node.store).map_err(|e| e.to_string()),
-        "blobs.add" => {
-            let path = arg
-                .as_str()
-                .ok_or("blobs.add expects a file path")?
-                .to_owned();
-            let blobs = node.blobs.clone();
-            let (id, _) = tokio::task::spawn_blocking(move || {
-                let mut f = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
-                blobs.add(&mut f, None, u64::MAX).map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(|e| e.to_string())??;
-            node.wants.got(&id);
-            let _ = node.store.remove_want(&id);
-            Ok(Value::string(&id.to_string()))
-        }
-        "peers" => Ok(node.peers.to_value()),
-        "sync" => {
-            let addr = arg.as_str().ok_or("sync expects an address")?;
-            let addr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
-            let timeout = args
-                .get(1)
-                .and_then(|v| match v {
-                    Value::Number(n) if *n > 0.0 => Some(std::time::Duration::from_secs_f64(*n)),
-                    _ => None,
-                })
-                .unwrap_or(super::sync::DEFAULT_TIMEOUT);
-            let report = super::sync::sync(node.clone(), &addr, timeout)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(Value::string(&report.to_string()))
-        }
-        "status" => Ok(status(node)),
-        m if super::sneakernet::METHODS.contains(&m) => {
-            super::sneakernet::answer(node, m, args).await
-        }
-        _ => Err(format!("method:{method} is not in list of allowed methods")),
+        "blobs.has" => Ok(blobs::has(node, &arg)?),
+        _ => Err(PeerRequestError::UnknownMethod(method.to_owned())),
     }
+}
+
+/// Why a peer's async request is refused.
+#[derive(Debug, thiserror::Error)]
+enum PeerRequestError {
+    /// A method we do not offer (the peer's fault).
+    #[error("method:{0} is not in list of allowed methods")]
+    UnknownMethod(String),
+    /// A bad `blobs.has`.
+    #[error(transparent)]
+    Blob(#[from] blobs::BlobRequestError),
 }
 
 /// The vector clock as one JSON object `{"@feed…": seq}` (what `ssb-node

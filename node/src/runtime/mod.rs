@@ -7,6 +7,8 @@
 //! - [`ebt`], [`history`], [`blobs`]: replication by EBT, by
 //!   createHistoryStream (legacy), and of blobs.
 //! - [`peers`]: dialling, accepting, back-off, the peer table.
+//! - [`command`]: the control commands, one definition for the CLI and the
+//!   control socket.
 //! - [`control`]: the unix socket the CLI uses while `run` holds the store.
 //! - [`sync`]: one connection, replicate both ways, report, close.
 //! - [`lan`]: LAN discovery feeding the dialler.
@@ -22,6 +24,7 @@ pub mod admission;
 pub mod api;
 pub mod appliance;
 pub mod blobs;
+pub mod command;
 pub mod config;
 pub mod control;
 pub mod ebt;

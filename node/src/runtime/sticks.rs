@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::mounts::StickEvent;
-use crate::sneakernet::reconcile::ReconcileError;
+use super::sneakernet::SneakernetError;
 use super::status::Status;
 
 /// Why a stick handler failed; its text is the reason the status shows.
@@ -34,7 +34,7 @@ pub enum StickFailure {
     Incomplete(String),
     /// The visit failed (the stick, its bundles, or our store).
     #[error(transparent)]
-    Visit(#[from] ReconcileError),
+    Visit(#[from] SneakernetError),
     /// Reading or writing the stick failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
