@@ -561,7 +561,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 /// A progress callback for a blocking thread that forwards steps to `tx`, at
 /// most one per [`PROGRESS_EVERY`] (the first at once); steps the reader is
 /// too slow for are dropped, never waited for.
-pub fn forward(tx: tokio::sync::mpsc::Sender<Step>) -> impl FnMut(Step) + Send + 'static {
+pub(crate) fn forward(tx: tokio::sync::mpsc::Sender<Step>) -> impl FnMut(Step) + Send + 'static {
     let mut last: Option<Instant> = None;
     move |step| {
         if last.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
