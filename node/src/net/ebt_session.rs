@@ -910,3 +910,325 @@ mod tests {
         ));
     }
 }
+
+/// Two sessions talking to each other over in-memory streams, with every
+/// interleaving of delivery, storing, streaming and appends a seeded
+/// generator picks: they end caught up, holding the same feeds.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod two_peers {
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::net::ebt::clock_value;
+
+    fn feed(n: u32) -> FeedId {
+        FeedId([n as u8; 32])
+    }
+
+    /// What travels on one direction of the stream.
+    enum Frame {
+        Clock(Vec<u8>),
+        Message(FeedId, u32),
+    }
+
+    /// One side: what it replicates and holds, its session, and what its
+    /// driver has in hand.
+    struct Side {
+        replicated: HashSet<FeedId>,
+        held: HashMap<FeedId, u32>,
+        own: FeedId,
+        session: EbtSession,
+        /// Received messages not stored yet.
+        storing: Vec<(FeedId, u32)>,
+        /// Appends not yet seen by the session (the event channel).
+        events: VecDeque<(FeedId, u32)>,
+        /// What the sender streams: feed and the next sequence.
+        streams: VecDeque<(FeedId, u32)>,
+    }
+
+    /// A side's replicate set and holdings, borrowed apart from its session.
+    struct View<'a> {
+        replicated: &'a HashSet<FeedId>,
+        held: &'a HashMap<FeedId, u32>,
+    }
+
+    impl Local for View<'_> {
+        fn replicates(&self, feed: &FeedId) -> bool {
+            self.replicated.contains(feed)
+        }
+        fn blocks(&self, _: &FeedId) -> bool {
+            false
+        }
+        fn seq(&self, feed: &FeedId) -> Result<u32, StoreError> {
+            Ok(self.held.get(feed).copied().unwrap_or(0))
+        }
+    }
+
+    impl Side {
+        fn view(&self) -> (View<'_>, &EbtSession) {
+            let v = View {
+                replicated: &self.replicated,
+                held: &self.held,
+            };
+            (v, &self.session)
+        }
+
+        fn split(&mut self) -> (View<'_>, &mut EbtSession) {
+            let v = View {
+                replicated: &self.replicated,
+                held: &self.held,
+            };
+            (v, &mut self.session)
+        }
+
+        fn caught_up(&self) -> bool {
+            let (v, s) = self.view();
+            s.caught_up(&v)
+        }
+
+        fn flush_notes(&mut self, out: &mut VecDeque<Frame>) {
+            if let Some(notes) = self.session.take_notes() {
+                let v = clock_value(notes.iter().map(|(f, n)| (f, *n)));
+                out.push_back(Frame::Clock(v.to_compact().into_bytes()));
+            }
+        }
+
+        fn take_streams(&mut self) {
+            let (v, s) = self.split();
+            let work = s.take_streams(&v);
+            self.streams.extend(work);
+        }
+    }
+
+    /// xorshift64*: a small seeded generator.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+        }
+    }
+
+    fn side(rng: &mut Rng, own: u32, replicated: &[u32], lens: &[(u32, u32)]) -> Side {
+        let mut held = HashMap::new();
+        for (f, max) in lens {
+            let n = if *f == own {
+                *max
+            } else {
+                rng.below(*max as u64 + 1) as u32
+            };
+            held.insert(feed(*f), n);
+        }
+        Side {
+            replicated: replicated.iter().map(|f| feed(*f)).collect(),
+            held,
+            own: feed(own),
+            session: EbtSession::new(Instant::now()),
+            storing: Vec::new(),
+            events: VecDeque::new(),
+            streams: VecDeque::new(),
+        }
+    }
+
+    /// A stored clock of `peer` as an earlier link may have left it: for
+    /// some feeds, a sequence it held then (at most what it holds now).
+    fn stored_of(rng: &mut Rng, peer: &Side) -> HashMap<FeedId, u32> {
+        let mut stored = HashMap::new();
+        let mut held: Vec<(FeedId, u32)> = peer.held.iter().map(|(f, s)| (*f, *s)).collect();
+        held.sort();
+        for (f, s) in held {
+            if rng.below(2) == 0 {
+                stored.insert(f, rng.below(u64::from(s) + 1) as u32);
+            }
+        }
+        stored
+    }
+
+    /// Performs step `what` on side `me`, whose peer reads `out` and who
+    /// reads `inbox`; false if the step has nothing to do.
+    fn step(
+        what: u64,
+        me: &mut Side,
+        inbox: &mut VecDeque<Frame>,
+        out: &mut VecDeque<Frame>,
+        publish: &mut u32,
+    ) -> bool {
+        match what {
+            // Read one frame.
+            0 => {
+                let Some(frame) = inbox.pop_front() else {
+                    return false;
+                };
+                let (v, s) = me.split();
+                match frame {
+                    Frame::Clock(bytes) => {
+                        let r = s.receive(&v, BodyType::Json, &bytes).unwrap();
+                        assert!(matches!(r, Received::Clock { .. }));
+                    }
+                    Frame::Message(f, q) => {
+                        let bytes = format!("{{\"previous\":null,\"sequence\":{q}}}");
+                        let r = s.receive(&v, BodyType::Json, bytes.as_bytes()).unwrap();
+                        assert_eq!(r, Received::Message);
+                        me.storing.push((f, q));
+                    }
+                }
+                me.flush_notes(out);
+                me.take_streams();
+            }
+            // Store what was received (in order; a gap is refused).
+            1 => {
+                if me.storing.is_empty() {
+                    return false;
+                }
+                let batch = std::mem::take(&mut me.storing);
+                me.session.on_checked(batch.iter().copied());
+                for (f, q) in &batch {
+                    let held = me.held.entry(*f).or_insert(0);
+                    if *q == *held + 1 && me.replicated.contains(f) {
+                        *held = *q;
+                        me.events.push_back((*f, *q));
+                    }
+                }
+                me.session.on_stored(batch.len());
+            }
+            // The session hears of one append.
+            2 => {
+                let Some((f, q)) = me.events.pop_front() else {
+                    return false;
+                };
+                let (v, s) = me.split();
+                s.on_append(&v, f, q);
+                me.flush_notes(out);
+                me.take_streams();
+            }
+            // The sender sends one message of a stream.
+            3 => {
+                let Some((f, next)) = me.streams.pop_front() else {
+                    return false;
+                };
+                if next > me.held.get(&f).copied().unwrap_or(0) {
+                    return true;
+                }
+                out.push_back(Frame::Message(f, next));
+                if me.session.on_sent(f, next) {
+                    me.streams.push_front((f, next + 1));
+                }
+            }
+            // We publish on our own feed.
+            _ => {
+                if *publish == 0 {
+                    return false;
+                }
+                *publish -= 1;
+                let own = me.own;
+                let held = me.held.entry(own).or_insert(0);
+                *held += 1;
+                let q = *held;
+                me.events.push_back((own, q));
+            }
+        }
+        true
+    }
+
+    fn run(seed: u64) {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        // Feed 1 is A's, 2 is B's, 3 and 4 are others'; A replicates 1, 2
+        // and 3, B replicates 1, 2 and 4 (B follows A's note for 3 as foreign).
+        let lens = [(1, 12), (2, 12), (3, 8), (4, 8)];
+        let mut a = side(&mut rng, 1, &[1, 2, 3], &lens);
+        let mut b = side(&mut rng, 2, &[1, 2, 4], &lens);
+        let (stored_a, stored_b) = (stored_of(&mut rng, &b), stored_of(&mut rng, &a));
+        let (mut a_to_b, mut b_to_a) = (VecDeque::new(), VecDeque::new());
+        let feeds = |s: &Side| {
+            let mut v: Vec<FeedId> = s.replicated.iter().copied().collect();
+            v.sort();
+            v
+        };
+        // B is the responder: its opening goes first; A reads it, then sends its own.
+        let (fa, fb) = (feeds(&a), feeds(&b));
+        let opening_b = b
+            .session
+            .open(
+                &View {
+                    replicated: &b.replicated,
+                    held: &b.held,
+                },
+                &fb,
+                &stored_b,
+            )
+            .unwrap();
+        let opening_a = a
+            .session
+            .open(
+                &View {
+                    replicated: &a.replicated,
+                    held: &a.held,
+                },
+                &fa,
+                &stored_a,
+            )
+            .unwrap();
+        let clock = |o: &Opening| {
+            Frame::Clock(
+                clock_value(o.notes.iter().map(|(f, n)| (f, *n)))
+                    .to_compact()
+                    .into_bytes(),
+            )
+        };
+        b_to_a.push_back(clock(&opening_b));
+        a_to_b.push_back(clock(&opening_a));
+        let (mut pub_a, mut pub_b) = (rng.below(4) as u32, rng.below(4) as u32);
+        for _ in 0..100_000 {
+            let mut moved = false;
+            // Try steps in a random order until one does something.
+            let first = rng.below(10);
+            for k in 0..10 {
+                let what = (first + k) % 10;
+                moved = if what < 5 {
+                    step(what, &mut a, &mut b_to_a, &mut a_to_b, &mut pub_a)
+                } else {
+                    step(what - 5, &mut b, &mut a_to_b, &mut b_to_a, &mut pub_b)
+                };
+                if moved {
+                    break;
+                }
+            }
+            if !moved {
+                break;
+            }
+            // Whenever a side says caught up, nothing it received waits to be stored.
+            for s in [&a, &b] {
+                if s.caught_up() {
+                    assert!(
+                        s.storing.is_empty(),
+                        "seed {seed}: caught up with messages unstored"
+                    );
+                }
+            }
+        }
+        assert!(
+            a_to_b.is_empty() && b_to_a.is_empty(),
+            "seed {seed}: not quiescent"
+        );
+        assert!(a.caught_up(), "seed {seed}: A is not caught up at the end");
+        assert!(b.caught_up(), "seed {seed}: B is not caught up at the end");
+        for f in [feed(1), feed(2)] {
+            assert_eq!(
+                a.held.get(&f),
+                b.held.get(&f),
+                "seed {seed}: feed {f} differs"
+            );
+        }
+    }
+
+    #[test]
+    fn two_sessions_converge_under_3000_random_interleavings() {
+        for seed in 0..3_000 {
+            run(seed);
+        }
+    }
+}
