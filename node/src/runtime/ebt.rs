@@ -27,7 +27,7 @@ use super::link::{LinkCtx, LinkStats};
 use super::{verify_threads, Node, READ_CHUNK};
 use crate::feed::{BatchVerifier, FeedId, Verified};
 use crate::muxrpc::{Body, Item, Sink, Stream};
-use crate::net::ebt::clock_value;
+use crate::net::ebt::{clock_value, Note};
 use crate::net::ebt_session::{EbtSession, Local, Received};
 use crate::store::StoreError;
 
@@ -104,6 +104,11 @@ fn lock(s: &EbtState) -> std::sync::MutexGuard<'_, EbtSession> {
 /// Sends the notes the session queued, as one clock.
 async fn send_notes(state: &EbtState, sink: &Sink) -> Result<(), String> {
     let notes = lock(state).take_notes();
+    send_clock(sink, notes).await
+}
+
+/// Sends `notes`, if any, as one clock.
+async fn send_clock(sink: &Sink, notes: Option<Vec<(FeedId, Note)>>) -> Result<(), String> {
     let Some(notes) = notes else { return Ok(()) };
     let v = clock_value(notes.iter().map(|(f, n)| (f, *n)));
     sink.send(Body::json(&v)).await.map_err(|e| e.to_string())
@@ -178,11 +183,12 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
                         continue;
                     }
                     ev = events.recv() => {
-                        if let Err(e) = on_event(&node, &state, ev) {
-                            break Err(e.to_string());
-                        }
+                        let notes = match on_event(&node, &state, ev) {
+                            Ok(notes) => notes,
+                            Err(e) => break Err(e.to_string()),
+                        };
                         wake.notify_one();
-                        if let Err(e) = send_notes(&state, &sink).await {
+                        if let Err(e) = send_clock(&sink, notes).await {
                             break Err(e);
                         }
                         continue;
@@ -252,23 +258,27 @@ fn pending_end(r: &mut Result<(), String>, item: Item) {
     }
 }
 
-/// A local append (or appends missed) for the session.
+/// A local append (or appends missed) for the session; returns the notes
+/// it queued.
 fn on_event(
     node: &Node,
     state: &EbtState,
     ev: Result<super::Appended, broadcast::error::RecvError>,
-) -> Result<(), StoreError> {
-    let side = NodeSide::new(node);
+) -> Result<Option<Vec<(FeedId, Note)>>, StoreError> {
     match ev {
-        Ok(a) => lock(state).on_append(&side, a.feed, a.seq),
+        Ok(a) => {
+            let mut st = lock(state);
+            st.on_append(&NodeSide::new(node), a.feed, a.seq);
+            Ok(st.take_notes())
+        }
         Err(broadcast::error::RecvError::Lagged(_)) => {
             let set = node.replicate_set();
-            let side = NodeSide::with_set(node, set.clone());
-            lock(state).on_lagged(&side, set.feeds.keys())?;
+            let mut st = lock(state);
+            st.on_lagged(&NodeSide::with_set(node, set.clone()), set.feeds.keys())?;
+            Ok(st.take_notes())
         }
-        Err(broadcast::error::RecvError::Closed) => {}
+        Err(broadcast::error::RecvError::Closed) => Ok(None),
     }
-    Ok(())
 }
 
 /// Handles one item from the peer: a clock (answered at once) or a message
