@@ -48,7 +48,7 @@ pub struct Progress {
     /// Which protocol runs.
     pub mode: Mutex<Mode>,
     /// EBT state, once it runs.
-    pub ebt: Mutex<Option<Arc<Mutex<ebt_link::EbtState>>>>,
+    pub ebt: Mutex<Option<Arc<ebt_link::EbtState>>>,
     /// Legacy pulls that have not finished (non-live only).
     pub legacy_pending: AtomicU64,
     /// Legacy history streams we serve that have not caught up.
@@ -177,11 +177,7 @@ impl LinkCtx {
             }
             Mode::Ebt => {
                 let ebt = p.ebt.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                ebt.is_some_and(|s| {
-                    s.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .caught_up(&self.replica)
-                })
+                ebt.is_some_and(|s| ebt_link::caught_up(&s, &self.replica))
             }
         }
     }
