@@ -127,7 +127,7 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
 
     // Our opening clock, minus the feeds the peer's last clock already matched.
     let stored = node
-        .store
+        .store()
         .remote_clock(&remote_name(&ctx.peer))
         .map_err(|e| e.to_string())?;
     let set = node.replicate_set();
@@ -365,7 +365,7 @@ async fn store_batch(ctx: &LinkCtx, state: &EbtState, batch: Verified) -> Result
     lock(state).on_checked(batch.messages().map(|m| (m.author(), m.sequence())));
     let start = Instant::now();
     let report = ctx
-        .node
+        .replica
         .append_verified(batch)
         .await
         .map_err(|e| e.to_string())?;
