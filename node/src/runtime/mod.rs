@@ -16,17 +16,21 @@
 //! - [`appliance`]: stick detection ([`mounts`], [`mountinfo`]), stick
 //!   handling ([`sticks`], running [`sneakernet`] visits) and the LED
 //!   ([`status_led`]).
+//! - [`carry`]: the carrying policy (who connects and gets carried, the
+//!   other sites and their follows); [`lag`]: how far behind peers and sticks are.
 //! - [`notify`]: systemd's notify protocol (ready, status, watchdog, stopping).
 
 pub mod admission;
 pub mod api;
 pub mod appliance;
 pub mod blobs;
+pub mod carry;
 pub mod config;
 pub mod control;
 pub mod ebt;
 pub mod graph;
 pub mod history;
+pub mod lag;
 pub mod lan;
 pub mod link;
 pub mod link_status;
@@ -104,6 +108,8 @@ pub struct Node {
     pub import_lock: std::sync::Mutex<()>,
     /// What `ssb-node status` shows and the LED plays.
     pub status: status::Status,
+    /// What the carrying policy did.
+    pub carrier: carry::Carrier,
 }
 
 impl std::fmt::Debug for Node {
@@ -161,6 +167,7 @@ impl Node {
             peers: peers::PeerTable::default(),
             import_lock: std::sync::Mutex::new(()),
             status: status::Status::new(),
+            carrier: carry::Carrier::default(),
             settings,
         }))
     }

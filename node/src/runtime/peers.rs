@@ -316,6 +316,7 @@ async fn run_session(
     one_shot: bool,
     slot: SessionSlot,
 ) -> String {
+    carry_peer(&node, &peer).await;
     let ctx = LinkCtx::new(node.clone(), peer, is_client, one_shot);
     let session = Session::start(
         stream,
@@ -332,6 +333,14 @@ async fn run_session(
     drop(slot);
     tracing::info!(%peer, "peer disconnected: {reason}");
     reason
+}
+
+/// Applies the carrying policy to a peer that completed the handshake,
+/// before its session replicates (so a feed carried now replicates in it).
+async fn carry_peer(node: &Arc<Node>, peer: &FeedId) {
+    if let Err(e) = super::carry::on_connect(node, peer).await {
+        tracing::warn!(%peer, "carrying a connected feed: {e}");
+    }
 }
 
 /// Dials `addr` and completes the handshake.
@@ -368,6 +377,7 @@ pub async fn open_one_shot(
 ) -> Result<(Session, Arc<LinkCtx>), LinkError> {
     let (stream, outcome) = dial(&node, addr).await?;
     let peer = feed_of(&outcome.peer);
+    carry_peer(&node, &peer).await;
     let ctx = LinkCtx::new(node.clone(), peer, true, true);
     let session = Session::start(
         stream,

@@ -59,11 +59,15 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
     let service = notify::Service::from_env();
     service.ready(&format!("listening on {me}"));
 
+    super::carry::follow_sites(&node)
+        .await
+        .context("following the config's sites")?;
     let appliance = super::appliance::start(&node, opts.mount_roots.clone(), &opts.led)
         .context("watching for sticks")?;
     let mut tasks = vec![
         control,
         tokio::spawn(peers::accept_loop(node.clone(), listener)),
+        tokio::spawn(super::carry::keep_following_sites(node.clone())),
     ];
     for addr in &node.settings.connect {
         tasks.push(tokio::spawn(peers::keep_connected(
