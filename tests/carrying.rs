@@ -340,8 +340,9 @@ fn two_sites_set_up_by_config_carry_each_others_communities_on_a_stick() {
 
 /// The ssb-server phone's feed goes phone → B → stick → A → pa. (The other
 /// way, pa's feed reaching the ssb-server phone in the session it stays
-/// connected in, after B follows pa, is not asserted: ssb-server 16 did
-/// not ask for it within that session.)
+/// connected in, after B follows pa, is not asserted: ssb-server 16 answers
+/// B's note for pa with -1, as it does not follow pa then, and sends no note
+/// for it once B's follow of pa has arrived, within that session.)
 #[test]
 fn an_ssb_server_phones_feed_reaches_the_other_sites_phone() {
     let dir = tempfile::tempdir().unwrap();

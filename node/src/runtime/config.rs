@@ -220,6 +220,12 @@ impl Settings {
                 "\"connected\" carries through follows: it needs hops of 1 or more".into(),
             ));
         }
+        if !file.sites.is_empty() && hops < 2 {
+            return Err(bad(
+                "sites",
+                "a site's follows are 2 hops away: it needs hops of 2 or more".into(),
+            ));
+        }
         let carry_max = match file.carry_max {
             None => defaults.carry_max,
             Some(n) if n <= carry::CARRY_MAX_LIMIT => n,
@@ -313,6 +319,10 @@ mod tests {
             ),
             ("carry_max = 100001\n", "carry_max: at most 100000"),
             ("sites = [\"@x\"]\n", "sites: not a feed id: @x"),
+            (
+                &format!("sites = [\"{feed}\"]\nhops = 1\n"),
+                "sites: a site's follows are 2 hops away",
+            ),
         ] {
             std::fs::write(&path, text).unwrap();
             let e = Settings::load(&path, false).unwrap_err().to_string();
