@@ -374,3 +374,38 @@ fn an_ssb_server_phones_feed_reaches_the_other_sites_phone() {
     sync(&pa, &a);
     assert_eq!(pa.seq(&phone_id), 4, "pa lacks the ssb-server phone's feed");
 }
+
+#[test]
+fn a_live_peer_shows_how_far_behind_it_is_while_it_stays_connected() {
+    let dir = tempfile::tempdir().unwrap();
+    let boxed = Node::start_with(dir.path(), "box", "carry = \"connected\"\n", &[]);
+    let box_id = whoami(&boxed.data);
+    let phone = Node::start_with(dir.path(), "phone", "", &["--connect", &boxed.addr]);
+    let phone_id = whoami(&phone.data);
+    ok(ssb_at(&phone.data, &["follow", &box_id]));
+    wait_seq(&boxed.data, &phone_id, 1, &boxed);
+    for i in 0..3 {
+        let other = Site::new(dir.path(), &format!("o{i}"), 0);
+        ok(ssb_at(&boxed.data, &["follow", &other.id]));
+    }
+    // The box's 4 follows reach the phone live.
+    wait_seq(&phone.data, &box_id, 4, &phone);
+    // The box's status says so while the link stays open (the clock it
+    // shows is at most 10 s old).
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let s = status(&boxed);
+        if let Some(e) = behind(&s, "peers", "key", &phone_id) {
+            if lag(Some(e)) == (0, 0) && e["feeds"].as_u64() >= Some(2) {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the live peer's lag never showed: {s}\n{}",
+            boxed.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(status(&boxed)["peers_connected"], 1);
+}

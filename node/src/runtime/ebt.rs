@@ -208,6 +208,10 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
     let appender = tokio::spawn(append_loop(ctx.clone(), state.clone(), from_receiver));
     let mut batch: Vec<Vec<u8>> = Vec::new();
     let mut last_save = Instant::now();
+    // When the peer's clock is saved next, once something moved: so the
+    // stored clock (what `status` shows) is at most SAVE_EVERY old on an
+    // idle live link too, with no timer while nothing moves.
+    let mut save_at: Option<tokio::time::Instant> = None;
     let result = loop {
         let item = match pending_first.take() {
             Some(body) => {
@@ -234,7 +238,14 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
                         }
                         continue;
                     }
+                    () = save_timer(save_at) => {
+                        save_clock(&node, &ctx.peer, &state);
+                        last_save = Instant::now();
+                        save_at = None;
+                        continue;
+                    }
                     ev = events.recv() => {
+                        save_at.get_or_insert_with(|| tokio::time::Instant::now() + SAVE_EVERY);
                         let tell = on_event(&node, &state, ev);
                         wake.notify_one();
                         if !tell.is_empty() {
@@ -258,6 +269,7 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
         };
         match item {
             Some(Item::Data(body)) => {
+                save_at.get_or_insert_with(|| tokio::time::Instant::now() + SAVE_EVERY);
                 let mut r = handle_body(&ctx, &state, &sink, body, &mut batch).await;
                 // Drain what already arrived, so messages are stored in batches.
                 while r.is_ok() && batch.len() < BATCH {
@@ -300,6 +312,14 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
     let _ = sink.end().await;
     ctx.progress.touch();
     result
+}
+
+/// Waits until `at`, or forever if there is none.
+async fn save_timer(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Turns an end or error seen while draining into the loop's result.

@@ -1,8 +1,8 @@
 //! How far behind the box is with each peer and each stick, over the feeds
 //! it carries: messages it lacks that they hold, and the reverse.
 //!
-//! A peer's side is the EBT clock it last showed us (stored while a session
-//! runs and when it ends, see [`super::ebt`]), counted over the carried
+//! A peer's side is the EBT clock it last showed us (stored at most 10 s
+//! after anything moved on a session, and when it ends, see [`super::ebt`]), counted over the carried
 //! feeds that clock names: a feed the peer did not mention is one it does
 //! not replicate, so it lacks nothing of it. Peers that never ran EBT with
 //! us (legacy replication) have no clock and are left out. A stick's side
