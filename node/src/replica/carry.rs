@@ -21,7 +21,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{api, Node, NodeError};
+use super::{Replica, ReplicaError};
+use crate::feed::json::{Object, Value};
 use crate::feed::FeedId;
 
 /// Default most feeds followed by the `connected` mode.
@@ -91,8 +92,17 @@ impl Carrier {
     }
 }
 
+/// A `contact` content following `feed`.
+fn follow_content(feed: &FeedId) -> Value {
+    let mut o = Object::new();
+    o.push("type", Value::string("contact"));
+    o.push("contact", Value::string(&feed.to_string()));
+    o.push("following", Value::Bool(true));
+    Value::Object(o)
+}
+
 /// Whether we follow `feed` with a contact message of ours.
-fn we_follow(node: &Node, feed: &FeedId) -> Result<bool, NodeError> {
+fn we_follow(node: &Replica, feed: &FeedId) -> Result<bool, ReplicaError> {
     Ok(node
         .store
         .contacts(node.id())?
@@ -101,7 +111,7 @@ fn we_follow(node: &Node, feed: &FeedId) -> Result<bool, NodeError> {
 }
 
 /// How many feeds we follow.
-fn follows(node: &Node) -> Result<usize, NodeError> {
+fn follows(node: &Replica) -> Result<usize, ReplicaError> {
     Ok(node
         .store
         .contacts(node.id())?
@@ -113,22 +123,22 @@ fn follows(node: &Node) -> Result<usize, NodeError> {
 /// A peer completed the handshake: under `connected`, follow it (unless it
 /// is us, blocked, followed already, or the cap is reached). Returns whether
 /// a follow was published. Call before the session replicates.
-pub async fn on_connect(node: &Arc<Node>, peer: &FeedId) -> Result<bool, NodeError> {
-    if node.settings.carry != Mode::Connected || peer == node.id() || node.is_blocked(peer) {
+pub async fn on_connect(node: &Arc<Replica>, peer: &FeedId) -> Result<bool, ReplicaError> {
+    if node.policy().carry != Mode::Connected || peer == node.id() || node.is_blocked(peer) {
         return Ok(false);
     }
-    let _one = node.carrier.lock.lock().await;
+    let _one = node.carrier().lock.lock().await;
     if we_follow(node, peer)? {
         return Ok(false);
     }
-    let max = node.settings.carry_max as usize;
+    let max = node.policy().carry_max as usize;
     if follows(node)? >= max {
-        node.carrier.refused.fetch_add(1, Ordering::Relaxed);
+        node.carrier().refused.fetch_add(1, Ordering::Relaxed);
         tracing::info!(%peer, "not carrying a connecting feed: {max} feeds followed (carry_max)");
         return Ok(false);
     }
-    node.publish(vec![api::contact(peer, true)]).await?;
-    node.carrier.followed.fetch_add(1, Ordering::Relaxed);
+    node.publish(vec![follow_content(peer)]).await?;
+    node.carrier().followed.fetch_add(1, Ordering::Relaxed);
     tracing::info!(%peer, "carrying a feed that connected: followed it");
     Ok(true)
 }
@@ -137,12 +147,12 @@ pub async fn on_connect(node: &Arc<Node>, peer: &FeedId) -> Result<bool, NodeErr
 /// every feed a site follows that we do not (none blocked, none of them
 /// us), up to `carry_max` follows in all. Returns how many follows were
 /// published.
-pub async fn follow_sites(node: &Arc<Node>) -> Result<usize, NodeError> {
-    if node.settings.sites.is_empty() {
+pub async fn follow_sites(node: &Arc<Replica>) -> Result<usize, ReplicaError> {
+    if node.policy().sites.is_empty() {
         return Ok(0);
     }
-    let _one = node.carrier.lock.lock().await;
-    let ours = node.store.contacts(node.id())?;
+    let _one = node.carrier().lock.lock().await;
+    let ours = node.store().contacts(node.id())?;
     let mut followed = ours.values().filter(|s| s.following).count();
     let mut new = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -151,28 +161,28 @@ pub async fn follow_sites(node: &Arc<Node>) -> Result<usize, NodeError> {
         if feed == node.id() || known || node.is_blocked(feed) || !seen.insert(*feed) {
             return;
         }
-        if followed >= node.settings.carry_max as usize {
-            node.carrier.refused.fetch_add(1, Ordering::Relaxed);
+        if followed >= node.policy().carry_max as usize {
+            node.carrier().refused.fetch_add(1, Ordering::Relaxed);
             return;
         }
         followed += 1;
         new.push(*feed);
     };
-    for site in &node.settings.sites {
+    for site in &node.policy().sites {
         consider(site, &mut new);
     }
-    for site in &node.settings.sites {
+    for site in &node.policy().sites {
         if node.is_blocked(site) {
             continue;
         }
-        for (feed, stance) in node.store.contacts(site)? {
+        for (feed, stance) in node.store().contacts(site)? {
             if stance.following {
                 consider(&feed, &mut new);
             }
         }
     }
     if !new.is_empty() {
-        node.publish(new.iter().map(|f| api::contact(f, true)).collect())
+        node.publish(new.iter().map(follow_content).collect())
             .await?;
         tracing::info!(
             follows = new.len(),
@@ -184,8 +194,8 @@ pub async fn follow_sites(node: &Arc<Node>) -> Result<usize, NodeError> {
 
 /// Runs [`follow_sites`] at start and whenever the replicate set changes
 /// (a site's new follows arrived), until dropped. Idle otherwise.
-pub async fn keep_following_sites(node: Arc<Node>) {
-    if node.settings.sites.is_empty() {
+pub async fn keep_following_sites(node: Arc<Replica>) {
+    if node.policy().sites.is_empty() {
         return;
     }
     let mut changes = node.graph_changes();
@@ -201,27 +211,27 @@ pub async fn keep_following_sites(node: Arc<Node>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Policy;
     use super::*;
     use crate::blobs::BlobStore;
     use crate::feed::Keypair;
-    use crate::runtime::config::Settings;
     use crate::store::Store;
 
-    fn node(dir: &std::path::Path, settings: Settings) -> Arc<Node> {
+    fn node(dir: &std::path::Path, policy: Policy) -> Arc<Replica> {
         let store = Store::open(&dir.join("db")).unwrap();
         let blobs = BlobStore::open(&dir.join("blobs")).unwrap();
-        Node::new(Keypair::generate(), store, blobs, settings).unwrap()
+        Replica::new(Keypair::generate(), store, blobs, policy).unwrap()
     }
 
     #[tokio::test]
     async fn connected_feeds_are_followed_once_up_to_the_cap_and_not_if_blocked() {
         let dir = tempfile::tempdir().unwrap();
         let [a, b, c, blocked] = std::array::from_fn(|_| Keypair::generate().id());
-        let settings = Settings {
+        let settings = Policy {
             carry: Mode::Connected,
             carry_max: 2,
             block: vec![blocked],
-            ..Settings::default()
+            ..Policy::default()
         };
         let n = node(dir.path(), settings);
         assert!(on_connect(&n, &a).await.unwrap());
@@ -233,7 +243,7 @@ mod tests {
         // The cap: two follows.
         assert!(!on_connect(&n, &c).await.unwrap());
         assert!(!n.replicate_set().contains(&c));
-        assert_eq!((n.carrier.followed(), n.carrier.refused()), (2, 1));
+        assert_eq!((n.carrier().followed(), n.carrier().refused()), (2, 1));
         assert_eq!(n.seq(n.id()).unwrap(), 2, "one contact per carried feed");
     }
 
@@ -242,11 +252,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let site = Keypair::generate();
         let [a, b, blocked] = std::array::from_fn(|_| Keypair::generate().id());
-        let settings = Settings {
+        let settings = Policy {
             sites: vec![site.id(), site.id()],
             block: vec![blocked],
             carry_max: 3,
-            ..Settings::default()
+            ..Policy::default()
         };
         let n = node(dir.path(), settings);
         assert!(!on_connect(&n, &a).await.unwrap());
@@ -254,7 +264,7 @@ mod tests {
         assert_eq!(follow_sites(&n).await.unwrap(), 0);
         // The site's follows arrive (as from a stick or a peer).
         let contact = |whom: &FeedId| {
-            crate::publish::publish(&n.store, &site, [api::contact(whom, true)]).unwrap();
+            crate::publish::publish(n.store(), &site, [follow_content(whom)]).unwrap();
         };
         for f in [a, *n.id(), blocked, b] {
             contact(&f);
@@ -267,7 +277,7 @@ mod tests {
         let c = Keypair::generate().id();
         contact(&c);
         assert_eq!(follow_sites(&n).await.unwrap(), 0);
-        assert_eq!(n.carrier.refused(), 1);
+        assert_eq!(n.carrier().refused(), 1);
         assert_eq!(n.seq(n.id()).unwrap(), 3);
     }
 

@@ -2,7 +2,7 @@
 //! it carries: messages it lacks that they hold, and the reverse.
 //!
 //! A peer's side is the EBT clock it last showed us (stored at most 10 s
-//! after anything moved on a session, and when it ends, see [`super::ebt`]), counted over the carried
+//! after anything moved on a session, and when it ends, see [`crate::replication::ebt_link`]), counted over the carried
 //! feeds that clock names: a feed the peer did not mention is one it does
 //! not replicate, so it lacks nothing of it. Peers that never ran EBT with
 //! us (legacy replication) have no clock and are left out. A stick's side
@@ -12,10 +12,11 @@
 
 use std::collections::HashMap;
 
-use super::graph::ReplicateSet;
-use super::{ebt, Node};
+use super::Node;
 use crate::feed::json::{Object, Value};
 use crate::feed::FeedId;
+use crate::replica::graph::ReplicateSet;
+use crate::replication::ebt_link;
 use crate::store::StoreError;
 
 /// The gap between our heads and another holder's, over carried feeds.
@@ -62,7 +63,8 @@ impl Lag {
 /// Our heads of the carried feeds.
 fn our_heads(node: &Node, set: &ReplicateSet) -> Result<HashMap<FeedId, u32>, StoreError> {
     Ok(node
-        .store
+        .replica()
+        .store()
         .clock()?
         .into_iter()
         .filter(|(f, _)| set.contains(f))
@@ -73,10 +75,10 @@ fn our_heads(node: &Node, set: &ReplicateSet) -> Result<HashMap<FeedId, u32>, St
 /// table with a stored clock (`key`, `we_lack`, `they_lack`, `feeds`), and
 /// `sticks`, one per stick seen (`id`, `mount`, and the same three).
 pub fn behind(node: &Node) -> Result<Value, StoreError> {
-    let set = node.replicate_set();
+    let set = node.replica().replicate_set();
     let ours = our_heads(node, &set)?;
     let mut peers = Vec::new();
-    let table = node.peers.to_value();
+    let table = node.replicator().peers().to_value();
     let rows = match &table {
         Value::Array(rows) => rows.as_slice(),
         _ => &[],
@@ -89,19 +91,22 @@ pub fn behind(node: &Node) -> Result<Value, StoreError> {
             .ok()
     });
     for key in keys {
-        let name = ebt::remote_name(&key);
-        if !node.store.has_remote_clock(&name)? {
+        let name = ebt_link::remote_name(&key);
+        if !node.replica().store().has_remote_clock(&name)? {
             continue;
         }
-        let theirs = node.store.remote_clock(&name)?;
+        let theirs = node.replica().store().remote_clock(&name)?;
         let mut o = Object::new();
         o.push("key", Value::string(&key.to_string()));
         Lag::between(&ours, &theirs, &set, false).push(&mut o);
         peers.push(Value::Object(o));
     }
     let mut sticks = Vec::new();
-    for (id, info) in node.store.stick_infos()? {
-        let theirs = node.store.remote_clock(format!("stick:{id}").as_bytes())?;
+    for (id, info) in node.replica().store().stick_infos()? {
+        let theirs = node
+            .replica()
+            .store()
+            .remote_clock(format!("stick:{id}").as_bytes())?;
         let mount = serde_json::from_slice::<serde_json::Value>(&info)
             .ok()
             .and_then(|v| v.get("mount")?.as_str().map(str::to_owned));
