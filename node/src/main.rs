@@ -15,6 +15,8 @@ use ssb_node::ingest::{parse_line, Ingest};
 use ssb_node::publish::publish;
 use ssb_node::service::api;
 
+#[path = "cli/open.rs"]
+mod open;
 #[path = "cli/remote.rs"]
 mod remote;
 #[path = "cli/sneakernet.rs"]

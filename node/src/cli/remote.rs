@@ -5,7 +5,6 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -17,27 +16,11 @@ use ssb_node::muxrpc::{Body, CallType, Item, Session};
 use ssb_node::net::address::MultiserverAddress;
 use ssb_node::publish::publish;
 use ssb_node::replication::sync;
-use ssb_node::service::config::Settings;
 use ssb_node::service::server::{self, RunOptions};
-use ssb_node::service::{api, control, Node};
+use ssb_node::service::{api, control};
 
+use super::open::open_node;
 use super::{BlobsCommand, BundleCommand, Command, StickCommand};
-
-/// The config file: `--config`, or `ssb-node.toml` in the data dir if present.
-fn settings(data: &DataDir, config: Option<PathBuf>) -> Result<Settings> {
-    Ok(match config {
-        Some(path) => Settings::load(&path, true)?,
-        None => Settings::load(&data.root().join("ssb-node.toml"), false)?,
-    })
-}
-
-pub fn open_node(data: &DataDir, config: Option<PathBuf>) -> Result<Arc<Node>> {
-    let settings = settings(data, config)?;
-    let keys = data.keys()?;
-    let store = data.open_store()?;
-    let blobs = data.open_blobs()?;
-    Ok(Node::new(keys, store, blobs, settings)?)
-}
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

@@ -11,6 +11,7 @@
 pub mod carry;
 pub mod content;
 pub mod graph;
+pub mod stop_at;
 pub mod wants;
 
 use std::collections::{HashMap, HashSet};
@@ -18,13 +19,13 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::{broadcast, watch, Mutex};
 
-use crate::blobs::BlobStore;
+use crate::blob_store::BlobStore;
 use crate::feed::json::Value;
 use crate::feed::{BatchVerifier, BlobId, FeedId, Keypair, Message, MsgId, Verified};
 use crate::publish::{publish, PublishError};
-use crate::sneakernet::stop_at::{self, Point};
 use crate::store::stage::{Stage, PROMOTE_RUN};
 use crate::store::{AppendReport, Store, StoreError, StoredMsg};
+use stop_at::Point;
 
 pub use content::scan_content;
 pub use graph::ReplicateSet;

@@ -44,7 +44,7 @@ impl LinkStats {
 
 /// How replication on this link is going, for `sync` to know when it is done.
 #[derive(Debug, Default)]
-pub struct Progress {
+pub struct LinkProgress {
     /// Which protocol runs.
     pub mode: Mutex<Mode>,
     /// EBT state, once it runs.
@@ -73,7 +73,7 @@ pub enum Mode {
     Legacy,
 }
 
-impl Progress {
+impl LinkProgress {
     /// Notes that something happened.
     pub fn touch(&self) {
         if let Ok(mut t) = self.last_activity.lock() {
@@ -105,7 +105,7 @@ pub struct LinkCtx {
     /// Counters.
     pub stats: LinkStats,
     /// Progress, for `sync`.
-    pub progress: Progress,
+    pub progress: LinkProgress,
     /// Set when the peer opened `ebt.replicate` on us.
     pub ebt_requested: AtomicBool,
     /// Woken when the peer opens `ebt.replicate`.
@@ -136,7 +136,7 @@ impl LinkCtx {
             is_client,
             one_shot,
             stats: LinkStats::default(),
-            progress: Progress::default(),
+            progress: LinkProgress::default(),
             ebt_requested: AtomicBool::new(false),
             ebt_wake: Notify::new(),
             blobs: blob_exchange::LinkBlobs::default(),

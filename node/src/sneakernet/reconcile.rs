@@ -850,7 +850,7 @@ fn visit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blobs::BlobStore;
+    use crate::blob_store::BlobStore;
     use crate::feed::Keypair;
     use crate::replica::Policy;
     use crate::store::Store;
