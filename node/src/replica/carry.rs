@@ -213,7 +213,7 @@ pub async fn keep_following_sites(node: Arc<Replica>) {
 mod tests {
     use super::super::Policy;
     use super::*;
-    use crate::blobs::BlobStore;
+    use crate::blob_store::BlobStore;
     use crate::feed::Keypair;
     use crate::store::Store;
 
