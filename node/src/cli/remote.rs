@@ -421,6 +421,48 @@ fn write_status(v: &Value, out: &mut dyn Write) -> Result<()> {
         number("peers_connected"),
         number("peers_syncing")
     )?;
+    if let Some(c) = o.get("carry").and_then(Value::as_object) {
+        let n = |k: &str| match c.get(k) {
+            Some(Value::Number(n)) => *n,
+            _ => 0.0,
+        };
+        writeln!(
+            out,
+            "carrying: {} feeds ({}; {} followed on connecting, {} refused at the cap of {})",
+            n("feeds"),
+            text(c, "mode"),
+            n("followed"),
+            n("refused"),
+            n("max")
+        )?;
+    }
+    if let Some(b) = o.get("behind").and_then(Value::as_object) {
+        let rows = |k: &str| match b.get(k) {
+            Some(Value::Array(r)) => r.clone(),
+            _ => Vec::new(),
+        };
+        for (kind, name_key) in [("peer", "key"), ("stick", "id")] {
+            for row in rows(&format!("{kind}s")) {
+                let r = row.as_object().context("behind entry")?;
+                let n = |k: &str| match r.get(k) {
+                    Some(Value::Number(n)) => *n,
+                    _ => 0.0,
+                };
+                let at = match r.get("mount").and_then(Value::as_str) {
+                    Some(m) => format!(" at {m}"),
+                    None => String::new(),
+                };
+                writeln!(
+                    out,
+                    "{kind} {}{at}: we lack {}, it lacks {} ({} feeds)",
+                    text(r, name_key),
+                    n("we_lack"),
+                    n("they_lack"),
+                    n("feeds")
+                )?;
+            }
+        }
+    }
     let sticks = match o.get("sticks") {
         Some(Value::Array(s)) => s.as_slice(),
         _ => &[],

@@ -23,12 +23,12 @@ use std::time::Instant;
 use tokio::sync::{broadcast, Notify};
 
 use super::link::{LinkCtx, LinkStats};
-use crate::replica::graph::ReplicateSet;
-use crate::replica::{verify_threads, Replica, READ_CHUNK};
 use crate::feed::{BatchVerifier, FeedId, Verified};
 use crate::muxrpc::{Body, Item, Sink, Stream};
 use crate::net::ebt::{clock_value, Note};
-use crate::net::ebt_session::{EbtSession, Local, Received};
+use crate::net::ebt_session::{EbtSession, Local, Received, SAVE_EVERY};
+use crate::replica::graph::ReplicateSet;
+use crate::replica::{verify_threads, Replica, READ_CHUNK};
 use crate::store::StoreError;
 
 /// Most messages stored per append. Batches are checked on all cores while
@@ -156,6 +156,10 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
     let (to_appender, from_receiver) = tokio::sync::mpsc::channel::<Vec<Vec<u8>>>(1);
     let appender = tokio::spawn(append_loop(ctx.clone(), state.clone(), from_receiver));
     let mut batch: Vec<Vec<u8>> = Vec::new();
+    // When the peer's clock is saved next, once something moved: so the
+    // stored clock (what `status` shows) is at most SAVE_EVERY old on an
+    // idle live link too, with no timer while nothing moves.
+    let mut save_at: Option<tokio::time::Instant> = None;
     let result = loop {
         let item = match pending_first.take() {
             Some(body) => {
@@ -182,7 +186,14 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
                         }
                         continue;
                     }
+                    () = save_timer(save_at) => {
+                        let entries = lock(&state).take_unsaved(&ReplicaSide::new(&node));
+                        save_clock(&node, &ctx.peer, entries);
+                        save_at = None;
+                        continue;
+                    }
                     ev = events.recv() => {
+                        save_at.get_or_insert_with(|| tokio::time::Instant::now() + SAVE_EVERY);
                         let notes = match on_event(&node, &state, ev) {
                             Ok(notes) => notes,
                             Err(e) => break Err(e.to_string()),
@@ -206,6 +217,7 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
         };
         match item {
             Some(Item::Data(body)) => {
+                save_at.get_or_insert_with(|| tokio::time::Instant::now() + SAVE_EVERY);
                 let mut r = handle_body(&ctx, &state, &sink, body, &mut batch).await;
                 // Drain what already arrived, so messages are stored in batches.
                 while r.is_ok() && batch.len() < BATCH {
@@ -249,6 +261,14 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
     result
 }
 
+/// Waits until `at`, or forever if there is none.
+async fn save_timer(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Turns an end or error seen while draining into the loop's result.
 fn pending_end(r: &mut Result<(), String>, item: Item) {
     if let Item::Error(e) = item {
@@ -290,7 +310,8 @@ async fn handle_body(
     body: Body,
     batch: &mut Vec<Vec<u8>>,
 ) -> Result<(), String> {
-    let received = lock(state).receive(&ReplicaSide::new(&ctx.replica), body.body_type, &body.bytes);
+    let received =
+        lock(state).receive(&ReplicaSide::new(&ctx.replica), body.body_type, &body.bytes);
     match received.map_err(|e| e.to_string())? {
         Received::Message => {
             batch.push(body.bytes);

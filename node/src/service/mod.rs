@@ -7,10 +7,12 @@
 //! - [`control`]: the unix socket the CLI uses while `run` holds the store;
 //!   [`api`]: what it answers.
 //! - [`config`]: the optional config file and the settings after defaults.
+//! - [`lag`]: how far behind each peer and stick is, for `status`.
 
 pub mod api;
 pub mod config;
 pub mod control;
+pub mod lag;
 pub mod node;
 pub mod server;
 

@@ -13,6 +13,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use super::{control, Node};
 use crate::appliance::{self, notify};
 use crate::net::address::MultiserverAddress;
+use crate::replica::carry;
 use crate::replication::lan;
 use crate::replication::peers::{self, Source};
 
@@ -61,6 +62,9 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
     let service = notify::Service::from_env();
     service.ready(&format!("listening on {me}"));
 
+    carry::follow_sites(node.replica())
+        .await
+        .context("following the config's sites")?;
     let appliance = appliance::start(
         node.replica(),
         node.status(),
@@ -71,6 +75,7 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
     let mut tasks = vec![
         control,
         tokio::spawn(peers::accept_loop(node.replicator().clone(), listener)),
+        tokio::spawn(carry::keep_following_sites(node.replica().clone())),
     ];
     for addr in &node.settings().connect {
         tasks.push(tokio::spawn(peers::keep_connected(
