@@ -15,6 +15,8 @@ use ssb_node::feed::{BatchVerifier, BlobId, FeedId, Message, Value};
 use ssb_node::ingest::{parse_line, Ingest};
 use ssb_node::service::command::Command as NodeCommand;
 
+#[path = "cli/open.rs"]
+mod open;
 #[path = "cli/remote.rs"]
 mod remote;
 #[path = "cli/sneakernet.rs"]

@@ -113,7 +113,7 @@ impl StickState {
 
 /// One stick the status knows about.
 #[derive(Debug, Clone)]
-pub struct Stick {
+pub struct StickStatus {
     /// Where it is (was) mounted or found.
     pub path: PathBuf,
     /// Which insertion this is (increasing over the node's life).
@@ -145,7 +145,7 @@ pub struct Snapshot {
     /// Booting or ready.
     pub phase: Phase,
     /// Sticks in insertion order.
-    pub sticks: Vec<Stick>,
+    pub sticks: Vec<StickStatus>,
     /// Open peer links by link number.
     pub links: BTreeMap<u64, Link>,
 }
@@ -230,7 +230,7 @@ impl Snapshot {
         o.push("sticks", Value::Array(sticks));
     }
 
-    fn stick_mut(&mut self, run: u64) -> Option<&mut Stick> {
+    fn stick_mut(&mut self, run: u64) -> Option<&mut StickStatus> {
         self.sticks.iter_mut().find(|s| s.run == run)
     }
 
@@ -335,7 +335,7 @@ impl Status {
         tracing::info!(stick = %path.display(), "status: stick busy, do not pull");
         self.update(|s| {
             s.sticks.retain(|st| st.path != path);
-            s.sticks.push(Stick {
+            s.sticks.push(StickStatus {
                 path: path.to_path_buf(),
                 run,
                 state: StickState::Busy,

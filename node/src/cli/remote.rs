@@ -5,35 +5,18 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use super::open::open_node;
 use ssb_node::data_dir::DataDir;
 use ssb_node::feed::json::{Object, Value};
 use ssb_node::feed::FeedId;
 use ssb_node::muxrpc::{Body, CallType, Item, Session};
 use ssb_node::net::address::MultiserverAddress;
 use ssb_node::service::command::{Command as NodeCommand, Reply};
-use ssb_node::service::config::Settings;
+use ssb_node::service::control;
 use ssb_node::service::server::{self, RunOptions};
-use ssb_node::service::{control, Node};
-
-/// The config file: `--config`, or `ssb-node.toml` in the data dir if present.
-fn settings(data: &DataDir, config: Option<PathBuf>) -> Result<Settings> {
-    Ok(match config {
-        Some(path) => Settings::load(&path, true)?,
-        None => Settings::load(&data.root().join("ssb-node.toml"), false)?,
-    })
-}
-
-pub fn open_node(data: &DataDir, config: Option<PathBuf>) -> Result<Arc<Node>> {
-    let settings = settings(data, config)?;
-    let keys = data.keys()?;
-    let store = data.open_store()?;
-    let blobs = data.open_blobs()?;
-    Ok(Node::new(keys, store, blobs, settings)?)
-}
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -368,6 +351,48 @@ fn write_status(v: &Value, out: &mut dyn Write) -> Result<()> {
         number("peers_connected"),
         number("peers_syncing")
     )?;
+    if let Some(c) = o.get("carry").and_then(Value::as_object) {
+        let n = |k: &str| match c.get(k) {
+            Some(Value::Number(n)) => *n,
+            _ => 0.0,
+        };
+        writeln!(
+            out,
+            "carrying: {} feeds ({}; {} followed on connecting, {} refused at the cap of {})",
+            n("feeds"),
+            text(c, "mode"),
+            n("followed"),
+            n("refused"),
+            n("max")
+        )?;
+    }
+    if let Some(b) = o.get("behind").and_then(Value::as_object) {
+        let rows = |k: &str| match b.get(k) {
+            Some(Value::Array(r)) => r.clone(),
+            _ => Vec::new(),
+        };
+        for (kind, name_key) in [("peer", "key"), ("stick", "id")] {
+            for row in rows(&format!("{kind}s")) {
+                let r = row.as_object().context("behind entry")?;
+                let n = |k: &str| match r.get(k) {
+                    Some(Value::Number(n)) => *n,
+                    _ => 0.0,
+                };
+                let at = match r.get("mount").and_then(Value::as_str) {
+                    Some(m) => format!(" at {m}"),
+                    None => String::new(),
+                };
+                writeln!(
+                    out,
+                    "{kind} {}{at}: we lack {}, it lacks {} ({} feeds)",
+                    text(r, name_key),
+                    n("we_lack"),
+                    n("they_lack"),
+                    n("feeds")
+                )?;
+            }
+        }
+    }
     let sticks = match o.get("sticks") {
         Some(Value::Array(s)) => s.as_slice(),
         _ => &[],

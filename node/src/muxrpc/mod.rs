@@ -2,15 +2,15 @@
 //! sockets: the secret handshake with a deadline, then a muxrpc session over
 //! box-stream (or over a plain stream, for the local control socket).
 //!
-//! - [`handshake`]: runs a [`crate::net::shs::Handshake`] over any async stream.
+//! - [`shs_driver`]: runs a [`crate::net::shs::Handshake`] over any async stream.
 //! - [`session`]: one muxrpc endpoint: a reader task, a writer task, the call
 //!   table, and handles for calls in both directions.
 
-pub mod handshake;
 pub mod session;
+pub mod shs_driver;
 
-pub use handshake::{client_handshake, server_handshake, LinkError};
 pub use session::{
     Body, CallError, CallType, Handler, InboundCall, Item, Request, RequestError, Session,
     SessionConfig, Sink, Stream,
 };
+pub use shs_driver::{client_handshake, server_handshake, LinkError};

@@ -1,15 +1,17 @@
 //! The replica: the feeds and blobs this node holds, and every way they grow.
 //!
 //! [`Replica`] owns the store handle, the blob store, the blob [`wants`],
-//! the replicate set and follow [`graph`], the append lock and the append
-//! events. Messages enter only through [`Replica::append`],
+//! the replicate set and follow [`graph`] (with what the [`carry`]ing
+//! policy adds to it), the append lock and the append events. Messages enter only through [`Replica::append`],
 //! [`Replica::append_verified`], [`Replica::publish`] and
 //! [`Replica::promote_staged`], which keep wants, events and the graph in
 //! step with the store. Replication and sneakernet both work on a replica;
 //! neither knows the running node.
 
+pub mod carry;
 pub mod content;
 pub mod graph;
+pub mod stop_at;
 pub mod wants;
 
 use std::collections::{HashMap, HashSet};
@@ -17,13 +19,13 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::{broadcast, watch, Mutex};
 
-use crate::blobs::BlobStore;
+use crate::blob_store::BlobStore;
 use crate::feed::json::Value;
 use crate::feed::{BatchVerifier, BlobId, FeedId, Keypair, Message, MsgId, Verified};
 use crate::publish::{publish, PublishError};
-use crate::sneakernet::stop_at::{self, Point};
 use crate::store::stage::{Stage, PROMOTE_RUN};
 use crate::store::{AppendReport, Store, StoreError, StoredMsg};
+use stop_at::Point;
 
 pub use content::scan_content;
 pub use graph::ReplicateSet;
@@ -68,6 +70,12 @@ pub struct Policy {
     pub block: Vec<FeedId>,
     /// Largest blob fetched or imported.
     pub blob_max: u64,
+    /// The carrying policy ([`carry`]).
+    pub carry: carry::Mode,
+    /// Most feeds followed by [`carry::Mode::Connected`] and for `sites`.
+    pub carry_max: u32,
+    /// Other site boxes, followed with what they follow.
+    pub sites: Vec<FeedId>,
 }
 
 impl Default for Policy {
@@ -77,6 +85,9 @@ impl Default for Policy {
             replicate: Vec::new(),
             block: Vec::new(),
             blob_max: DEFAULT_BLOB_MAX,
+            carry: carry::Mode::Follows,
+            carry_max: carry::DEFAULT_CARRY_MAX,
+            sites: Vec::new(),
         }
     }
 }
@@ -108,6 +119,7 @@ pub struct Replica {
     events: broadcast::Sender<Appended>,
     graph: RwLock<Arc<ReplicateSet>>,
     graph_version: watch::Sender<u64>,
+    carrier: carry::Carrier,
 }
 
 impl std::fmt::Debug for Replica {
@@ -143,7 +155,13 @@ impl Replica {
             events,
             graph: RwLock::new(Arc::new(graph)),
             graph_version: watch::channel(0).0,
+            carrier: carry::Carrier::default(),
         }))
+    }
+
+    /// What the carrying policy did.
+    pub fn carrier(&self) -> &carry::Carrier {
+        &self.carrier
     }
 
     /// Our feed id.

@@ -1,4 +1,8 @@
-//! EBT replication over one `ebt.replicate` duplex stream, either side.
+//! The tokio driver of EBT over one `ebt.replicate` duplex stream, either
+//! side: it reads frames, feeds them to the link's
+//! [`EbtSession`](crate::net::ebt_session::EbtSession), and performs what the
+//! session decides (notes to send, feeds to stream, the peer's clock to
+//! store). The rules of replication live in the session.
 //!
 //! Three tasks per link, so neither side can deadlock on the other and
 //! receiving overlaps storing: the *receiver* reads clocks (answered at once)
@@ -8,41 +12,30 @@
 //! what the peer asked for from the store, in order, [`READ_CHUNK`] messages at a time,
 //! then follows new appends live.
 //!
-//! Request skipping: the peer's last clock is kept in the store; our opening
-//! clock leaves out the feeds where it already matched ours. When the peer
-//! later mentions such a feed, we answer with our note for it.
-//!
-//! What a peer's notes can cost is bounded: notes for feeds we neither
-//! replicate nor hold are followed for at most [`FOREIGN_NOTES`] feeds per
-//! link and ignored beyond; the stored clock keeps only feeds we replicate,
-//! at most [`CLOCK_ENTRIES`] of them; and clocks are kept for at most
-//! [`REMEMBERED_PEERS`] peers (a new peer's clock takes the place of a
-//! stranger's, never of a peer we replicate).
+//! The peer's clock is kept in the store (for request skipping) for at most
+//! [`REMEMBERED_PEERS`] peers: a new peer's clock takes the place of a
+//! stranger's, never of a peer we replicate.
 
-use std::collections::{HashMap, HashSet};
+use std::cell::OnceCell;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{broadcast, Notify};
 
 use super::link::{LinkCtx, LinkStats};
 use crate::feed::{BatchVerifier, FeedId, Verified};
 use crate::muxrpc::{Body, Item, Sink, Stream};
-use crate::net::ebt::{clock_value, is_message, parse_clock, Note};
+use crate::net::ebt::{clock_value, Note};
+use crate::net::ebt_session::{EbtSession, Local, Received, SAVE_EVERY};
 use crate::replica::graph::ReplicateSet;
 use crate::replica::{verify_threads, Replica, READ_CHUNK};
+use crate::store::StoreError;
 
 /// Most messages stored per append. Batches are checked on all cores while
 /// the one before is written, so 512 is as fast here as 1,024 (the ed25519
 /// batch check gains little past 256 per thread) and keeps less in flight.
 const BATCH: usize = 512;
-/// How often the peer's clock is saved while a link runs.
-const SAVE_EVERY: Duration = Duration::from_secs(10);
 
-/// Notes per link followed for feeds we neither replicate nor hold.
-pub const FOREIGN_NOTES: usize = 64;
-/// Most entries of one peer's stored clock (36 bytes each: 720,000 bytes).
-pub const CLOCK_ENTRIES: usize = 20_000;
 /// Most peers whose clock is stored.
 pub const REMEMBERED_PEERS: usize = 256;
 /// What the names of peers' stored clocks start with.
@@ -55,105 +48,77 @@ pub fn remote_name(peer: &FeedId) -> Vec<u8> {
     k
 }
 
-/// What both EBT tasks of a link know.
-#[derive(Debug, Default)]
-pub struct EbtState {
-    /// Feeds we sent a note for, with the receive flag we sent.
-    told: HashMap<FeedId, bool>,
-    /// The peer's latest sequence per feed (from notes, messages in either direction).
-    theirs: HashMap<FeedId, u32>,
-    /// Feeds the peer wants from us, with the next sequence to send.
-    sending: HashMap<FeedId, u32>,
-    /// Feeds to look at in the sender.
-    dirty: HashSet<FeedId>,
-    /// Whether the peer's opening clock arrived.
-    pub opened: bool,
-    /// Whether `theirs` changed since it was saved.
-    unsaved: bool,
-    /// Batches the appender took and has not finished (stored and counted).
-    storing: usize,
-    /// Feeds we neither replicate nor hold whose notes were followed.
-    foreign: usize,
-    /// Notes ignored because [`FOREIGN_NOTES`] was reached.
-    ignored: usize,
+/// The EBT session of a link, shared by its tasks and by `sync`.
+pub type EbtState = Mutex<EbtSession>;
+
+/// Whether the link's EBT session is caught up (see [`EbtSession::caught_up`]).
+pub fn caught_up(state: &EbtState, node: &Replica) -> bool {
+    lock(state).caught_up(&ReplicaSide::new(node))
 }
 
-impl EbtState {
-    /// Whether both sides hold each other's clocks: we hold everything the
-    /// peer said it has of the feeds we asked for, and we sent everything it
-    /// asked for.
-    pub fn caught_up(&self, node: &Replica) -> bool {
-        if !self.opened || !self.dirty.is_empty() || self.storing > 0 {
-            return false;
+/// Our side as the session sees it: the node's store, and its replicate set
+/// read once, when first asked.
+struct ReplicaSide<'a> {
+    node: &'a Replica,
+    set: OnceCell<Arc<ReplicateSet>>,
+}
+
+impl<'a> ReplicaSide<'a> {
+    fn new(node: &'a Replica) -> Self {
+        Self {
+            node,
+            set: OnceCell::new(),
         }
-        let behind_in = self
-            .told
-            .iter()
-            .filter(|(_, rx)| **rx)
-            .any(|(f, _)| self.theirs.get(f).copied().unwrap_or(0) > node.seq(f).unwrap_or(0));
-        let behind_out = self
-            .sending
-            .iter()
-            .any(|(f, next)| *next <= node.seq(f).unwrap_or(0) && !node.is_blocked(f));
-        !behind_in && !behind_out
     }
 
-    /// Whether to follow the peer's note for `feed`: always for feeds we
-    /// replicate, hold (`held`) or follow already; for the first
-    /// [`FOREIGN_NOTES`] others; never beyond (counted in `ignored`).
-    fn follows<E>(
-        &mut self,
-        set: &ReplicateSet,
-        feed: &FeedId,
-        held: impl FnOnce() -> Result<bool, E>,
-    ) -> Result<bool, E> {
-        if set.contains(feed)
-            || self.theirs.contains_key(feed)
-            || self.sending.contains_key(feed)
-            || held()?
-        {
-            return Ok(true);
+    fn with_set(node: &'a Replica, set: Arc<ReplicateSet>) -> Self {
+        Self {
+            node,
+            set: OnceCell::from(set),
         }
-        if self.foreign >= FOREIGN_NOTES {
-            self.ignored += 1;
-            return Ok(false);
-        }
-        self.foreign += 1;
-        Ok(true)
     }
 
-    /// The entries of the peer's clock worth storing: feeds we replicate, at
-    /// most [`CLOCK_ENTRIES`]; `None` if nothing changed since the last call.
-    fn take_unsaved(&mut self, set: &ReplicateSet) -> Option<Vec<(FeedId, u32)>> {
-        self.unsaved.then(|| {
-            self.unsaved = false;
-            self.theirs
-                .iter()
-                .filter(|(f, _)| set.contains(f))
-                .take(CLOCK_ENTRIES)
-                .map(|(f, s)| (*f, *s))
-                .collect()
-        })
-    }
-
-    fn saw(&mut self, feed: FeedId, seq: u32) {
-        let e = self.theirs.entry(feed).or_insert(0);
-        if seq > *e {
-            *e = seq;
-            self.unsaved = true;
-        }
+    fn set(&self) -> &ReplicateSet {
+        self.set.get_or_init(|| self.node.replicate_set())
     }
 }
 
-fn lock(s: &Mutex<EbtState>) -> std::sync::MutexGuard<'_, EbtState> {
+impl Local for ReplicaSide<'_> {
+    fn replicates(&self, feed: &FeedId) -> bool {
+        self.set().contains(feed)
+    }
+
+    fn blocks(&self, feed: &FeedId) -> bool {
+        self.set().blocked.contains(feed)
+    }
+
+    fn seq(&self, feed: &FeedId) -> Result<u32, StoreError> {
+        self.node.seq(feed)
+    }
+}
+
+fn lock(s: &EbtState) -> std::sync::MutexGuard<'_, EbtSession> {
     s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sends the notes the session queued, as one clock.
+async fn send_notes(state: &EbtState, sink: &Sink) -> Result<(), String> {
+    let notes = lock(state).take_notes();
+    send_clock(sink, notes).await
+}
+
+/// Sends `notes`, if any, as one clock.
+async fn send_clock(sink: &Sink, notes: Option<Vec<(FeedId, Note)>>) -> Result<(), String> {
+    let Some(notes) = notes else { return Ok(()) };
+    let v = clock_value(notes.iter().map(|(f, n)| (f, *n)));
+    sink.send(Body::json(&v)).await.map_err(|e| e.to_string())
 }
 
 /// Runs EBT on `stream` until it ends. `first` is the peer's opening item
 /// when we are the requester (the responder speaks first).
 pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> Result<(), String> {
     let node = ctx.replica.clone();
-    let state = Arc::new(Mutex::new(EbtState::default()));
+    let state = Arc::new(Mutex::new(EbtSession::new(Instant::now())));
     *ctx.progress.ebt.lock().unwrap_or_else(|e| e.into_inner()) = Some(state.clone());
     let wake = Arc::new(Notify::new());
     let sink = stream.sink();
@@ -166,31 +131,15 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
         .remote_clock(&remote_name(&ctx.peer))
         .map_err(|e| e.to_string())?;
     let set = node.replicate_set();
-    let mut opening = Vec::new();
-    let mut skipped = 0usize;
-    {
-        let mut st = lock(&state);
-        for feed in set.feeds.keys() {
-            let ours = node.seq(feed).map_err(|e| e.to_string())?;
-            if let Some(theirs) = stored.get(feed) {
-                st.theirs.insert(*feed, *theirs);
-                if *theirs == ours {
-                    skipped += 1;
-                    continue;
-                }
-            }
-            st.told.insert(*feed, true);
-            opening.push((
-                *feed,
-                Note::Have {
-                    seq: ours,
-                    receive: true,
-                },
-            ));
-        }
-    }
-    tracing::debug!(peer = %ctx.peer, feeds = opening.len(), skipped, "ebt opening clock");
-    let opening = clock_value(opening.iter().map(|(f, n)| (f, *n)));
+    let opening = lock(&state)
+        .open(
+            &ReplicaSide::with_set(&node, set.clone()),
+            set.feeds.keys(),
+            &stored,
+        )
+        .map_err(|e| e.to_string())?;
+    tracing::debug!(peer = %ctx.peer, feeds = opening.notes.len(), skipped = opening.skipped, "ebt opening clock");
+    let opening = clock_value(opening.notes.iter().map(|(f, n)| (f, *n)));
 
     let mut pending_first = first;
     if pending_first.is_none() {
@@ -207,7 +156,10 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
     let (to_appender, from_receiver) = tokio::sync::mpsc::channel::<Vec<Vec<u8>>>(1);
     let appender = tokio::spawn(append_loop(ctx.clone(), state.clone(), from_receiver));
     let mut batch: Vec<Vec<u8>> = Vec::new();
-    let mut last_save = Instant::now();
+    // When the peer's clock is saved next, once something moved: so the
+    // stored clock (what `status` shows) is at most SAVE_EVERY old on an
+    // idle live link too, with no timer while nothing moves.
+    let mut save_at: Option<tokio::time::Instant> = None;
     let result = loop {
         let item = match pending_first.take() {
             Some(body) => {
@@ -234,14 +186,21 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
                         }
                         continue;
                     }
+                    () = save_timer(save_at) => {
+                        let entries = lock(&state).take_unsaved(&ReplicaSide::new(&node));
+                        save_clock(&node, &ctx.peer, entries);
+                        save_at = None;
+                        continue;
+                    }
                     ev = events.recv() => {
-                        let tell = on_event(&node, &state, ev);
+                        save_at.get_or_insert_with(|| tokio::time::Instant::now() + SAVE_EVERY);
+                        let notes = match on_event(&node, &state, ev) {
+                            Ok(notes) => notes,
+                            Err(e) => break Err(e.to_string()),
+                        };
                         wake.notify_one();
-                        if !tell.is_empty() {
-                            let v = clock_value(tell.iter().map(|(f, n)| (f, *n)));
-                            if let Err(e) = sink.send(Body::json(&v)).await {
-                                break Err(e.to_string());
-                            }
+                        if let Err(e) = send_clock(&sink, notes).await {
+                            break Err(e);
                         }
                         continue;
                     }
@@ -258,6 +217,7 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
         };
         match item {
             Some(Item::Data(body)) => {
+                save_at.get_or_insert_with(|| tokio::time::Instant::now() + SAVE_EVERY);
                 let mut r = handle_body(&ctx, &state, &sink, body, &mut batch).await;
                 // Drain what already arrived, so messages are stored in batches.
                 while r.is_ok() && batch.len() < BATCH {
@@ -281,10 +241,8 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
                 if let Err(e) = r {
                     break Err(e);
                 }
-                if last_save.elapsed() > SAVE_EVERY {
-                    save_clock(&node, &ctx.peer, &state);
-                    last_save = Instant::now();
-                }
+                let entries = lock(&state).clock_to_save(Instant::now(), &ReplicaSide::new(&node));
+                save_clock(&node, &ctx.peer, entries);
             }
             Some(Item::End) | None => break Ok(()),
             Some(Item::Error(e)) => break Err(format!("peer error: {e}")),
@@ -296,10 +254,19 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
     drop(to_appender);
     let _ = appender.await;
     sender.abort();
-    save_clock(&node, &ctx.peer, &state);
+    let entries = lock(&state).take_unsaved(&ReplicaSide::new(&node));
+    save_clock(&node, &ctx.peer, entries);
     let _ = sink.end().await;
     ctx.progress.touch();
     result
+}
+
+/// Waits until `at`, or forever if there is none.
+async fn save_timer(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Turns an end or error seen while draining into the loop's result.
@@ -311,118 +278,54 @@ fn pending_end(r: &mut Result<(), String>, item: Item) {
     }
 }
 
-/// A local append: wake the sender if the peer wants the feed, and return
-/// notes to send for replicated feeds the peer has not heard about in this
-/// session (skipped at the start), so it can ask for the new messages.
+/// A local append (or appends missed) for the session; returns the notes
+/// it queued.
 fn on_event(
     node: &Replica,
-    state: &Mutex<EbtState>,
+    state: &EbtState,
     ev: Result<crate::replica::Appended, broadcast::error::RecvError>,
-) -> Vec<(FeedId, Note)> {
-    let mut st = lock(state);
+) -> Result<Option<Vec<(FeedId, Note)>>, StoreError> {
     match ev {
         Ok(a) => {
-            if st.sending.contains_key(&a.feed) {
-                st.dirty.insert(a.feed);
-                return Vec::new();
-            }
-            if !st.told.contains_key(&a.feed) && node.replicate_set().contains(&a.feed) {
-                st.told.insert(a.feed, true);
-                return vec![(
-                    a.feed,
-                    Note::Have {
-                        seq: a.seq,
-                        receive: true,
-                    },
-                )];
-            }
+            let mut st = lock(state);
+            st.on_append(&ReplicaSide::new(node), a.feed, a.seq);
+            Ok(st.take_notes())
         }
         Err(broadcast::error::RecvError::Lagged(_)) => {
-            let all: Vec<FeedId> = st.sending.keys().copied().collect();
-            st.dirty.extend(all);
+            let set = node.replicate_set();
+            let mut st = lock(state);
+            st.on_lagged(&ReplicaSide::with_set(node, set.clone()), set.feeds.keys())?;
+            Ok(st.take_notes())
         }
-        Err(broadcast::error::RecvError::Closed) => {}
+        Err(broadcast::error::RecvError::Closed) => Ok(None),
     }
-    Vec::new()
 }
 
 /// Handles one item from the peer: a clock (answered at once) or a message
 /// (its raw bytes added to `batch`, parsed and checked by the appender).
 async fn handle_body(
     ctx: &LinkCtx,
-    state: &Mutex<EbtState>,
+    state: &EbtState,
     sink: &Sink,
     body: Body,
     batch: &mut Vec<Vec<u8>>,
 ) -> Result<(), String> {
-    // Every classic message value starts with `previous`; a clock never does.
-    if body.bytes.starts_with(b"{\"previous\":") {
-        batch.push(body.bytes);
-        return Ok(());
-    }
-    let v = body.to_value().map_err(|e| e.to_string())?;
-    let Some(o) = v.as_object() else {
-        return Err("ebt item is not an object".into());
-    };
-    if is_message(o) {
-        batch.push(body.bytes);
-        return Ok(());
-    }
-    let notes = parse_clock(o).map_err(|e| e.to_string())?;
-    let node = &ctx.replica;
-    let set = node.replicate_set();
-    let mut reply = Vec::new();
-    {
-        let mut st = lock(state);
-        st.opened = true;
-        let ignored_before = st.ignored;
-        for (feed, note) in notes {
-            if !st
-                .follows(&set, &feed, || Ok(node.seq(&feed)? > 0))
-                .map_err(|e: crate::store::StoreError| e.to_string())?
-            {
-                continue;
-            }
-            match note {
-                Note::Skip => {
-                    st.sending.remove(&feed);
-                }
-                Note::Have { seq, receive } => {
-                    st.saw(feed, seq);
-                    if receive && !set.blocked.contains(&feed) {
-                        st.sending.insert(feed, seq.saturating_add(1));
-                        st.dirty.insert(feed);
-                    } else {
-                        st.sending.remove(&feed);
-                    }
-                }
-            }
-            if set.contains(&feed) && !st.told.contains_key(&feed) {
-                st.told.insert(feed, true);
-                let ours = node.seq(&feed).map_err(|e| e.to_string())?;
-                reply.push((
-                    feed,
-                    Note::Have {
-                        seq: ours,
-                        receive: true,
-                    },
-                ));
-            }
+    let received =
+        lock(state).receive(&ReplicaSide::new(&ctx.replica), body.body_type, &body.bytes);
+    match received.map_err(|e| e.to_string())? {
+        Received::Message => {
+            batch.push(body.bytes);
+            return Ok(());
         }
-        if st.ignored > ignored_before {
-            tracing::debug!(
-                peer = %ctx.peer,
-                ignored = st.ignored - ignored_before,
-                "ignored notes for feeds we neither replicate nor hold"
-            );
-        }
+        Received::Clock { ignored } if ignored > 0 => tracing::debug!(
+            peer = %ctx.peer,
+            ignored,
+            "ignored notes for feeds we neither replicate nor hold"
+        ),
+        Received::Clock { .. } => {}
     }
     ctx.progress.touch();
-    if !reply.is_empty() {
-        let v = clock_value(reply.iter().map(|(f, n)| (f, *n)));
-        sink.send(Body::json(&v)).await.map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    send_notes(state, sink).await
 }
 
 /// Parses, verifies and stores the receiver's batches in order, while the
@@ -430,12 +333,12 @@ async fn handle_body(
 /// (on all cores) while the batch before it is written.
 async fn append_loop(
     ctx: Arc<LinkCtx>,
-    state: Arc<Mutex<EbtState>>,
+    state: Arc<EbtState>,
     mut batches: tokio::sync::mpsc::Receiver<Vec<Vec<u8>>>,
 ) {
     let mut writing: Option<tokio::task::JoinHandle<()>> = None;
     while let Some(raw) = batches.recv().await {
-        lock(&state).storing += 1;
+        let n = raw.len();
         let checked = check_batch(&ctx, raw).await;
         // Writes keep the order of the batches.
         if let Some(w) = writing.take() {
@@ -450,7 +353,7 @@ async fn append_loop(
             if let Err(e) = r {
                 tracing::warn!(peer = %ctx.peer, "storing messages: {e}");
             }
-            lock(&state).storing -= 1;
+            lock(&state).on_stored(n);
             ctx.progress.touch();
         }));
     }
@@ -479,21 +382,8 @@ async fn check_batch(ctx: &LinkCtx, raw: Vec<Vec<u8>>) -> Result<Verified, Strin
 }
 
 /// Stores a checked batch of received messages.
-async fn store_batch(
-    ctx: &LinkCtx,
-    state: &Mutex<EbtState>,
-    batch: Verified,
-) -> Result<(), String> {
-    {
-        let mut st = lock(state);
-        for m in batch.messages() {
-            st.saw(m.author(), m.sequence());
-            // Never echo a message back to the peer that sent it.
-            if let Some(next) = st.sending.get_mut(&m.author()) {
-                *next = (*next).max(m.sequence().saturating_add(1));
-            }
-        }
-    }
+async fn store_batch(ctx: &LinkCtx, state: &EbtState, batch: Verified) -> Result<(), String> {
+    lock(state).on_checked(batch.messages().map(|m| (m.author(), m.sequence())));
     let start = Instant::now();
     let report = ctx
         .replica
@@ -509,43 +399,19 @@ async fn store_batch(
 }
 
 /// Sends notes for feeds that joined the replicate set.
-async fn tell_new_feeds(
-    node: &Replica,
-    state: &Mutex<EbtState>,
-    sink: &Sink,
-) -> Result<(), String> {
+async fn tell_new_feeds(node: &Replica, state: &EbtState, sink: &Sink) -> Result<(), String> {
     let set = node.replicate_set();
-    let mut notes = Vec::new();
-    {
-        let mut st = lock(state);
-        for feed in set.feeds.keys() {
-            if !st.told.contains_key(feed) {
-                st.told.insert(*feed, true);
-                let ours = node.seq(feed).map_err(|e| e.to_string())?;
-                notes.push((
-                    *feed,
-                    Note::Have {
-                        seq: ours,
-                        receive: true,
-                    },
-                ));
-            }
-        }
-    }
-    if notes.is_empty() {
-        return Ok(());
-    }
-    let v = clock_value(notes.iter().map(|(f, n)| (f, *n)));
-    sink.send(Body::json(&v)).await.map_err(|e| e.to_string())
+    lock(state)
+        .on_replicate_change(&ReplicaSide::with_set(node, set.clone()), set.feeds.keys())
+        .map_err(|e| e.to_string())?;
+    send_notes(state, sink).await
 }
 
-/// Stores the peer's clock if it changed: only feeds we replicate (what
-/// request skipping looks at), at most [`CLOCK_ENTRIES`], and only if there
-/// is room among the remembered peers.
-fn save_clock(node: &Replica, peer: &FeedId, state: &Mutex<EbtState>) {
-    let set = node.replicate_set();
-    let entries = lock(state).take_unsaved(&set);
+/// Stores the peer's clock `entries` (if the session gave any), if there is
+/// room among the remembered peers.
+fn save_clock(node: &Replica, peer: &FeedId, entries: Option<Vec<(FeedId, u32)>>) {
     let Some(entries) = entries else { return };
+    let set = node.replicate_set();
     let name = remote_name(peer);
     let saved = room_for(node, &set, &name).and_then(|room| {
         if room {
@@ -563,11 +429,7 @@ fn save_clock(node: &Replica, peer: &FeedId, state: &Mutex<EbtState>) {
 /// Whether the clock `name` may be stored: it is stored already, fewer than
 /// [`REMEMBERED_PEERS`] are, or a stranger's (a peer we do not replicate)
 /// can make room.
-fn room_for(
-    node: &Replica,
-    set: &ReplicateSet,
-    name: &[u8],
-) -> Result<bool, crate::store::StoreError> {
+fn room_for(node: &Replica, set: &ReplicateSet, name: &[u8]) -> Result<bool, StoreError> {
     if node.store().has_remote_clock(name)? {
         return Ok(true);
     }
@@ -588,26 +450,16 @@ fn room_for(
 }
 
 /// Streams what the peer asked for, feed by feed, from the store.
-async fn send_loop(ctx: Arc<LinkCtx>, sink: Sink, state: Arc<Mutex<EbtState>>, wake: Arc<Notify>) {
+async fn send_loop(ctx: Arc<LinkCtx>, sink: Sink, state: Arc<EbtState>, wake: Arc<Notify>) {
     let node = ctx.replica.clone();
     loop {
-        let work: Vec<(FeedId, u32)> = {
-            let mut st = lock(&state);
-            let dirty: Vec<FeedId> = st.dirty.drain().collect();
-            dirty
-                .into_iter()
-                .filter_map(|f| st.sending.get(&f).map(|n| (f, *n)))
-                .collect()
-        };
+        let work = lock(&state).take_streams(&ReplicaSide::new(&node));
         if work.is_empty() {
             ctx.progress.touch();
             wake.notified().await;
             continue;
         }
         for (feed, mut next) in work {
-            if node.is_blocked(&feed) {
-                continue;
-            }
             loop {
                 let chunk = node.read_chunk(feed, next).await;
                 let chunk = match chunk {
@@ -629,14 +481,8 @@ async fn send_loop(ctx: Arc<LinkCtx>, sink: Sink, state: Arc<Mutex<EbtState>>, w
                 }
                 LinkStats::add(&ctx.stats.msgs_out, n as u64);
                 next = last_seq + 1;
-                {
-                    let mut st = lock(&state);
-                    st.saw(feed, last_seq);
-                    match st.sending.get_mut(&feed) {
-                        Some(s) if *s < next => *s = next,
-                        Some(_) => {}
-                        None => break,
-                    }
+                if !lock(&state).on_sent(feed, last_seq) {
+                    break;
                 }
                 ctx.progress.touch();
                 if n < READ_CHUNK {
@@ -644,52 +490,5 @@ async fn send_loop(ctx: Arc<LinkCtx>, sink: Sink, state: Arc<Mutex<EbtState>>, w
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn feed(n: u32) -> FeedId {
-        let mut k = [0u8; 32];
-        k[..4].copy_from_slice(&n.to_be_bytes());
-        FeedId(k)
-    }
-
-    #[test]
-    fn notes_for_feeds_we_do_not_replicate_are_bounded() {
-        let mut set = ReplicateSet::default();
-        for n in 0..10 {
-            set.feeds.insert(feed(n), 1);
-        }
-        let mut st = EbtState::default();
-        let held = |f: u32| move || Ok::<bool, ()>(f == 500_000);
-        let followed = (0..300_000u32)
-            .filter(|n| st.follows(&set, &feed(*n), held(*n)).unwrap())
-            .count();
-        // The ten we replicate and FOREIGN_NOTES of the rest.
-        assert_eq!(followed, 10 + FOREIGN_NOTES);
-        assert_eq!(st.ignored, 300_000 - 10 - FOREIGN_NOTES);
-        // Feeds we replicate or hold are always followed.
-        assert!(st.follows(&set, &feed(3), held(3)).unwrap());
-        assert!(st.follows(&set, &feed(500_000), held(500_000)).unwrap());
-    }
-
-    #[test]
-    fn the_stored_clock_holds_only_feeds_we_replicate_up_to_a_cap() {
-        let mut set = ReplicateSet::default();
-        for n in 0..(CLOCK_ENTRIES as u32 + 500) {
-            set.feeds.insert(feed(n), 1);
-        }
-        let mut st = EbtState::default();
-        for n in 0..(CLOCK_ENTRIES as u32 + 50_000) {
-            st.saw(feed(n), 7);
-        }
-        let stored = st.take_unsaved(&set).unwrap();
-        assert_eq!(stored.len(), CLOCK_ENTRIES);
-        assert!(stored.iter().all(|(f, _)| set.contains(f)));
-        // Nothing changed: nothing to store.
-        assert!(st.take_unsaved(&set).is_none());
     }
 }

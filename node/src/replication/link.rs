@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::{blob_exchange, ebt_link, history};
-use crate::blobs::BlobError;
+use crate::blob_store::BlobError;
 use crate::feed::FeedId;
 use crate::muxrpc::{CallError, CallType, Item, Session};
 use crate::net::ebt as ebt_proto;
@@ -76,11 +76,11 @@ impl LinkStats {
 
 /// How replication on this link is going, for `sync` to know when it is done.
 #[derive(Debug, Default)]
-pub struct Progress {
+pub struct LinkProgress {
     /// Which protocol runs.
     pub mode: Mutex<Mode>,
     /// EBT state, once it runs.
-    pub ebt: Mutex<Option<Arc<Mutex<ebt_link::EbtState>>>>,
+    pub ebt: Mutex<Option<Arc<ebt_link::EbtState>>>,
     /// Legacy pulls that have not finished (non-live only).
     pub legacy_pending: AtomicU64,
     /// Legacy history streams we serve that have not caught up.
@@ -105,7 +105,7 @@ pub enum Mode {
     Legacy,
 }
 
-impl Progress {
+impl LinkProgress {
     /// Notes that something happened.
     pub fn touch(&self) {
         if let Ok(mut t) = self.last_activity.lock() {
@@ -137,7 +137,7 @@ pub struct LinkCtx {
     /// Counters.
     pub stats: LinkStats,
     /// Progress, for `sync`.
-    pub progress: Progress,
+    pub progress: LinkProgress,
     /// Set when the peer opened `ebt.replicate` on us.
     pub ebt_requested: AtomicBool,
     /// Woken when the peer opens `ebt.replicate`.
@@ -168,7 +168,7 @@ impl LinkCtx {
             is_client,
             one_shot,
             stats: LinkStats::default(),
-            progress: Progress::default(),
+            progress: LinkProgress::default(),
             ebt_requested: AtomicBool::new(false),
             ebt_wake: Notify::new(),
             blobs: blob_exchange::LinkBlobs::default(),
@@ -209,11 +209,7 @@ impl LinkCtx {
             }
             Mode::Ebt => {
                 let ebt = p.ebt.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                ebt.is_some_and(|s| {
-                    s.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .caught_up(&self.replica)
-                })
+                ebt.is_some_and(|s| ebt_link::caught_up(&s, &self.replica))
             }
         }
     }

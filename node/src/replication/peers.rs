@@ -316,6 +316,7 @@ async fn run_session(
     one_shot: bool,
     slot: SessionSlot,
 ) -> String {
+    carry_peer(&node, &peer).await;
     let ctx = LinkCtx::new(node.replica().clone(), peer, is_client, one_shot);
     let session = Session::start(
         stream,
@@ -333,6 +334,14 @@ async fn run_session(
     drop(slot);
     tracing::info!(%peer, "peer disconnected: {reason}");
     reason
+}
+
+/// Applies the carrying policy to a peer that completed the handshake,
+/// before its session replicates (so a feed carried now replicates in it).
+async fn carry_peer(node: &Replicator, peer: &FeedId) {
+    if let Err(e) = crate::replica::carry::on_connect(node.replica(), peer).await {
+        tracing::warn!(%peer, "carrying a connected feed: {e}");
+    }
 }
 
 /// Dials `addr` and completes the handshake.
@@ -369,6 +378,7 @@ pub async fn open_one_shot(
 ) -> Result<(Session, Arc<LinkCtx>), LinkError> {
     let (stream, outcome) = dial(&node, addr).await?;
     let peer = feed_of(&outcome.peer);
+    carry_peer(&node, &peer).await;
     let ctx = LinkCtx::new(node.replica().clone(), peer, true, true);
     let session = Session::start(
         stream,

@@ -75,6 +75,19 @@ pub fn status(node: &Node) -> Value {
     o.push("id", Value::string(&node.id().to_string()));
     let set = node.replica().replicate_set();
     o.push("replicating", Value::Number(set.feeds.len() as f64));
+    let policy = node.replica().policy();
+    let carrier = node.replica().carrier();
+    let mut carry = Object::new();
+    carry.push("mode", Value::string(policy.carry.as_str()));
+    carry.push("feeds", Value::Number(set.feeds.len() as f64));
+    carry.push("max", Value::Number(f64::from(policy.carry_max)));
+    carry.push("followed", Value::Number(carrier.followed() as f64));
+    carry.push("refused", Value::Number(carrier.refused() as f64));
+    o.push("carry", Value::Object(carry));
+    match super::lag::behind(node) {
+        Ok(v) => o.push("behind", v),
+        Err(e) => tracing::warn!("status: reading peers' and sticks' clocks: {e}"),
+    }
     o.push(
         "blob_wants",
         Value::Number(node.replica().wants().snapshot().len() as f64),

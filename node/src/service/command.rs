@@ -26,7 +26,7 @@ use bundle_format::Clock;
 
 use super::{api, Node};
 use crate::appliance::visits::{self, SneakernetError};
-use crate::blobs::{BlobError, BlobStore};
+use crate::blob_store::{BlobError, BlobStore};
 use crate::data_dir::{DataDir, DataDirError};
 use crate::feed::json::{JsonError, Object, Value};
 use crate::feed::{BlobId, FeedId, MsgId};

@@ -229,7 +229,7 @@ async fn send_one(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blobs::BlobStore;
+    use crate::blob_store::BlobStore;
     use crate::feed::Keypair;
     use crate::service::config::Settings;
     use crate::store::Store;

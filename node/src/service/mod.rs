@@ -9,11 +9,13 @@
 //! - [`command`]: the control commands, one definition for the CLI and the
 //!   control socket.
 //! - [`config`]: the optional config file and the settings after defaults.
+//! - [`lag`]: how far behind each peer and stick is, for `status`.
 
 pub mod api;
 pub mod command;
 pub mod config;
 pub mod control;
+pub mod lag;
 pub mod node;
 pub mod server;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::config::Settings;
 use crate::appliance::status::Status;
-use crate::blobs::BlobStore;
+use crate::blob_store::BlobStore;
 use crate::feed::{FeedId, Keypair};
 use crate::net::shs;
 use crate::replica::Replica;

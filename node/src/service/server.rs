@@ -13,6 +13,7 @@ use super::{control, Node};
 use crate::appliance::mounts::WatchError;
 use crate::appliance::{self, notify};
 use crate::net::address::{AddressError, MultiserverAddress};
+use crate::replica::carry;
 use crate::replication::lan;
 use crate::replication::peers::{self, Source};
 use crate::store::StoreError;
@@ -49,6 +50,9 @@ pub enum RunError {
     /// The stick watcher could not start.
     #[error("watching for sticks: {0}")]
     Sticks(WatchError),
+    /// The config's sites could not be followed.
+    #[error("following the config's sites: {0}")]
+    Sites(crate::replica::ReplicaError),
     /// The store could not be saved on the way out.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -104,6 +108,9 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> Result<(), RunError> {
     let service = notify::Service::from_env();
     service.ready(&format!("listening on {me}"));
 
+    carry::follow_sites(node.replica())
+        .await
+        .map_err(RunError::Sites)?;
     let appliance = appliance::start(
         node.replica(),
         node.status(),
@@ -114,6 +121,7 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> Result<(), RunError> {
     let mut tasks = vec![
         control,
         tokio::spawn(peers::accept_loop(node.replicator().clone(), listener)),
+        tokio::spawn(carry::keep_following_sites(node.replica().clone())),
     ];
     for addr in &node.settings().connect {
         tasks.push(tokio::spawn(peers::keep_connected(

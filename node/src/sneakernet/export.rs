@@ -18,7 +18,7 @@ use bundle_format::{
 };
 
 use super::read_ahead::{read_ahead, Span};
-use crate::blobs::BlobError;
+use crate::blob_store::BlobError;
 use crate::feed::{BlobId, FeedId};
 use crate::replica::Replica;
 use crate::store::{now_ms, StoreError};

@@ -15,7 +15,7 @@
 //! every feed a valid prefix and no visible message without its bundled
 //! blob (the next open drops what lies past the heads; the next import
 //! converges). Importing a bundle twice adds nothing the second time.
-//! [`super::stop_at`] names the steps, for tests that kill an import at
+//! [`crate::replica::stop_at`] names the steps, for tests that kill an import at
 //! each.
 
 use std::collections::HashSet;
@@ -27,10 +27,10 @@ use std::thread::{Scope, ScopedJoinHandle};
 
 use bundle_format::{BundleError, BundleName, BundleReader, Item, Limits, Manifest};
 
-use crate::blobs::{BlobError, StagedBlob};
+use crate::blob_store::{BlobError, StagedBlob};
 use crate::feed::{BatchVerifier, BlobId, FeedHead, FeedId, Invalid, Message, Value};
+use crate::replica::stop_at::{self, Point};
 use crate::replica::{scan_content, Replica};
-use crate::sneakernet::stop_at::{self, Point};
 use crate::store::incoming::Incoming;
 use crate::store::stage::{Stage, Staged};
 use crate::store::StoreError;
@@ -129,8 +129,8 @@ pub struct ImportReport {
     pub unused: Vec<String>,
 }
 
-/// Progress callback: messages checked so far.
-pub type Progress<'a> = &'a mut dyn FnMut(u64);
+/// Told how many messages are checked so far.
+pub type OnChecked<'a> = &'a mut dyn FnMut(u64);
 
 /// What to do with one feed entry, decided from the manifest and the store.
 struct Entry {
@@ -269,7 +269,7 @@ pub fn import(
     input: impl Read,
     file_name: Option<&BundleName>,
     limits: &Limits,
-    progress: Progress<'_>,
+    progress: OnChecked<'_>,
 ) -> Result<ImportReport, ImportError> {
     let _one_at_a_time = node.lock_imports();
     let start = std::time::Instant::now();
@@ -344,7 +344,7 @@ pub fn verify(
     input: impl Read,
     file_name: Option<&BundleName>,
     limits: &Limits,
-    progress: Progress<'_>,
+    progress: OnChecked<'_>,
 ) -> Result<ImportReport, ImportError> {
     check(None, input, file_name, limits, progress).map(|(report, _, _)| report)
 }
@@ -475,7 +475,7 @@ fn check(
     input: impl Read,
     file_name: Option<&BundleName>,
     limits: &Limits,
-    progress: Progress<'_>,
+    progress: OnChecked<'_>,
 ) -> Result<(ImportReport, Option<Stage>, Vec<StagedBlob>), ImportError> {
     let started = std::time::Instant::now();
     let mut reader = BundleReader::open(input, limits)?;
@@ -584,7 +584,7 @@ struct Reading<'a, 'scope> {
     count: u64,
     /// When the import began (for its debug log).
     started: std::time::Instant,
-    progress: Progress<'a>,
+    progress: OnChecked<'a>,
 }
 
 impl Reading<'_, '_> {
@@ -807,7 +807,7 @@ fn verify_batch(verifier: &mut BatchVerifier, batch: &Batch) -> Result<(), Impor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blobs::BlobStore;
+    use crate::blob_store::BlobStore;
     use crate::feed::{Keypair, Value};
     use crate::replica::Policy;
     use crate::store::Store;

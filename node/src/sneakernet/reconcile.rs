@@ -14,6 +14,11 @@
 //! 2. Import, oldest bundle first, every bundle that offers something: a
 //!    range extending a feed we replicate, or a blob we want. Repeat while
 //!    that makes progress (one bundle can fill the gap before another).
+//!    Between rounds, summaries that left entries out are read again (at
+//!    most [`REREADS`] times a bundle): a bundle's once its import verified
+//!    it (so the stick's clock holds all of it), and any bundle's when an
+//!    import widened the feeds we replicate (a contact message within
+//!    hops), so a site's community comes in with the site's feed.
 //!    A bundle that fails its checks is reported and left on the stick
 //!    (the stick is a carrier, not ours to clean) unless it is damaged for
 //!    every reader: then it is removed, so the next exporter writes its
@@ -60,6 +65,10 @@ pub const MAX_BUNDLES: usize = 4096;
 /// One bundle at the standard limits (100 000 feeds and 100 000 blobs)
 /// fits.
 pub const MAX_ENTRIES: u64 = 400_000;
+
+/// Most times one bundle's manifest is read again in a visit, after an
+/// import widened the feeds we carry.
+const REREADS: u8 = 2;
 
 /// Free space left untouched on a stick: the larger of 1 MiB and 1 %.
 fn margin(total: u64) -> u64 {
@@ -244,8 +253,11 @@ struct Held {
     whole: bool,
     /// Its content was verified in full (see the module docs, 3.).
     verified: bool,
-    /// Imported or checked this visit: not to be read again.
+    /// Imported or checked this visit: not to be read again (until its
+    /// summary is read again, see `rereads`).
     tried: bool,
+    /// How often its manifest was read again this visit.
+    rereads: u8,
 }
 
 impl Held {
@@ -282,6 +294,7 @@ impl Held {
             blobs,
             verified,
             tried: false,
+            rereads: 0,
         })
     }
 
@@ -620,6 +633,7 @@ fn visit(
     let mut gone: HashSet<BundleName> = HashSet::new();
     loop {
         let mut progressed = false;
+        let set_before = node.replicate_set();
         for h in held.iter_mut() {
             if h.tried || !offers(node, h)? {
                 continue;
@@ -660,6 +674,41 @@ fn visit(
         }
         if !progressed {
             break;
+        }
+        // The summaries that left entries out are read again (at most
+        // [`REREADS`] times each): of a bundle imported now, as it is
+        // verified, to keep all it holds (the stick's clock); of any, if
+        // what was imported widened what we carry (a contact message of a
+        // feed within hops), so the same visit takes the newly carried
+        // feeds (a site's community with the site's own feed).
+        let widened = *node.replicate_set() != *set_before;
+        for h in held.iter_mut() {
+            if h.whole
+                || h.rereads >= REREADS
+                || gone.contains(&h.file.name)
+                || !(widened || h.verified)
+            {
+                continue;
+            }
+            h.rereads += 1;
+            let file = match open_or_unread(&stick, &h.file)? {
+                Ok(f) => f,
+                Err(_) => continue,
+            };
+            let m = match bundle_format::read_manifest(file, &limits) {
+                Ok((m, name)) if name == h.file.name => m,
+                Ok(_) | Err(_) => continue,
+            };
+            let Some(mut fresh) = Held::new(h.file.clone(), &m, h.verified, node) else {
+                continue;
+            };
+            let (old, new) = (h.entries(), fresh.entries());
+            if new > old && new - old > budget {
+                continue;
+            }
+            budget = budget + old - new;
+            fresh.rereads = h.rereads;
+            *h = fresh;
         }
     }
     held.retain(|h| !gone.contains(&h.file.name));
@@ -801,7 +850,7 @@ fn visit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blobs::BlobStore;
+    use crate::blob_store::BlobStore;
     use crate::feed::Keypair;
     use crate::replica::Policy;
     use crate::store::Store;
