@@ -23,7 +23,7 @@ use ssb_node::runtime::{api, control, sync, Node};
 use super::{BlobsCommand, BundleCommand, Command, StickCommand};
 
 /// The config file: `--config`, or `ssb-node.toml` in the data dir if present.
-fn settings(data: &DataDir, config: Option<PathBuf>) -> Result<Settings> {
+pub fn settings(data: &DataDir, config: Option<PathBuf>) -> Result<Settings> {
     Ok(match config {
         Some(path) => Settings::load(&path, true)?,
         None => Settings::load(&data.root().join("ssb-node.toml"), false)?,
@@ -175,6 +175,7 @@ pub fn try_remote(
             }
             | Command::Stick { .. }
             | Command::Sticks { .. }
+            | Command::Invite { .. }
             | Command::Bundle {
                 command: BundleCommand::Import { .. } | BundleCommand::Export { .. }
             }
@@ -221,7 +222,7 @@ fn abs_target(path: &std::path::Path) -> Result<Value> {
     Ok(Value::string(&dir.join(name).to_string_lossy()))
 }
 
-async fn call(session: &Session, name: &[&str], args: Vec<Value>) -> Result<Value> {
+pub async fn call(session: &Session, name: &[&str], args: Vec<Value>) -> Result<Value> {
     let body = session.call_async(name, args).await.map_err(|e| match e {
         ssb_node::muxrpc::CallError::Remote(m) => anyhow!("{m}"),
         other => anyhow!("{other}"),
@@ -408,6 +409,7 @@ async fn remote(
             let v = call_with_progress(session, &["bundle", "export"], args).await?;
             super::sneakernet::print_export(&serde_json::from_str(&v.to_compact())?, out)?;
         }
+        Command::Invite { command } => super::invites::remote(command, session, out).await?,
         _ => bail!("this command cannot run while a node is running"),
     }
     Ok(ExitCode::SUCCESS)

@@ -10,9 +10,9 @@
 //! - [`box_stream`]: the encrypted, framed byte stream that follows the handshake.
 //! - [`rpc`]: muxrpc / packet-stream framing carried inside the box stream.
 //!
-//! All libsodium use is confined to the private `crypto` module.
+//! All libsodium use is confined to the crate-private `crypto` module.
 
-mod crypto;
+pub(crate) mod crypto;
 
 pub mod address;
 pub mod box_stream;

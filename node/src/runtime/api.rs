@@ -5,7 +5,8 @@
 //! local control socket (the CLI while `run` holds the store) also gets
 //! `publish`, `get`, `getVectorClock`, `follow`/`unfollow`, `blobs.add`,
 //! `peers`, `sync`, `status`, and the sneakernet methods `stick.sync`,
-//! `bundle.import`, `bundle.export` and `sticks`. Anything else is answered with a muxrpc
+//! `bundle.import`, `bundle.export` and `sticks`, and `invite.create`,
+//! `invite.list` and `invite.revoke`. Anything else is answered with a muxrpc
 //! error, never a hang-up.
 
 use std::sync::atomic::Ordering;
@@ -47,6 +48,9 @@ const LOCAL_METHODS: &[(&str, CallType)] = &[
     ("bundle.import", CallType::Async),
     ("bundle.export", CallType::Async),
     ("sticks", CallType::Async),
+    ("invite.create", CallType::Async),
+    ("invite.list", CallType::Async),
+    ("invite.revoke", CallType::Async),
 ];
 
 /// The handler for one session.
@@ -251,6 +255,9 @@ async fn answer(
         "status" => Ok(status(node)),
         m if super::sneakernet::METHODS.contains(&m) => {
             super::sneakernet::answer(node, m, args).await
+        }
+        m if super::invites::LOCAL_METHODS.contains(&m) => {
+            super::invites::answer_local(node, m, args).await
         }
         _ => Err(format!("method:{method} is not in list of allowed methods")),
     }

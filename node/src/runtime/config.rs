@@ -10,7 +10,7 @@ use firmware::LedSpec;
 use serde::Deserialize;
 
 use crate::feed::FeedId;
-use crate::net::address::MultiserverAddress;
+use crate::net::address::{Host, MultiserverAddress};
 use crate::net::shs::NetworkKey;
 
 /// Default most blob size fetched (ssb-blobs' 5 MiB).
@@ -49,6 +49,8 @@ pub struct ConfigFile {
     pub mount_roots: Option<Vec<PathBuf>>,
     /// The status LED (`none`, `sysfs:NAME`, `sysfs:/dir`, `gpio:CHIP:LINE`).
     pub led: Option<String>,
+    /// The host (IP or name) invite codes name (default: the LAN address).
+    pub public_address: Option<String>,
 }
 
 /// Why the config could not be used.
@@ -107,6 +109,8 @@ pub struct Settings {
     pub mount_roots: Vec<PathBuf>,
     /// The status LED.
     pub led: LedSpec,
+    /// The host invite codes name, if configured.
+    pub public_address: Option<Host>,
 }
 
 impl Default for Settings {
@@ -126,6 +130,7 @@ impl Default for Settings {
                 .map(PathBuf::from)
                 .collect(),
             led: LedSpec::None,
+            public_address: None,
         }
     }
 }
@@ -192,9 +197,17 @@ impl Settings {
             None => defaults.led,
             Some(text) => text.parse().map_err(|e| bad("led", format!("{e}")))?,
         };
+        let public_address = match &file.public_address {
+            None => None,
+            Some(text) => Some(
+                text.parse::<Host>()
+                    .map_err(|e| bad("public_address", format!("{e}")))?,
+            ),
+        };
         Ok(Settings {
             mount_roots,
             led,
+            public_address,
             listen: file.listen.unwrap_or(defaults.listen),
             connect: file
                 .connect

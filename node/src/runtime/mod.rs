@@ -9,6 +9,7 @@
 //! - [`peers`]: dialling, accepting, back-off, the peer table.
 //! - [`control`]: the unix socket the CLI uses while `run` holds the store.
 //! - [`sync`]: one connection, replicate both ways, report, close.
+//! - [`invites`]: making and revoking invites, and invite-key sessions.
 //! - [`lan`]: LAN discovery feeding the dialler.
 //! - [`sneakernet`]: stick visits and bundle files for the running node.
 //! - [`status`]: the node's one status (phase, sticks, links) and the LED
@@ -27,6 +28,7 @@ pub mod control;
 pub mod ebt;
 pub mod graph;
 pub mod history;
+pub mod invites;
 pub mod lan;
 pub mod link;
 pub mod link_status;
@@ -104,6 +106,8 @@ pub struct Node {
     pub import_lock: std::sync::Mutex<()>,
     /// What `ssb-node status` shows and the LED plays.
     pub status: status::Status,
+    /// Invite sessions' state: the listen address, the attempt limits.
+    pub invites: invites::Invites,
 }
 
 impl std::fmt::Debug for Node {
@@ -161,6 +165,7 @@ impl Node {
             peers: peers::PeerTable::default(),
             import_lock: std::sync::Mutex::new(()),
             status: status::Status::new(),
+            invites: invites::Invites::default(),
             settings,
         }))
     }

@@ -300,6 +300,10 @@ async fn incoming(
         node.peers
             .admission
             .session(peer, Some(from.ip()), is_known(&node, &peer))?;
+    if super::invites::is_invite_key(&node, &peer) {
+        super::invites::serve(node, stream, &outcome, peer, session_slot).await;
+        return Ok(());
+    }
     tracing::info!(%from, %peer, "peer connected");
     node.peers.know(peer, None, Source::Incoming);
     run_session(node, stream, &outcome, peer, false, false, session_slot).await;

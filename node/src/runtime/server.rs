@@ -45,6 +45,7 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let local = listener.local_addr()?;
+    node.invites.set_listen(local);
     let control = control::listen(node.clone(), &opts.socket)
         .await
         .with_context(|| format!("control socket {}", opts.socket.display()))?;

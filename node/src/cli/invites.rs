@@ -1,0 +1,177 @@
+//! `ssb-node invite create|list|revoke`: through a running node's control
+//! socket, or on the store when no node runs.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use ssb_node::data_dir::DataDir;
+use ssb_node::feed::json::Value;
+use ssb_node::muxrpc::Session;
+use ssb_node::runtime::invites::{self, CreateOptions};
+use ssb_node::store::now_ms;
+
+use super::remote::settings;
+use super::InviteCommand;
+
+fn options(uses: Option<u32>, expires: Option<f64>, note: Option<String>) -> CreateOptions {
+    CreateOptions {
+        uses,
+        expires_days: expires,
+        note,
+    }
+}
+
+/// Prints one invite (from its `invite list --json` object) as a line.
+fn print_row(v: &serde_json::Value, out: &mut dyn Write) -> Result<()> {
+    let text = |k: &str| v[k].as_str().unwrap_or("-").to_owned();
+    let expires = match v["expires"].as_f64() {
+        Some(ms) => format!("expires {}", when(ms)),
+        None => "no expiry".to_owned(),
+    };
+    let mut line = format!(
+        "{} {} {}/{} uses left, {}, created {}",
+        text("id"),
+        text("state"),
+        v["uses_left"].as_u64().unwrap_or(0),
+        v["uses"].as_u64().unwrap_or(0),
+        expires,
+        when(v["created"].as_f64().unwrap_or(0.0)),
+    );
+    if let Some(n) = v["note"].as_str() {
+        line.push_str(&format!(": {n}"));
+    }
+    writeln!(out, "{line}")?;
+    Ok(())
+}
+
+/// A time (ms since the epoch) as UTC `YYYY-MM-DD HH:MM`.
+fn when(ms: f64) -> String {
+    let secs = (ms / 1000.0).floor() as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}
+
+fn print_created(v: &serde_json::Value, out: &mut dyn Write) -> Result<()> {
+    print_row(v, out)?;
+    // The code is the last line, for scripts and for copying.
+    writeln!(
+        out,
+        "{}",
+        v["code"].as_str().context("the node's reply has no code")?
+    )?;
+    Ok(())
+}
+
+fn print_list(rows: &[serde_json::Value], json: bool, out: &mut dyn Write) -> Result<()> {
+    if rows.is_empty() && !json {
+        writeln!(out, "no invites")?;
+    }
+    for r in rows {
+        if json {
+            writeln!(out, "{r}")?;
+        } else {
+            print_row(r, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn json_of(v: &Value) -> Result<serde_json::Value> {
+    Ok(serde_json::from_str(&v.to_compact())?)
+}
+
+/// Through a running node.
+pub async fn remote(command: InviteCommand, session: &Session, out: &mut dyn Write) -> Result<()> {
+    match command {
+        InviteCommand::Create {
+            uses,
+            expires,
+            note,
+        } => {
+            let arg = options(uses, expires, note).to_value();
+            let v = super::remote::call(session, &["invite", "create"], vec![arg]).await?;
+            print_created(&json_of(&v)?, out)
+        }
+        InviteCommand::List { json } => {
+            let v = super::remote::call(session, &["invite", "list"], vec![]).await?;
+            let rows = json_of(&v)?;
+            print_list(rows.as_array().map_or(&[], Vec::as_slice), json, out)
+        }
+        InviteCommand::Revoke { id } => {
+            let v = super::remote::call(session, &["invite", "revoke"], vec![Value::string(&id)])
+                .await?;
+            print_row(&json_of(&v)?, out)
+        }
+    }
+}
+
+/// On the store, with no node running.
+pub fn local(command: InviteCommand, data: &DataDir, out: &mut dyn Write) -> Result<ExitCode> {
+    let store = data.open_store()?;
+    let now = now_ms();
+    match command {
+        InviteCommand::Create {
+            uses,
+            expires,
+            note,
+        } => {
+            let settings = settings(data, None)?;
+            let keys = data.keys()?;
+            let listen = invites::configured_listen(&settings.listen)?;
+            let (host, port) = invites::code_address(settings.public_address.as_ref(), listen);
+            let (code, record) = invites::create(
+                &store,
+                &keys.id(),
+                host,
+                port,
+                &options(uses, expires, note),
+            )?;
+            let mut v = invites::record_json(&record, now);
+            v["code"] = serde_json::Value::String(code.text());
+            print_created(&v, out)?;
+        }
+        InviteCommand::List { json } => {
+            let rows: Vec<_> = store
+                .invites()?
+                .iter()
+                .map(|r| invites::record_json(r, now))
+                .collect();
+            print_list(&rows, json, out)?;
+        }
+        InviteCommand::Revoke { id } => {
+            let r = invites::revoke(&store, &id)?;
+            print_row(&invites::record_json(&r, now), out)?;
+        }
+    }
+    store.persist()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::when;
+
+    #[test]
+    fn times_read_as_utc_dates() {
+        assert_eq!(when(0.0), "1970-01-01 00:00 UTC");
+        assert_eq!(when(1_796_000_000_000.0), "2026-11-30 00:53 UTC");
+        assert_eq!(when(951_782_400_000.0), "2000-02-29 00:00 UTC");
+    }
+}
