@@ -1,18 +1,21 @@
 //! Pub-style invites against the real clients: a running `ssb-node run`
 //! makes codes through its CLI, and ssb-server 16's `invite.accept`
-//! (Patchwork's path) redeems them. After accepting, with no further step,
+//! (Patchwork's path) and ssb-invite-client on Manyverse's stack redeem them. After accepting, with no further step,
 //! the client follows the node, the node follows the client, and each holds
 //! the other's whole feed. Used-up, expired and revoked codes, calls other
 //! than `invite.use` from an invite key, and bad `feed` arguments are refused
 //! with an error the client sees, and follow nothing.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/manyverse.rs"]
+mod manyverse;
 #[path = "support/ssb_server.rs"]
 mod ssb_server;
 mod support;
 
 use std::time::{Duration, Instant};
 
+use manyverse::Manyverse;
 use serde_json::{json, Value};
 use ssb_server::{Options, SsbServer};
 use support::running::Node;
@@ -241,4 +244,65 @@ fn ssb_server_accepts_an_invite_and_both_sides_replicate_and_bad_uses_are_refuse
     // The seed is never logged.
     let seed = live.rsplit('~').next().unwrap();
     assert!(!node.log().contains(seed));
+}
+
+#[test]
+fn manyverse_stack_accepts_an_invite_and_both_sides_replicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), "public_address = \"127.0.0.1\"\n");
+    let box_id = own_id(&node);
+    publish_posts(&node, 3);
+
+    let mut client = Manyverse::start();
+    for i in 0..4 {
+        client.ok(json!({"cmd": "publish", "content": {"type": "post", "text": format!("phone post {i}")}}));
+    }
+    let client_id = client.id().to_owned();
+
+    let code = create(&node, &["--note", "manyverse"]);
+    let accepted = client.cmd(json!({"cmd": "inviteAccept", "code": code}));
+    assert_eq!(
+        accepted["accepted"],
+        true,
+        "{accepted}\n{}",
+        client.stderr_tail()
+    );
+    assert_eq!(followed(&node), vec![client_id.clone()]);
+    assert_eq!(by_note(&node, "manyverse")["state"], "used up");
+    // ssb-ebt 9 tried to replicate over the invite connection and was told no.
+    assert!(
+        client
+            .stderr()
+            .contains("may call only invite.use and getAddress"),
+        "{}",
+        client.stderr_tail()
+    );
+
+    // The client's feed: 4 posts, its contact for the node, its `pub` message.
+    let client_seq = 4 + 2;
+    assert_eq!(client.seq_of(&client_id), client_seq);
+    // The connection ssb-conn's scheduler makes with the client's own key
+    // (to the address its `pub` message announces); the scheduler itself
+    // never dials a loopback host, so the test makes it.
+    let plain = node.addr.clone();
+    client.ok(json!({"cmd": "connect", "address": plain}));
+    wait_node_has(&node, &client_id, client_seq, Duration::from_secs(60));
+    let box_seq = clock(&node)[&box_id].as_u64().unwrap();
+    assert_eq!(box_seq, 3 + 1);
+    client.wait_for(&box_id, box_seq, Duration::from_secs(60));
+    let theirs = feed(&node, &client_id);
+    assert!(theirs.iter().any(|m| {
+        m["value"]["content"]["type"] == "contact"
+            && m["value"]["content"]["contact"] == box_id.as_str()
+            && m["value"]["content"]["following"] == true
+    }));
+
+    // The same code from another phone: used up, and the client says so.
+    // (The first client's ssb-conn would reuse its connection to the node.)
+    let mut other = Manyverse::start();
+    let again = other.cmd(json!({"cmd": "inviteAccept", "code": code}));
+    assert!(
+        error_of(&again).contains("invite has been used up"),
+        "{again}"
+    );
 }
