@@ -235,6 +235,18 @@ fn ssb_server_accepts_an_invite_and_both_sides_replicate_and_bad_uses_are_refuse
         "nothing else followed"
     );
 
+    // A flood of attempts from one invite key is cut short (3 at once,
+    // then one per 2 s), and nothing is followed.
+    let flood = create(&node, &["--uses", "3", "--note", "flood"]);
+    let limited = (0..8)
+        .filter(|_| {
+            let answer = client.cmd(json!({"cmd": "inviteCall", "code": flood, "method": "invite.use", "args": [{"feed": "@x"}]}));
+            error_of(&answer).contains("too many invite attempts")
+        })
+        .count();
+    assert!(limited >= 1, "no attempt was rate-limited");
+    assert_eq!(by_note(&node, "flood")["uses_left"], 3);
+
     // Invite keys never become replication peers.
     let peers = ssb_at(&node.data, &["peers", "--json"]);
     let peers = String::from_utf8(peers.stdout).unwrap();
@@ -244,6 +256,14 @@ fn ssb_server_accepts_an_invite_and_both_sides_replicate_and_bad_uses_are_refuse
     // The seed is never logged.
     let seed = live.rsplit('~').next().unwrap();
     assert!(!node.log().contains(seed));
+
+    // Invites outlive the node, and the CLI reads them from the store
+    // when no node runs.
+    let before = list(&node);
+    let mut node = node;
+    support::running::sigterm(&node.child);
+    support::wait_or_kill(&mut node.child, Duration::from_secs(20));
+    assert_eq!(list(&node), before);
 }
 
 #[test]
