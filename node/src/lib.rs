@@ -4,6 +4,7 @@
 //! the fjall-backed store, and the command-line front end in the binary.
 //! [`net`] holds the sans-IO network protocols; [`discovery`] finds peers on the LAN.
 
+pub mod appliance;
 pub mod blobs;
 pub mod data_dir;
 pub mod discovery;
@@ -15,6 +16,8 @@ pub mod invite;
 pub mod muxrpc;
 pub mod net;
 pub mod publish;
-pub mod runtime;
+pub mod replica;
+pub mod replication;
+pub mod service;
 pub mod sneakernet;
 pub mod store;

@@ -13,7 +13,7 @@ use ssb_node::data_dir::DataDir;
 use ssb_node::feed::{BatchVerifier, BlobId, FeedId, Message, MsgId, Value};
 use ssb_node::ingest::{parse_line, Ingest};
 use ssb_node::publish::publish;
-use ssb_node::runtime::api;
+use ssb_node::service::api;
 
 #[path = "cli/invites.rs"]
 mod invites;

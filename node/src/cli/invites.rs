@@ -8,8 +8,9 @@ use anyhow::{Context, Result};
 
 use ssb_node::data_dir::DataDir;
 use ssb_node::feed::json::Value;
+use ssb_node::invite::host;
 use ssb_node::muxrpc::Session;
-use ssb_node::runtime::invites::{self, CreateOptions};
+use ssb_node::service::invites::{self, CreateOptions};
 use ssb_node::store::now_ms;
 
 use super::remote::settings;
@@ -134,8 +135,8 @@ pub fn local(command: InviteCommand, data: &DataDir, out: &mut dyn Write) -> Res
         } => {
             let settings = settings(data, None)?;
             let keys = data.keys()?;
-            let listen = invites::configured_listen(&settings.listen)?;
-            let (host, port) = invites::code_address(settings.public_address.as_ref(), listen);
+            let listen = host::configured_listen(&settings.listen)?;
+            let (host, port) = host::code_address(settings.public_address.as_ref(), listen);
             let (code, record) = invites::create(
                 &store,
                 &keys.id(),

@@ -16,9 +16,10 @@ use ssb_node::feed::{FeedId, MsgId};
 use ssb_node::muxrpc::{Body, CallType, Item, Session};
 use ssb_node::net::address::MultiserverAddress;
 use ssb_node::publish::publish;
-use ssb_node::runtime::config::Settings;
-use ssb_node::runtime::server::{self, RunOptions};
-use ssb_node::runtime::{api, control, sync, Node};
+use ssb_node::replication::sync;
+use ssb_node::service::config::Settings;
+use ssb_node::service::server::{self, RunOptions};
+use ssb_node::service::{api, control, Node};
 
 use super::{BlobsCommand, BundleCommand, Command, StickCommand};
 
@@ -98,11 +99,11 @@ pub fn run_node(data: &DataDir, args: RunArgs) -> Result<ExitCode> {
     rt.block_on(async {
         let node = open_node(data, config)?;
         let mount_roots = if mount_roots.is_empty() {
-            node.settings.mount_roots.clone()
+            node.settings().mount_roots.clone()
         } else {
             mount_roots
         };
-        let led = led.unwrap_or_else(|| node.settings.led.clone());
+        let led = led.unwrap_or_else(|| node.settings().led.clone());
         server::run(
             node,
             RunOptions {
@@ -130,8 +131,13 @@ pub fn sync_local(
     let rt = runtime()?;
     let report = rt.block_on(async {
         let node = open_node(data, config)?;
-        let report = sync::sync(node.clone(), &addr, Duration::from_secs(timeout)).await?;
-        node.shutdown().await?;
+        let report = sync::sync(
+            node.replicator().clone(),
+            &addr,
+            Duration::from_secs(timeout),
+        )
+        .await?;
+        node.replica().shutdown().await?;
         Ok::<_, anyhow::Error>(report.to_string())
     })?;
     // Everything received is durable now (shutdown fsynced the journal) and

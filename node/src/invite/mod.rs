@@ -7,7 +7,7 @@
 //! - [`code`]: making a code (the seed, its public key, the text).
 //! - [`rules`]: whether a use is allowed, what it changes, and the rate limit
 //!   on attempts (sans-IO: time is passed in).
-//! - [`host`]: the address a code names (config, else the LAN address).
+//! - [`host`]: the address a code names (config, listener, LAN address).
 
 pub mod code;
 pub mod host;

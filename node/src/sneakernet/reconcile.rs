@@ -46,7 +46,7 @@ use super::export::{ExportError, Exporter};
 use super::import::{self, ImportError};
 use super::stick::{is_no_space, BundleFile, Stick, StickError};
 use crate::feed::{BlobId, FeedId};
-use crate::runtime::Node;
+use crate::replica::Replica;
 use crate::store::{now_ms, StoreError};
 
 /// Most bundles one visit looks at (the first by name); the rest stay on
@@ -215,10 +215,10 @@ fn clock_name(id: &str) -> Vec<u8> {
 }
 
 /// What we hold of the feeds we replicate, as a bundle clock.
-fn local_clock(node: &Node) -> Result<Clock, StoreError> {
+fn local_clock(node: &Replica) -> Result<Clock, StoreError> {
     let set = node.replicate_set();
     Ok(node
-        .store
+        .store()
         .clock()?
         .into_iter()
         .filter(|(f, _)| set.contains(f) && !set.blocked.contains(f))
@@ -252,7 +252,7 @@ impl Held {
     /// The summary of `m`: every entry if it is `verified`, else those
     /// `node` replicates or wants. `None` if an id in it is not one this
     /// node reads.
-    fn new(file: BundleFile, m: &Manifest, verified: bool, node: &Node) -> Option<Held> {
+    fn new(file: BundleFile, m: &Manifest, verified: bool, node: &Replica) -> Option<Held> {
         let set = node.replicate_set();
         let mut feeds = Vec::new();
         for f in &m.feeds {
@@ -267,7 +267,7 @@ impl Held {
             // A blob we lack may be one a held message of these feeds
             // mentions and whose want was lost (see `offers`).
             if verified
-                || (!node.blobs.has(&id) && (node.wants.is_wanted(&id) || !feeds.is_empty()))
+                || (!node.blobs().has(&id) && (node.wants().is_wanted(&id) || !feeds.is_empty()))
             {
                 blobs.push(id);
             }
@@ -295,7 +295,7 @@ impl Held {
 /// extends a replicated feed without a gap, a blob it wants, or a blob a
 /// message it holds mentions and the blob store lacks (its want was lost:
 /// [`import::lost_blobs`]).
-fn offers(node: &Node, h: &Held) -> Result<bool, ImportError> {
+fn offers(node: &Replica, h: &Held) -> Result<bool, ImportError> {
     let set = node.replicate_set();
     for &(feed, first, last) in &h.feeds {
         if !set.contains(&feed) || set.blocked.contains(&feed) {
@@ -308,14 +308,14 @@ fn offers(node: &Node, h: &Held) -> Result<bool, ImportError> {
     }
     if h.blobs
         .iter()
-        .any(|id| node.wants.is_wanted(id) && !node.blobs.has(id))
+        .any(|id| node.wants().is_wanted(id) && !node.blobs().has(id))
     {
         return Ok(true);
     }
     let candidates: HashSet<BlobId> = h
         .blobs
         .iter()
-        .filter(|id| !node.blobs.has(id) && !node.wants.is_wanted(id))
+        .filter(|id| !node.blobs().has(id) && !node.wants().is_wanted(id))
         .copied()
         .collect();
     if candidates.is_empty() {
@@ -526,7 +526,7 @@ fn failed(stick: &Stick, b: &BundleFile, e: ImportError) -> Result<Failed, Recon
 /// Visits the stick mounted at `mount`; see the module docs. Blocking: call
 /// from a blocking thread.
 pub fn sync_stick(
-    node: &Node,
+    node: &Replica,
     mount: &Path,
     progress: &mut dyn FnMut(Step),
 ) -> Result<StickReport, ReconcileError> {
@@ -536,7 +536,7 @@ pub fn sync_stick(
 /// [`sync_stick`] looking at most at `max_bundles` bundles and keeping at
 /// most `max_entries` manifest entries.
 fn visit(
-    node: &Node,
+    node: &Replica,
     mount: &Path,
     progress: &mut dyn FnMut(Step),
     max_bundles: usize,
@@ -576,7 +576,7 @@ fn visit(
         };
         match bundle_format::read_manifest(file, &limits) {
             Ok((m, name)) if name == b.name => {
-                let verified = node.store.bundle_verified(&name.0)?;
+                let verified = node.store().bundle_verified(&name.0)?;
                 let Some(h) = Held::new(b.clone(), &m, verified, node) else {
                     report.rejected.push(Rejected {
                         bundle: b.name.file_name(),
@@ -707,7 +707,7 @@ fn visit(
             }
         }
     }
-    let before: HashMap<FeedId, u32> = node.store.remote_clock(&clock_name(&stick.id))?;
+    let before: HashMap<FeedId, u32> = node.store().remote_clock(&clock_name(&stick.id))?;
     for (feed, seq) in Holdings::of(&held).clock() {
         let old = before.get(&feed).copied().unwrap_or(0);
         report.new_since_last_visit += u64::from(seq.saturating_sub(old));
@@ -777,9 +777,9 @@ fn visit(
 
     // 5. Remember the stick.
     let clock = Holdings::of(&held).clock();
-    node.store
+    node.store()
         .save_remote_clock(&clock_name(&stick.id), clock.iter().copied())?;
-    node.store.remember_verified_bundles(
+    node.store().remember_verified_bundles(
         held.iter().filter(|h| h.verified).map(|h| h.file.name.0),
         now_ms() as u64,
     )?;
@@ -792,9 +792,9 @@ fn visit(
         "messages": clock.iter().map(|&(_, s)| u64::from(s)).sum::<u64>(),
         "problem": report.problem,
     });
-    node.store
+    node.store()
         .save_stick_info(&stick.id, info.to_string().as_bytes())?;
-    node.store.persist()?;
+    node.store().persist()?;
     Ok(report)
 }
 
@@ -803,7 +803,7 @@ mod tests {
     use super::*;
     use crate::blobs::BlobStore;
     use crate::feed::Keypair;
-    use crate::runtime::config::Settings;
+    use crate::replica::Policy;
     use crate::store::Store;
     use sha2::Digest as _;
 
@@ -834,13 +834,13 @@ mod tests {
     fn a_visit_keeps_to_its_bounds_and_leaves_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let author = Keypair::from_seed(&[7; 32]).id();
-        let node = Node::new(
+        let node = Replica::new(
             Keypair::from_seed(&[1; 32]),
             Store::open(&dir.path().join("db")).unwrap(),
             BlobStore::open(&dir.path().join("blobs")).unwrap(),
-            Settings {
+            Policy {
                 replicate: vec![author],
-                ..Settings::default()
+                ..Policy::default()
             },
         )
         .unwrap();

@@ -25,12 +25,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, Notify};
 
-use super::graph::ReplicateSet;
 use super::link::{LinkCtx, LinkStats};
-use super::{verify_threads, Node, READ_CHUNK};
 use crate::feed::{BatchVerifier, FeedId, Verified};
 use crate::muxrpc::{Body, Item, Sink, Stream};
 use crate::net::ebt::{clock_value, is_message, parse_clock, Note};
+use crate::replica::graph::ReplicateSet;
+use crate::replica::{verify_threads, Replica, READ_CHUNK};
 
 /// Most messages stored per append. Batches are checked on all cores while
 /// the one before is written, so 512 is as fast here as 1,024 (the ed25519
@@ -82,7 +82,7 @@ impl EbtState {
     /// Whether both sides hold each other's clocks: we hold everything the
     /// peer said it has of the feeds we asked for, and we sent everything it
     /// asked for.
-    pub fn caught_up(&self, node: &Node) -> bool {
+    pub fn caught_up(&self, node: &Replica) -> bool {
         if !self.opened || !self.dirty.is_empty() || self.storing > 0 {
             return false;
         }
@@ -152,7 +152,7 @@ fn lock(s: &Mutex<EbtState>) -> std::sync::MutexGuard<'_, EbtState> {
 /// Runs EBT on `stream` until it ends. `first` is the peer's opening item
 /// when we are the requester (the responder speaks first).
 pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> Result<(), String> {
-    let node = ctx.node.clone();
+    let node = ctx.replica.clone();
     let state = Arc::new(Mutex::new(EbtState::default()));
     *ctx.progress.ebt.lock().unwrap_or_else(|e| e.into_inner()) = Some(state.clone());
     let wake = Arc::new(Notify::new());
@@ -162,7 +162,7 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
 
     // Our opening clock, minus the feeds the peer's last clock already matched.
     let stored = node
-        .store
+        .store()
         .remote_clock(&remote_name(&ctx.peer))
         .map_err(|e| e.to_string())?;
     let set = node.replicate_set();
@@ -315,9 +315,9 @@ fn pending_end(r: &mut Result<(), String>, item: Item) {
 /// notes to send for replicated feeds the peer has not heard about in this
 /// session (skipped at the start), so it can ask for the new messages.
 fn on_event(
-    node: &Node,
+    node: &Replica,
     state: &Mutex<EbtState>,
-    ev: Result<super::Appended, broadcast::error::RecvError>,
+    ev: Result<crate::replica::Appended, broadcast::error::RecvError>,
 ) -> Vec<(FeedId, Note)> {
     let mut st = lock(state);
     match ev {
@@ -369,7 +369,7 @@ async fn handle_body(
         return Ok(());
     }
     let notes = parse_clock(o).map_err(|e| e.to_string())?;
-    let node = &ctx.node;
+    let node = &ctx.replica;
     let set = node.replicate_set();
     let mut reply = Vec::new();
     {
@@ -462,7 +462,7 @@ async fn append_loop(
 /// Parses a batch of received messages, keeps those of feeds we replicate,
 /// and checks their signatures, on blocking threads.
 async fn check_batch(ctx: &LinkCtx, raw: Vec<Vec<u8>>) -> Result<Verified, String> {
-    let set = ctx.node.replicate_set();
+    let set = ctx.replica.replicate_set();
     let peer = ctx.peer;
     tokio::task::spawn_blocking(move || {
         let start = Instant::now();
@@ -496,7 +496,7 @@ async fn store_batch(
     }
     let start = Instant::now();
     let report = ctx
-        .node
+        .replica
         .append_verified(batch)
         .await
         .map_err(|e| e.to_string())?;
@@ -509,7 +509,11 @@ async fn store_batch(
 }
 
 /// Sends notes for feeds that joined the replicate set.
-async fn tell_new_feeds(node: &Node, state: &Mutex<EbtState>, sink: &Sink) -> Result<(), String> {
+async fn tell_new_feeds(
+    node: &Replica,
+    state: &Mutex<EbtState>,
+    sink: &Sink,
+) -> Result<(), String> {
     let set = node.replicate_set();
     let mut notes = Vec::new();
     {
@@ -538,14 +542,14 @@ async fn tell_new_feeds(node: &Node, state: &Mutex<EbtState>, sink: &Sink) -> Re
 /// Stores the peer's clock if it changed: only feeds we replicate (what
 /// request skipping looks at), at most [`CLOCK_ENTRIES`], and only if there
 /// is room among the remembered peers.
-fn save_clock(node: &Node, peer: &FeedId, state: &Mutex<EbtState>) {
+fn save_clock(node: &Replica, peer: &FeedId, state: &Mutex<EbtState>) {
     let set = node.replicate_set();
     let entries = lock(state).take_unsaved(&set);
     let Some(entries) = entries else { return };
     let name = remote_name(peer);
     let saved = room_for(node, &set, &name).and_then(|room| {
         if room {
-            node.store.save_remote_clock(&name, entries)?;
+            node.store().save_remote_clock(&name, entries)?;
         } else {
             tracing::debug!(%peer, "not storing the peer's clock: {REMEMBERED_PEERS} peers remembered");
         }
@@ -560,14 +564,14 @@ fn save_clock(node: &Node, peer: &FeedId, state: &Mutex<EbtState>) {
 /// [`REMEMBERED_PEERS`] are, or a stranger's (a peer we do not replicate)
 /// can make room.
 fn room_for(
-    node: &Node,
+    node: &Replica,
     set: &ReplicateSet,
     name: &[u8],
 ) -> Result<bool, crate::store::StoreError> {
-    if node.store.has_remote_clock(name)? {
+    if node.store().has_remote_clock(name)? {
         return Ok(true);
     }
-    let names = node.store.remote_names(PEER_PREFIX)?;
+    let names = node.store().remote_names(PEER_PREFIX)?;
     if names.len() < REMEMBERED_PEERS {
         return Ok(true);
     }
@@ -576,7 +580,7 @@ fn room_for(
     });
     match stranger {
         Some(n) => {
-            node.store.remove_remote_clock(n)?;
+            node.store().remove_remote_clock(n)?;
             Ok(true)
         }
         None => Ok(false),
@@ -585,7 +589,7 @@ fn room_for(
 
 /// Streams what the peer asked for, feed by feed, from the store.
 async fn send_loop(ctx: Arc<LinkCtx>, sink: Sink, state: Arc<Mutex<EbtState>>, wake: Arc<Notify>) {
-    let node = ctx.node.clone();
+    let node = ctx.replica.clone();
     loop {
         let work: Vec<(FeedId, u32)> = {
             let mut st = lock(&state);

@@ -12,12 +12,9 @@ use serde::Deserialize;
 use crate::feed::FeedId;
 use crate::net::address::{Host, MultiserverAddress};
 use crate::net::shs::NetworkKey;
+use crate::replica::Policy;
 
-/// Default most blob size fetched (ssb-blobs' 5 MiB).
-pub const DEFAULT_BLOB_MAX: u64 = 5 * 1024 * 1024;
-
-/// Default follow-graph distance replicated.
-pub const DEFAULT_HOPS: u32 = 2;
+pub use crate::replica::{DEFAULT_BLOB_MAX, DEFAULT_HOPS};
 
 /// The file as written.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -125,7 +122,7 @@ impl Default for Settings {
             blob_max: DEFAULT_BLOB_MAX,
             network_key: NetworkKey::default(),
             handshake_timeout: std::time::Duration::from_secs(10),
-            mount_roots: super::mounts::DEFAULT_MOUNT_ROOTS
+            mount_roots: crate::appliance::mounts::DEFAULT_MOUNT_ROOTS
                 .iter()
                 .map(PathBuf::from)
                 .collect(),
@@ -136,6 +133,16 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// What the replica keeps, from these settings.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            hops: self.hops,
+            replicate: self.replicate.clone(),
+            block: self.block.clone(),
+            blob_max: self.blob_max,
+        }
+    }
+
     /// Reads `path` if it exists (a missing file means defaults).
     pub fn load(path: &Path, must_exist: bool) -> Result<Settings, ConfigError> {
         let shown = path.display().to_string();

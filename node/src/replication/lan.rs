@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
 use super::peers::{self, Source};
-use super::Node;
+use super::Replicator;
 use crate::discovery::{Discovery, Event};
 use crate::feed::FeedId;
 use crate::net::address::MultiserverAddress;
@@ -209,7 +209,7 @@ fn now() -> Instant {
 }
 
 /// Announces this node on the LAN and connects to the peers it hears, until aborted.
-pub async fn run(node: Arc<Node>, listen: SocketAddr) {
+pub async fn run(node: Arc<Replicator>, listen: SocketAddr) {
     let discovery = match Discovery::bind(*node.id(), listen) {
         Ok(d) => d,
         Err(e) => {
@@ -228,7 +228,7 @@ pub async fn run(node: Arc<Node>, listen: SocketAddr) {
     let mut running: HashMap<FeedId, AbortHandle> = HashMap::new();
     let mut keys: HashMap<tokio::task::Id, FeedId> = HashMap::new();
     loop {
-        let hold = |key: &FeedId| node.peers.is_connected(key) || node.is_blocked(key);
+        let hold = |key: &FeedId| node.peers().is_connected(key) || node.replica().is_blocked(key);
         while let Some(addr) = plan.next_dial(now(), hold) {
             let key = *addr.key();
             let node = node.clone();
@@ -247,10 +247,10 @@ pub async fn run(node: Arc<Node>, listen: SocketAddr) {
                 None => break,
                 Some(Event::Heard(addr)) => {
                     let key = *addr.key();
-                    if key == *node.id() || node.is_blocked(&key) {
+                    if key == *node.id() || node.replica().is_blocked(&key) {
                         continue;
                     }
-                    node.peers.know(key, Some(addr.clone()), Source::Lan);
+                    node.peers().know(key, Some(addr.clone()), Source::Lan);
                     // Two of our nodes hear each other at once: only the one with
                     // the smaller key dials, so they share one link, not two.
                     // (Other implementations dial us anyway; we accept.)
@@ -263,11 +263,11 @@ pub async fn run(node: Arc<Node>, listen: SocketAddr) {
                 Some(Event::Forgotten(key)) => {
                     tracing::info!(peer = %key, "silent on the LAN; forgotten");
                     plan.forget(&key);
-                    if !node.peers.is_connected(&key) {
+                    if !node.peers().is_connected(&key) {
                         if let Some(handle) = running.remove(&key) {
                             handle.abort();
                         }
-                        node.peers.forget(&key);
+                        node.peers().forget(&key);
                     }
                 }
             },

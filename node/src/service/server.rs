@@ -10,9 +10,11 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::peers::{self, Source};
-use super::{control, notify, Node};
+use super::{control, Node};
+use crate::appliance::{self, notify};
 use crate::net::address::MultiserverAddress;
+use crate::replication::lan;
+use crate::replication::peers::{self, Source};
 
 /// What `run` was asked on the command line (the config file adds to it).
 #[derive(Debug, Clone)]
@@ -40,12 +42,14 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
     let listen = opts
         .listen
         .clone()
-        .unwrap_or_else(|| node.settings.listen.clone());
+        .unwrap_or_else(|| node.settings().listen.clone());
     let listener = TcpListener::bind(&listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let local = listener.local_addr()?;
-    node.invites.set_listen(local);
+    node.replicator()
+        .invite_sessions()
+        .set_listen(node.settings().public_address.clone(), local);
     let control = control::listen(node.clone(), &opts.socket)
         .await
         .with_context(|| format!("control socket {}", opts.socket.display()))?;
@@ -60,37 +64,42 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
     let service = notify::Service::from_env();
     service.ready(&format!("listening on {me}"));
 
-    let appliance = super::appliance::start(&node, opts.mount_roots.clone(), &opts.led)
-        .context("watching for sticks")?;
+    let appliance = appliance::start(
+        node.replica(),
+        node.status(),
+        opts.mount_roots.clone(),
+        &opts.led,
+    )
+    .context("watching for sticks")?;
     let mut tasks = vec![
         control,
-        tokio::spawn(peers::accept_loop(node.clone(), listener)),
+        tokio::spawn(peers::accept_loop(node.replicator().clone(), listener)),
     ];
-    for addr in &node.settings.connect {
+    for addr in &node.settings().connect {
         tasks.push(tokio::spawn(peers::keep_connected(
-            node.clone(),
+            node.replicator().clone(),
             addr.clone(),
             Source::Config,
         )));
     }
     for addr in &opts.connect {
         tasks.push(tokio::spawn(peers::keep_connected(
-            node.clone(),
+            node.replicator().clone(),
             addr.clone(),
             Source::Cli,
         )));
     }
-    if node.settings.discovery && !opts.no_discovery {
-        tasks.push(tokio::spawn(super::lan::run(node.clone(), local)));
+    if node.settings().discovery && !opts.no_discovery {
+        tasks.push(tokio::spawn(lan::run(node.replicator().clone(), local)));
     }
-    node.status.set_ready();
+    node.status().set_ready();
 
     let status = {
         let (node, me) = (node.clone(), me.to_string());
         move || {
             format!(
                 "listening on {me}; {} peer sessions",
-                node.peers.session_count()
+                node.replicator().peers().session_count()
             )
         }
     };
@@ -106,6 +115,6 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
     }
     drop(appliance);
     let _ = std::fs::remove_file(&opts.socket);
-    node.shutdown_settled().await?;
+    node.replica().shutdown_settled().await?;
     Ok(())
 }

@@ -34,6 +34,7 @@ use tokio::sync::watch;
 
 use crate::feed::json::{Object, Value};
 use crate::feed::FeedId;
+use crate::replication::{LinkMark, LinkWatch};
 
 /// Most remembered problems of sticks that are no longer in.
 pub const MAX_ABSENT_PROBLEMS: usize = 16;
@@ -478,6 +479,18 @@ impl LinkHandle {
             }
             _ => false,
         });
+    }
+}
+
+impl LinkMark for LinkHandle {
+    fn set_syncing(&self, syncing: bool) {
+        LinkHandle::set_syncing(self, syncing);
+    }
+}
+
+impl LinkWatch for Status {
+    fn link_opened(&self, peer: FeedId) -> Box<dyn LinkMark> {
+        Box::new(Status::link_opened(self, peer))
     }
 }
 

@@ -1,33 +1,21 @@
-//! Invites in the running node: making, listing and revoking them (the
-//! control socket's `invite.*` methods, and the same functions on the store
-//! when no node runs), and the sessions of clients that authenticated with
-//! an invite key.
-//!
-//! A session whose remote key is an invite key this node made (live or
-//! not, so a spent code gets a clear refusal) may call only `invite.use`,
-//! `getAddress` and `manifest`; it neither replicates nor exchanges blobs,
-//! and it is closed after [`INVITE_SESSION_MAX`].
+//! Making, listing and revoking invites: the control socket's
+//! `invite.create`, `invite.list` and `invite.revoke` on the running node,
+//! and the same functions on the store when no node runs. The codes are
+//! shown once and never stored; the store keeps each invite's public key
+//! and limits ([`crate::store::invites`]), and invite-key sessions are
+//! [`crate::replication::invite_session`].
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use tokio::net::TcpStream;
-
-use super::admission::SessionSlot;
-use super::{api, Node};
+use super::Node;
 use crate::feed::json::Value;
 use crate::feed::FeedId;
 use crate::invite::code::InviteCode;
-use crate::invite::host::invite_host;
-use crate::invite::rules::{self, Attempts, Grant, Refused};
-use crate::muxrpc::{Body, Handler, InboundCall, Session, SessionConfig};
-use crate::net::address::{Host, MultiserverAddress};
+use crate::invite::host::{code_address, configured_listen, NoPort};
+use crate::net::address::Host;
 use crate::store::invites::InviteRecord;
 use crate::store::{now_ms, Store, StoreError};
 
-/// Longest an invite session stays open.
-pub const INVITE_SESSION_MAX: Duration = Duration::from_secs(60);
 /// Most uses one invite may be made with.
 pub const MAX_USES: u32 = 10_000;
 /// Longest expiry, in days.
@@ -59,9 +47,9 @@ pub enum InviteError {
     /// The id prefix names several invites.
     #[error("{0} names more than one invite; give more of its id")]
     Ambiguous(String),
-    /// The listener address gives no port for the code.
-    #[error("cannot tell the port to put in the code from listen = {0:?}")]
-    Port(String),
+    /// The config's listen address gives no port for the code.
+    #[error(transparent)]
+    Port(#[from] NoPort),
 }
 
 /// What `invite create` asks for.
@@ -173,31 +161,17 @@ impl CreateOptions {
     }
 }
 
-/// The host and port an invite code (and `getAddress`) names: config
-/// `public_address`; else the listener's IP if it is a specific one; else
-/// the LAN address (see [`invite_host`]).
-pub fn code_address(public_address: Option<&Host>, listen: SocketAddr) -> (Host, u16) {
-    let host = match public_address {
-        Some(h) => h.clone(),
-        None if !listen.ip().is_unspecified() => Host::Ip(listen.ip()),
-        None => invite_host(None),
-    };
-    (host, listen.port())
-}
-
-/// The listener address as configured (`listen`), when no node runs.
-pub fn configured_listen(listen: &str) -> Result<SocketAddr, InviteError> {
-    listen
-        .parse::<SocketAddr>()
-        .or_else(|_| {
-            // `HOST:PORT` with a name: only the port matters here.
-            listen
-                .rsplit_once(':')
-                .and_then(|(_, p)| p.parse::<u16>().ok())
-                .map(|p| SocketAddr::new(IpAddr::from([0, 0, 0, 0]), p))
-                .ok_or(())
-        })
-        .map_err(|()| InviteError::Port(listen.to_owned()))
+/// The host and port a code made by the running `node` names: where it
+/// listens, else where its config says it listens.
+pub fn node_address(node: &Node) -> Result<(Host, u16), InviteError> {
+    if let Some(a) = node.replicator().invite_sessions().address() {
+        return Ok(a);
+    }
+    let listen = configured_listen(&node.settings().listen)?;
+    Ok(code_address(
+        node.settings().public_address.as_ref(),
+        listen,
+    ))
 }
 
 /// Makes an invite for the node `node` at `host:port`: stores its public
@@ -285,197 +259,30 @@ pub async fn answer_local(node: &Arc<Node>, method: &str, args: &[Value]) -> Res
     match method {
         "invite.create" => {
             let opts = CreateOptions::from_value(&arg).map_err(|e| e.to_string())?;
-            let (host, port) = node.invites.address(node);
+            let (host, port) = node_address(node).map_err(|e| e.to_string())?;
+            let store = node.replica().store();
             let (code, record) =
-                create(&node.store, node.id(), host, port, &opts).map_err(|e| e.to_string())?;
+                create(store, node.id(), host, port, &opts).map_err(|e| e.to_string())?;
             let mut v = record_json(&record, now);
             v["code"] = serde_json::Value::String(code.text());
             to_value(&v)
         }
         "invite.list" => {
-            let list = node.store.invites().map_err(|e| e.to_string())?;
+            let list = node
+                .replica()
+                .store()
+                .invites()
+                .map_err(|e| e.to_string())?;
             to_value(&serde_json::Value::Array(
                 list.iter().map(|r| record_json(r, now)).collect(),
             ))
         }
         "invite.revoke" => {
             let id = arg.as_str().ok_or("invite.revoke expects an invite id")?;
-            let r = revoke(&node.store, id).map_err(|e| e.to_string())?;
+            let r = revoke(node.replica().store(), id).map_err(|e| e.to_string())?;
             to_value(&record_json(&r, now))
         }
         _ => Err(format!("method:{method} is not in list of allowed methods")),
-    }
-}
-
-/// The running node's invite state.
-#[derive(Debug)]
-pub struct Invites {
-    listen: OnceLock<SocketAddr>,
-    attempts: Mutex<Attempts>,
-    /// Held while one use is decided and counted.
-    redeeming: tokio::sync::Mutex<()>,
-}
-
-impl Default for Invites {
-    fn default() -> Self {
-        Invites {
-            listen: OnceLock::new(),
-            attempts: Mutex::new(Attempts::new(Instant::now())),
-            redeeming: tokio::sync::Mutex::new(()),
-        }
-    }
-}
-
-impl Invites {
-    /// Records where the node listens (for the codes it makes).
-    pub fn set_listen(&self, addr: SocketAddr) {
-        let _ = self.listen.set(addr);
-    }
-
-    /// The host and port codes and `getAddress` name.
-    pub fn address(&self, node: &Node) -> (Host, u16) {
-        let listen = self.listen.get().copied().unwrap_or_else(|| {
-            configured_listen(&node.settings.listen)
-                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 8008)))
-        });
-        code_address(node.settings.public_address.as_ref(), listen)
-    }
-}
-
-/// Whether `key` is an invite key this node made (a store lookup).
-pub fn is_invite_key(node: &Node, key: &FeedId) -> bool {
-    match node.store.invite(key) {
-        Ok(r) => r.is_some(),
-        Err(e) => {
-            tracing::warn!("reading invites: {e}");
-            false
-        }
-    }
-}
-
-/// Serves a session authenticated with the invite key `key` until the
-/// client closes it or [`INVITE_SESSION_MAX`] passes.
-pub async fn serve(
-    node: Arc<Node>,
-    stream: TcpStream,
-    outcome: &crate::net::shs::Outcome,
-    key: FeedId,
-    slot: SessionSlot,
-) {
-    let handler = Arc::new(InviteApi {
-        node: node.clone(),
-        key,
-    });
-    let session = Session::start(stream, Some(outcome), handler, SessionConfig::default());
-    tracing::info!(invite = %key, "invite session opened");
-    let reason = match tokio::time::timeout(INVITE_SESSION_MAX, session.closed()).await {
-        Ok(reason) => reason,
-        Err(_) => {
-            session.close().await;
-            "invite session time is up".to_owned()
-        }
-    };
-    drop(slot);
-    tracing::info!(invite = %key, "invite session closed: {reason}");
-}
-
-/// The methods an invite session answers.
-struct InviteApi {
-    node: Arc<Node>,
-    key: FeedId,
-}
-
-impl Handler for InviteApi {
-    fn handle(&self, call: InboundCall) {
-        let node = self.node.clone();
-        let key = self.key;
-        tokio::spawn(async move {
-            let method = call.request.method();
-            let reply = match method.as_str() {
-                "invite.use" => use_invite(&node, &key, call.request.arg0()).await,
-                "getAddress" => address(&node).map(|a| Value::string(&a)),
-                "manifest" => Ok(manifest()),
-                m => Err(format!(
-                    "method:{m} is not in list of allowed methods: this connection \
-                     authenticated with an invite key and may call only invite.use and getAddress"
-                )),
-            };
-            let _ = match reply {
-                Ok(v) => call.stream.send(Body::json(&v)).await,
-                Err(e) => call.stream.error(&e).await,
-            };
-        });
-    }
-}
-
-fn manifest() -> Value {
-    let mut invite = crate::feed::json::Object::new();
-    invite.push("use", Value::string("async"));
-    let mut o = crate::feed::json::Object::new();
-    o.push("invite", Value::Object(invite));
-    o.push("getAddress", Value::string("async"));
-    o.push("manifest", Value::string("sync"));
-    Value::Object(o)
-}
-
-/// `net:HOST:PORT~shs:KEY` of this node.
-fn address(node: &Node) -> Result<String, String> {
-    let (host, port) = node.invites.address(node);
-    MultiserverAddress::new(host, port, *node.id())
-        .map(|a| a.to_string())
-        .map_err(|e| format!("this node has no address to give: {e}"))
-}
-
-/// `invite.use({feed})` from the session of invite key `key`: follows
-/// `feed` and counts the use, or says why not.
-async fn use_invite(node: &Arc<Node>, key: &FeedId, arg: &Value) -> Result<Value, String> {
-    node.invites
-        .attempts
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .attempt(key, Instant::now())
-        .map_err(|e| e.to_string())?;
-    let feed = rules::feed_arg(arg).map_err(|e| e.to_string())?;
-    let _one_at_a_time = node.invites.redeeming.lock().await;
-    let record = node
-        .store
-        .invite(key)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| Refused::Revoked.to_string())?;
-    let following = node
-        .store
-        .contacts(node.id())
-        .map_err(|e| e.to_string())?
-        .get(&feed)
-        .is_some_and(|s| s.following);
-    let blocked = node.is_blocked(&feed) || node.settings.block.contains(&feed);
-    let grant = rules::check_use(&record, now_ms(), &feed, node.id(), following, blocked);
-    match grant {
-        Err(e) => {
-            tracing::info!(invite = %key, %feed, "invite use refused: {e}");
-            Err(e.to_string())
-        }
-        Ok(Grant::AlreadyFollowing) => {
-            tracing::info!(invite = %key, %feed, "invite used by a feed followed already");
-            let mut o = crate::feed::json::Object::new();
-            o.push("feed", Value::string(&feed.to_string()));
-            o.push("following", Value::Bool(true));
-            Ok(Value::Object(o))
-        }
-        Ok(Grant::Follow) => {
-            let ids = node
-                .publish(vec![api::contact(&feed, true)])
-                .await
-                .map_err(|e| e.to_string())?;
-            let counted = rules::count_use(&record);
-            node.store.put_invite(&counted).map_err(|e| e.to_string())?;
-            tracing::info!(invite = %key, %feed, uses_left = counted.uses_left, "invite used: following");
-            let id = ids.first().ok_or("nothing published")?;
-            match node.store.get(id).map_err(|e| e.to_string())? {
-                Some(m) => Value::parse(m.to_kvt_json().as_bytes()).map_err(|e| e.to_string()),
-                None => Err(format!("message {id} is not in the store")),
-            }
-        }
     }
 }
 
@@ -524,19 +331,6 @@ mod tests {
         ] {
             assert!(bad.record(FeedId([1; 32]), 0.0).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn the_code_names_the_configured_then_the_listen_then_the_lan_host() {
-        let listen: SocketAddr = "127.0.0.1:9000".parse().unwrap();
-        let public: Host = "box.example.org".parse().unwrap();
-        assert!(code_address(Some(&public), listen) == (public.clone(), 9000));
-        assert!(code_address(None, listen) == ("127.0.0.1".parse().unwrap(), 9000));
-        let any: SocketAddr = "0.0.0.0:8008".parse().unwrap();
-        assert_eq!(code_address(None, any).1, 8008);
-        assert_eq!(configured_listen("0.0.0.0:8008").unwrap().port(), 8008);
-        assert_eq!(configured_listen("box.local:8009").unwrap().port(), 8009);
-        assert!(configured_listen("nonsense").is_err());
     }
 
     #[test]
