@@ -10,7 +10,7 @@ use ssb_node::data_dir::DataDir;
 use ssb_node::feed::json::Value;
 use ssb_node::invite::host;
 use ssb_node::muxrpc::Session;
-use ssb_node::service::invites::{self, CreateOptions};
+use ssb_node::service::invites::{self, CreateOptions, InviteRow};
 use ssb_node::store::now_ms;
 
 use super::remote::settings;
@@ -24,23 +24,22 @@ fn options(uses: Option<u32>, expires: Option<f64>, note: Option<String>) -> Cre
     }
 }
 
-/// Prints one invite (from its `invite list --json` object) as a line.
-fn print_row(v: &serde_json::Value, out: &mut dyn Write) -> Result<()> {
-    let text = |k: &str| v[k].as_str().unwrap_or("-").to_owned();
-    let expires = match v["expires"].as_f64() {
+/// Prints one invite as a line.
+fn print_row(r: &InviteRow, out: &mut dyn Write) -> Result<()> {
+    let expires = match r.expires {
         Some(ms) => format!("expires {}", when(ms)),
         None => "no expiry".to_owned(),
     };
     let mut line = format!(
         "{} {} {}/{} uses left, {}, created {}",
-        text("id"),
-        text("state"),
-        v["uses_left"].as_u64().unwrap_or(0),
-        v["uses"].as_u64().unwrap_or(0),
+        r.id,
+        r.state,
+        r.uses_left,
+        r.uses,
         expires,
-        when(v["created"].as_f64().unwrap_or(0.0)),
+        when(r.created),
     );
-    if let Some(n) = v["note"].as_str() {
+    if let Some(n) = &r.note {
         line.push_str(&format!(": {n}"));
     }
     writeln!(out, "{line}")?;
@@ -48,8 +47,8 @@ fn print_row(v: &serde_json::Value, out: &mut dyn Write) -> Result<()> {
 }
 
 /// A time (ms since the epoch) as UTC `YYYY-MM-DD HH:MM`.
-fn when(ms: f64) -> String {
-    let secs = (ms / 1000.0).floor() as i64;
+fn when(ms: u64) -> String {
+    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -69,24 +68,24 @@ fn when(ms: f64) -> String {
     )
 }
 
-fn print_created(v: &serde_json::Value, out: &mut dyn Write) -> Result<()> {
-    print_row(v, out)?;
+fn print_created(r: &InviteRow, out: &mut dyn Write) -> Result<()> {
+    print_row(r, out)?;
     // The code is the last line, for scripts and for copying.
     writeln!(
         out,
         "{}",
-        v["code"].as_str().context("the node's reply has no code")?
+        r.code.as_deref().context("the node's reply has no code")?
     )?;
     Ok(())
 }
 
-fn print_list(rows: &[serde_json::Value], json: bool, out: &mut dyn Write) -> Result<()> {
+fn print_list(rows: &[InviteRow], json: bool, out: &mut dyn Write) -> Result<()> {
     if rows.is_empty() && !json {
         writeln!(out, "no invites")?;
     }
     for r in rows {
         if json {
-            writeln!(out, "{r}")?;
+            writeln!(out, "{}", serde_json::to_string(r)?)?;
         } else {
             print_row(r, out)?;
         }
@@ -94,8 +93,8 @@ fn print_list(rows: &[serde_json::Value], json: bool, out: &mut dyn Write) -> Re
     Ok(())
 }
 
-fn json_of(v: &Value) -> Result<serde_json::Value> {
-    Ok(serde_json::from_str(&v.to_compact())?)
+fn decode<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T> {
+    serde_json::from_str(&v.to_compact()).context("the node's reply is not an invite")
 }
 
 /// Through a running node.
@@ -108,17 +107,16 @@ pub async fn remote(command: InviteCommand, session: &Session, out: &mut dyn Wri
         } => {
             let arg = options(uses, expires, note).to_value();
             let v = super::remote::call(session, &["invite", "create"], vec![arg]).await?;
-            print_created(&json_of(&v)?, out)
+            print_created(&decode(&v)?, out)
         }
         InviteCommand::List { json } => {
             let v = super::remote::call(session, &["invite", "list"], vec![]).await?;
-            let rows = json_of(&v)?;
-            print_list(rows.as_array().map_or(&[], Vec::as_slice), json, out)
+            print_list(&decode::<Vec<InviteRow>>(&v)?, json, out)
         }
         InviteCommand::Revoke { id } => {
             let v = super::remote::call(session, &["invite", "revoke"], vec![Value::string(&id)])
                 .await?;
-            print_row(&json_of(&v)?, out)
+            print_row(&decode(&v)?, out)
         }
     }
 }
@@ -126,7 +124,6 @@ pub async fn remote(command: InviteCommand, session: &Session, out: &mut dyn Wri
 /// On the store, with no node running.
 pub fn local(command: InviteCommand, data: &DataDir, out: &mut dyn Write) -> Result<ExitCode> {
     let store = data.open_store()?;
-    let now = now_ms();
     match command {
         InviteCommand::Create {
             uses,
@@ -144,22 +141,14 @@ pub fn local(command: InviteCommand, data: &DataDir, out: &mut dyn Write) -> Res
                 port,
                 &options(uses, expires, note),
             )?;
-            let mut v = invites::record_json(&record, now);
-            v["code"] = serde_json::Value::String(code.text());
-            print_created(&v, out)?;
+            let row = InviteRow {
+                code: Some(code.text()),
+                ..InviteRow::of(&record, now_ms())
+            };
+            print_created(&row, out)?;
         }
-        InviteCommand::List { json } => {
-            let rows: Vec<_> = store
-                .invites()?
-                .iter()
-                .map(|r| invites::record_json(r, now))
-                .collect();
-            print_list(&rows, json, out)?;
-        }
-        InviteCommand::Revoke { id } => {
-            let r = invites::revoke(&store, &id)?;
-            print_row(&invites::record_json(&r, now), out)?;
-        }
+        InviteCommand::List { json } => print_list(&invites::list(&store)?, json, out)?,
+        InviteCommand::Revoke { id } => print_row(&invites::revoke_row(&store, &id)?, out)?,
     }
     store.persist()?;
     Ok(ExitCode::SUCCESS)
@@ -171,8 +160,8 @@ mod tests {
 
     #[test]
     fn times_read_as_utc_dates() {
-        assert_eq!(when(0.0), "1970-01-01 00:00 UTC");
-        assert_eq!(when(1_796_000_000_000.0), "2026-11-30 00:53 UTC");
-        assert_eq!(when(951_782_400_000.0), "2000-02-29 00:00 UTC");
+        assert_eq!(when(0), "1970-01-01 00:00 UTC");
+        assert_eq!(when(1_796_000_000_000), "2026-11-30 00:53 UTC");
+        assert_eq!(when(951_782_400_000), "2000-02-29 00:00 UTC");
     }
 }

@@ -235,52 +235,88 @@ pub fn state(r: &InviteRecord, now: f64) -> &'static str {
     }
 }
 
-/// An invite as `invite list --json` shows it.
-pub fn record_json(r: &InviteRecord, now: f64) -> serde_json::Value {
-    serde_json::json!({
-        "id": r.key.to_string(),
-        "state": state(r, now),
-        "uses_left": r.uses_left,
-        "uses": r.uses,
-        "expires": r.expires.map(|e| e as u64),
-        "created": r.created as u64,
-        "note": r.note,
+/// An invite as `invite list --json` shows it and the control socket
+/// carries it; a new one carries its code too (shown once).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InviteRow {
+    /// The invite's public key: its id.
+    pub id: String,
+    /// See [`state`].
+    pub state: String,
+    /// Uses left.
+    pub uses_left: u32,
+    /// Uses it was made with.
+    pub uses: u32,
+    /// When it expires (ms since the epoch), if it does.
+    pub expires: Option<u64>,
+    /// When it was made (ms since the epoch).
+    pub created: u64,
+    /// The owner's note.
+    pub note: Option<String>,
+    /// The code, for an invite just made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+impl InviteRow {
+    /// `r` as it stands at `now`.
+    pub fn of(r: &InviteRecord, now: f64) -> InviteRow {
+        InviteRow {
+            id: r.key.to_string(),
+            state: state(r, now).to_owned(),
+            uses_left: r.uses_left,
+            uses: r.uses,
+            expires: r.expires.map(|e| e as u64),
+            created: r.created as u64,
+            note: r.note.clone(),
+            code: None,
+        }
+    }
+}
+
+/// Makes an invite on `node` (running, or the CLI's own): its row, with
+/// the code.
+pub fn create_on(node: &Node, opts: &CreateOptions) -> Result<InviteRow, InviteError> {
+    let (host, port) = node_address(node)?;
+    let (code, record) = create(node.replica().store(), node.id(), host, port, opts)?;
+    Ok(InviteRow {
+        code: Some(code.text()),
+        ..InviteRow::of(&record, now_ms())
     })
 }
 
-fn to_value(v: &serde_json::Value) -> Result<Value, String> {
-    Value::parse(v.to_string().as_bytes()).map_err(|e| e.to_string())
+/// Every invite `store` keeps, oldest first.
+pub fn list(store: &Store) -> Result<Vec<InviteRow>, InviteError> {
+    let now = now_ms();
+    Ok(store
+        .invites()?
+        .iter()
+        .map(|r| InviteRow::of(r, now))
+        .collect())
+}
+
+/// Revokes the invite named by `id` (see [`revoke`]): its row.
+pub fn revoke_row(store: &Store, id: &str) -> Result<InviteRow, InviteError> {
+    Ok(InviteRow::of(&revoke(store, id)?, now_ms()))
+}
+
+fn to_value<T: serde::Serialize>(t: &T) -> Result<Value, String> {
+    let bytes = serde_json::to_vec(t).map_err(|e| e.to_string())?;
+    Value::parse(&bytes).map_err(|e| e.to_string())
 }
 
 /// The control socket's `invite.create`, `invite.list` and `invite.revoke`.
 pub async fn answer_local(node: &Arc<Node>, method: &str, args: &[Value]) -> Result<Value, String> {
     let arg = args.first().cloned().unwrap_or(Value::Null);
-    let now = now_ms();
     match method {
         "invite.create" => {
             let opts = CreateOptions::from_value(&arg).map_err(|e| e.to_string())?;
-            let (host, port) = node_address(node).map_err(|e| e.to_string())?;
-            let store = node.replica().store();
-            let (code, record) =
-                create(store, node.id(), host, port, &opts).map_err(|e| e.to_string())?;
-            let mut v = record_json(&record, now);
-            v["code"] = serde_json::Value::String(code.text());
-            to_value(&v)
+            to_value(&create_on(node, &opts).map_err(|e| e.to_string())?)
         }
-        "invite.list" => {
-            let list = node
-                .replica()
-                .store()
-                .invites()
-                .map_err(|e| e.to_string())?;
-            to_value(&serde_json::Value::Array(
-                list.iter().map(|r| record_json(r, now)).collect(),
-            ))
-        }
+        "invite.list" => to_value(&list(node.replica().store()).map_err(|e| e.to_string())?),
         "invite.revoke" => {
             let id = arg.as_str().ok_or("invite.revoke expects an invite id")?;
-            let r = revoke(node.replica().store(), id).map_err(|e| e.to_string())?;
-            to_value(&record_json(&r, now))
+            to_value(&revoke_row(node.replica().store(), id).map_err(|e| e.to_string())?)
         }
         _ => Err(format!("method:{method} is not in list of allowed methods")),
     }
