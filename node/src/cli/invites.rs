@@ -1,26 +1,32 @@
-//! `ssb-node invite create|list|revoke`: through a running node's control
-//! socket, or on the store when no node runs.
+//! `ssb-node invite create|list|revoke`: the invite control commands, and
+//! how their replies print.
 
 use std::io::Write;
-use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Result};
 
-use ssb_node::data_dir::DataDir;
-use ssb_node::feed::json::Value;
-use ssb_node::invite::host;
-use ssb_node::muxrpc::Session;
-use ssb_node::service::invites::{self, CreateOptions, InviteRow};
-use ssb_node::store::now_ms;
+use ssb_node::service::command::{Command as NodeCommand, Reply};
+use ssb_node::service::invites::{CreateOptions, InviteRow};
 
-use super::remote::settings;
 use super::InviteCommand;
 
-fn options(uses: Option<u32>, expires: Option<f64>, note: Option<String>) -> CreateOptions {
-    CreateOptions {
-        uses,
-        expires_days: expires,
-        note,
+/// The control command for `command`, and whether it prints JSON.
+pub fn command(command: InviteCommand) -> (NodeCommand, bool) {
+    match command {
+        InviteCommand::Create {
+            uses,
+            expires,
+            note,
+        } => {
+            let options = CreateOptions {
+                uses,
+                expires_days: expires,
+                note,
+            };
+            (NodeCommand::InviteCreate { options }, false)
+        }
+        InviteCommand::List { json } => (NodeCommand::InviteList, json),
+        InviteCommand::Revoke { id } => (NodeCommand::InviteRevoke { id }, false),
     }
 }
 
@@ -68,17 +74,6 @@ fn when(ms: u64) -> String {
     )
 }
 
-fn print_created(r: &InviteRow, out: &mut dyn Write) -> Result<()> {
-    print_row(r, out)?;
-    // The code is the last line, for scripts and for copying.
-    writeln!(
-        out,
-        "{}",
-        r.code.as_deref().context("the node's reply has no code")?
-    )?;
-    Ok(())
-}
-
 fn print_list(rows: &[InviteRow], json: bool, out: &mut dyn Write) -> Result<()> {
     if rows.is_empty() && !json {
         writeln!(out, "no invites")?;
@@ -93,65 +88,21 @@ fn print_list(rows: &[InviteRow], json: bool, out: &mut dyn Write) -> Result<()>
     Ok(())
 }
 
-fn decode<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T> {
-    serde_json::from_str(&v.to_compact()).context("the node's reply is not an invite")
-}
-
-/// Through a running node.
-pub async fn remote(command: InviteCommand, session: &Session, out: &mut dyn Write) -> Result<()> {
-    match command {
-        InviteCommand::Create {
-            uses,
-            expires,
-            note,
-        } => {
-            let arg = options(uses, expires, note).to_value();
-            let v = super::remote::call(session, &["invite", "create"], vec![arg]).await?;
-            print_created(&decode(&v)?, out)
+/// Prints the reply to an invite command: one invite (with its code as the
+/// last line if it was just made), or the list.
+pub fn print(reply: Reply, json: bool, out: &mut dyn Write) -> Result<()> {
+    match reply {
+        Reply::Invite(row) => {
+            print_row(&row, out)?;
+            // A new invite's code is the last line, for scripts and copying.
+            if let Some(code) = &row.code {
+                writeln!(out, "{code}")?;
+            }
+            Ok(())
         }
-        InviteCommand::List { json } => {
-            let v = super::remote::call(session, &["invite", "list"], vec![]).await?;
-            print_list(&decode::<Vec<InviteRow>>(&v)?, json, out)
-        }
-        InviteCommand::Revoke { id } => {
-            let v = super::remote::call(session, &["invite", "revoke"], vec![Value::string(&id)])
-                .await?;
-            print_row(&decode(&v)?, out)
-        }
+        Reply::Invites(rows) => print_list(&rows, json, out),
+        _ => bail!("the node's reply is not about invites"),
     }
-}
-
-/// On the store, with no node running.
-pub fn local(command: InviteCommand, data: &DataDir, out: &mut dyn Write) -> Result<ExitCode> {
-    let store = data.open_store()?;
-    match command {
-        InviteCommand::Create {
-            uses,
-            expires,
-            note,
-        } => {
-            let settings = settings(data, None)?;
-            let keys = data.keys()?;
-            let listen = host::configured_listen(&settings.listen)?;
-            let (host, port) = host::code_address(settings.public_address.as_ref(), listen);
-            let (code, record) = invites::create(
-                &store,
-                &keys.id(),
-                host,
-                port,
-                &options(uses, expires, note),
-            )?;
-            let row = InviteRow {
-                code: Some(code.text()),
-                ..InviteRow::of(&record, now_ms())
-            };
-            print_created(&row, out)?;
-        }
-        InviteCommand::List { json } => print_list(&invites::list(&store)?, json, out)?,
-        InviteCommand::Revoke { id } => print_row(&invites::revoke_row(&store, &id)?, out)?,
-    }
-    store.persist()?;
-    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -11,6 +11,6 @@ pub mod session;
 
 pub use handshake::{client_handshake, server_handshake, LinkError};
 pub use session::{
-    Body, CallError, CallType, Handler, InboundCall, Item, Request, Session, SessionConfig, Sink,
-    Stream,
+    Body, CallError, CallType, Handler, InboundCall, Item, Request, RequestError, Session,
+    SessionConfig, Sink, Stream,
 };

@@ -1,11 +1,9 @@
-//! Making, listing and revoking invites: the control socket's
-//! `invite.create`, `invite.list` and `invite.revoke` on the running node,
-//! and the same functions on the store when no node runs. The codes are
+//! Making, listing and revoking invites: what the control commands
+//! `invite.create`, `invite.list` and `invite.revoke` ([`super::command`])
+//! do, on a node or on the store alone. The codes are
 //! shown once and never stored; the store keeps each invite's public key
 //! and limits ([`crate::store::invites`]), and invite-key sessions are
 //! [`crate::replication::invite_session`].
-
-use std::sync::Arc;
 
 use super::Node;
 use crate::feed::json::Value;
@@ -22,9 +20,6 @@ pub const MAX_USES: u32 = 10_000;
 pub const MAX_EXPIRES_DAYS: f64 = 36_500.0;
 /// Longest note, in bytes.
 pub const MAX_NOTE: usize = 500;
-
-/// The control socket's invite methods.
-pub const LOCAL_METHODS: &[&str] = &["invite.create", "invite.list", "invite.revoke"];
 
 /// Why an invite command failed.
 #[derive(Debug, thiserror::Error)]
@@ -298,28 +293,6 @@ pub fn list(store: &Store) -> Result<Vec<InviteRow>, InviteError> {
 /// Revokes the invite named by `id` (see [`revoke`]): its row.
 pub fn revoke_row(store: &Store, id: &str) -> Result<InviteRow, InviteError> {
     Ok(InviteRow::of(&revoke(store, id)?, now_ms()))
-}
-
-fn to_value<T: serde::Serialize>(t: &T) -> Result<Value, String> {
-    let bytes = serde_json::to_vec(t).map_err(|e| e.to_string())?;
-    Value::parse(&bytes).map_err(|e| e.to_string())
-}
-
-/// The control socket's `invite.create`, `invite.list` and `invite.revoke`.
-pub async fn answer_local(node: &Arc<Node>, method: &str, args: &[Value]) -> Result<Value, String> {
-    let arg = args.first().cloned().unwrap_or(Value::Null);
-    match method {
-        "invite.create" => {
-            let opts = CreateOptions::from_value(&arg).map_err(|e| e.to_string())?;
-            to_value(&create_on(node, &opts).map_err(|e| e.to_string())?)
-        }
-        "invite.list" => to_value(&list(node.replica().store()).map_err(|e| e.to_string())?),
-        "invite.revoke" => {
-            let id = arg.as_str().ok_or("invite.revoke expects an invite id")?;
-            to_value(&revoke_row(node.replica().store(), id).map_err(|e| e.to_string())?)
-        }
-        _ => Err(format!("method:{method} is not in list of allowed methods")),
-    }
 }
 
 #[cfg(test)]
