@@ -26,6 +26,7 @@ pub mod feed;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod ingest;
+pub mod invite;
 pub mod muxrpc;
 pub mod net;
 pub mod publish;

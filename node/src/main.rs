@@ -15,6 +15,8 @@ use ssb_node::feed::{BatchVerifier, BlobId, FeedId, Message, Value};
 use ssb_node::ingest::{parse_line, Ingest};
 use ssb_node::service::command::Command as NodeCommand;
 
+#[path = "cli/invites.rs"]
+mod invites;
 #[path = "cli/open.rs"]
 mod open;
 #[path = "cli/remote.rs"]
@@ -151,6 +153,39 @@ enum Command {
         /// The whole status as one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Pub-style invite codes that make this node follow whoever uses them.
+    Invite {
+        #[command(subcommand)]
+        command: InviteCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum InviteCommand {
+    /// Make an invite; prints it, then the code `HOST:PORT:@KEY.ed25519~SEED`
+    /// as the last line (shown only now: it is not stored).
+    Create {
+        /// How many feeds may use it (default 1).
+        #[arg(long, value_name = "N")]
+        uses: Option<u32>,
+        /// Days until it expires (fractions allowed; default: never).
+        #[arg(long, value_name = "DAYS")]
+        expires: Option<f64>,
+        /// A note for you (who it is for); never sent to anyone.
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+    /// List the invites: id, state, uses left, expiry, note.
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an invite: its id, or the start of it.
+    Revoke {
+        /// The invite's id (as `invite list` shows it) or a unique start of it.
+        id: String,
     },
 }
 
@@ -461,6 +496,10 @@ fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
             }
         }
         Command::Blobs { command } => return blobs(command, data, &mut out),
+        Command::Invite { command } => {
+            let (command, j) = invites::command(command);
+            return node(command, json(j));
+        }
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

@@ -35,6 +35,10 @@
 //                                      outgoing ebt.replicate calls that failed (legacy fallback),
 //                                      rpc connections with peers
 //   rss                             -> {rss, hwm}          bytes; hwm = VmHWM of this process
+//   inviteAccept {code}             -> {accepted}          ssb-invite's invite.accept (Patchwork's path);
+//                                      an error carries every message of its explain-error chain
+//   inviteCall {code, method, args?} -> {result}           connects with the code's seed keypair (as
+//                                      invite.accept does) and makes one async call, e.g. whoami
 'use strict'
 
 const fs = require('fs')
@@ -75,9 +79,17 @@ function parseArgs (argv) {
 const opts = parseArgs(process.argv.slice(2))
 process.env.HOME = opts.dir // no ~/.ssb or ~/.ssbrc from the real home
 
-const pull = require('pull-stream')
+// Every package comes from ssb-server's own dependency tree: the top level of tests/node_modules
+// also holds the newer Manyverse stack (ssb-ebt 9, ssb-friends 5, ...) for tests/js/manyverse.js.
+const serverDir = path.dirname(require.resolve('ssb-server/package.json'))
+function fromServer (name) {
+  return require(require.resolve(name, { paths: [serverDir] }))
+}
+const pull = fromServer('pull-stream')
+// What ssb-invite's invite.accept connects with.
+const createClient = fromServer('ssb-client/client')
 // ssb-config's defaults without rc, so that neither argv nor ssb_* env vars leak into the config.
-const setDefaults = require('ssb-config/defaults')
+const setDefaults = fromServer('ssb-config/defaults')
 
 const config = setDefaults('ssb', {
   path: opts.dir,
@@ -89,13 +101,13 @@ const config = setDefaults('ssb', {
 })
 
 // The plugin list of ssb-server 16.0.1 bin.js `start`, in its order.
-let stack = require('ssb-server')
+let stack = fromServer('ssb-server')
 const plugins = ['ssb-private1', 'ssb-onion', 'ssb-unix-socket', 'ssb-no-auth', 'ssb-plugins',
   'ssb-master', 'ssb-gossip', 'ssb-replicate', 'ssb-friends', 'ssb-blobs', 'ssb-invite', 'ssb-local',
   'ssb-logging', 'ssb-query', 'ssb-links', 'ssb-ws', 'ssb-ebt', 'ssb-ooo']
 for (const name of plugins) {
   if (name === 'ssb-ebt' && !opts.ebt) continue
-  stack = stack.use(require(name))
+  stack = stack.use(fromServer(name))
 }
 const sbot = stack(config)
 
@@ -172,6 +184,24 @@ function pipelined (total, window, task, cb) {
   }
   if (total === 0) cb(null)
   else startMore()
+}
+
+// The messages of an error and of the errors it explains (explain-error chains them by prototype).
+function messages (err) {
+  const out = []
+  // A remote muxrpc error may arrive as a plain object {name, message, stack}.
+  for (let e = err; e && typeof e === 'object' && e !== Object.prototype && out.length < 8;
+    e = Object.getPrototypeOf(e)) {
+    if (Object.prototype.hasOwnProperty.call(e, 'message') && !out.includes(e.message)) out.push(e.message)
+  }
+  return new Error(out.join(': ') || String(err))
+}
+
+// A legacy code HOST:PORT:@KEY.ed25519~SEED as the multiserver address net:HOST:PORT~shs:KEY:SEED.
+function inviteAddress (code) {
+  const m = /^(.+):(\d+):@([^~]+)\.ed25519~(.+)$/.exec(code)
+  if (!m) throw new Error('not a legacy invite code: ' + code)
+  return 'net:' + m[1] + ':' + m[2] + '~shs:' + m[3] + ':' + m[4]
 }
 
 const commands = {
@@ -325,6 +355,33 @@ const commands = {
   },
 
   stats (c, cb) { cb(null, Object.assign({}, stats)) },
+
+  inviteAccept (c, cb) {
+    sbot.invite.accept(c.code, (err) => {
+      if (err) return cb(messages(err))
+      cb(null, { accepted: true })
+    })
+  },
+
+  inviteCall (c, cb) {
+    let remote
+    try {
+      remote = inviteAddress(c.code)
+    } catch (err) {
+      return cb(err)
+    }
+    const [group, name] = c.method.includes('.') ? c.method.split('.') : [null, c.method]
+    const manifest = group ? { [group]: { [name]: 'async' } } : { [name]: 'async' }
+    createClient({ keys: true, remote, config, manifest }, (err, rpc) => {
+      if (err) return cb(messages(err))
+      const fn = group ? rpc[group][name] : rpc[name]
+      fn(...(c.args || []), (err, result) => {
+        rpc.close(() => {})
+        if (err) return cb(messages(err))
+        cb(null, { result })
+      })
+    })
+  },
 
   rss (c, cb) {
     const status = fs.readFileSync('/proc/self/status', 'utf8')

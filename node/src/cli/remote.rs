@@ -240,6 +240,7 @@ fn write_reply(reply: Reply, json: bool, out: &mut dyn Write) -> Result<ExitCode
         Reply::Sticks(rows) => super::sneakernet::print_sticks(&rows, json, out)?,
         Reply::Import(report) => super::sneakernet::print_import(&report, json, out)?,
         Reply::Export(report) => super::sneakernet::print_export(&report, out)?,
+        reply @ (Reply::Invite(_) | Reply::Invites(_)) => super::invites::print(reply, json, out)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,7 @@
 //! feed. The follow graph is built from each feed's latest stance per contact.
 
 use super::ids::FeedId;
-use super::json::Value;
+use super::json::{Object, Value};
 
 /// A feed's stance on another feed, after all its contact messages about it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,6 +52,15 @@ impl ContactChange {
             blocking: self.blocking.unwrap_or(s.blocking),
         }
     }
+}
+
+/// The content of a contact message following or unfollowing `feed`.
+pub fn follow_content(feed: &FeedId, following: bool) -> Value {
+    let mut o = Object::new();
+    o.push("type", Value::string("contact"));
+    o.push("contact", Value::string(&feed.to_string()));
+    o.push("following", Value::Bool(following));
+    Value::Object(o)
 }
 
 #[cfg(test)]

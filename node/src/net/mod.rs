@@ -12,9 +12,9 @@
 //! - [`ebt`]: EBT's vector-clock notes; [`ebt_session`]: one link's EBT rules
 //!   (notes in, decisions out; time passed in by the driver).
 //!
-//! All libsodium use is confined to the private `crypto` module.
+//! All libsodium use is confined to the crate-private `crypto` module.
 
-mod crypto;
+pub(crate) mod crypto;
 
 pub mod address;
 pub mod box_stream;

@@ -11,6 +11,7 @@
 //!   [`admission`], with dropped connections logged by [`refusals`].
 //! - [`sync`]: one connection, replicate both ways, report, close.
 //! - [`lan`]: LAN discovery feeding the dialler.
+//! - [`invite_session`]: the sessions of clients holding an invite key.
 //! - [`link_status`]: each link's syncing state, told to a [`LinkWatch`].
 
 pub mod admission;
@@ -18,6 +19,7 @@ pub mod answers;
 pub mod blob_exchange;
 pub mod ebt_link;
 pub mod history;
+pub mod invite_session;
 pub mod lan;
 pub mod link;
 pub mod link_status;
@@ -32,6 +34,7 @@ use crate::feed::FeedId;
 use crate::net::shs::{self, NetworkKey};
 use crate::replica::Replica;
 
+pub use invite_session::InviteSessions;
 pub use link_status::{LinkMark, LinkWatch};
 pub use peers::PeerTable;
 
@@ -51,6 +54,7 @@ pub struct Replicator {
     network: Network,
     peers: PeerTable,
     links: Arc<dyn LinkWatch>,
+    invites: InviteSessions,
 }
 
 impl std::fmt::Debug for Replicator {
@@ -75,6 +79,7 @@ impl Replicator {
             network,
             peers: PeerTable::default(),
             links,
+            invites: InviteSessions::default(),
         }))
     }
 
@@ -101,6 +106,11 @@ impl Replicator {
     /// Known and connected peers.
     pub fn peers(&self) -> &PeerTable {
         &self.peers
+    }
+
+    /// What invite-key sessions share.
+    pub fn invite_sessions(&self) -> &InviteSessions {
+        &self.invites
     }
 
     /// Where each link's syncing state goes.

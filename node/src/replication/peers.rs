@@ -11,6 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::admission::{Admission, HandshakeSlot, Refusal, SessionSlot};
 use super::answers::PeerAnswers;
+use super::invite_session;
 use super::link::{self, LinkCtx};
 use super::link_status;
 use super::refusals::Refusals;
@@ -300,6 +301,10 @@ async fn incoming(
         node.peers()
             .admission
             .session(peer, Some(from.ip()), is_known(&node, &peer))?;
+    if invite_session::is_invite_key(node.replica(), &peer) {
+        invite_session::serve(node, stream, &outcome, peer, session_slot).await;
+        return Ok(());
+    }
     tracing::info!(%from, %peer, "peer connected");
     node.peers().know(peer, None, Source::Incoming);
     run_session(node, stream, &outcome, peer, false, false, session_slot).await;

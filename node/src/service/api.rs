@@ -61,11 +61,7 @@ pub fn vector_clock(store: &Store) -> Result<Value, StoreError> {
 
 /// A `contact` content following or unfollowing `feed`.
 pub fn contact(feed: &FeedId, following: bool) -> Value {
-    let mut o = Object::new();
-    o.push("type", Value::string("contact"));
-    o.push("contact", Value::string(&feed.to_string()));
-    o.push("following", Value::Bool(following));
-    Value::Object(o)
+    crate::feed::contact::follow_content(feed, following)
 }
 
 /// What `ssb-node status` shows: identity, replication counts, peers, and

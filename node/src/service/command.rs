@@ -14,7 +14,9 @@
 //! `unfollow(feed) → {key}`, `blobs.add(path) → id`, `peers() → [row]`,
 //! `sync(address, seconds?) → text`, `status() → object`, `stick.sync(mount)`,
 //! `bundle.import(path)`, `bundle.export(path, clock?) → report`,
-//! `sticks() → [row]`. The three sneakernet ones also answer as `source`
+//! `sticks() → [row]`, `invite.create({uses?, expires?, note?}) → row with
+//! code`, `invite.list() → [row]`, `invite.revoke(id) → row`. The three
+//! sneakernet ones also answer as `source`
 //! calls: items `{"progress": STEP}` (at most five a second), then one
 //! `{"report": REPORT}`, then the end (or an error).
 
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use bundle_format::Clock;
 
+use super::invites::{self, CreateOptions, InviteError, InviteRow};
 use super::{api, Node};
 use crate::appliance::visits::{self, SneakernetError};
 use crate::blob_store::{BlobError, BlobStore};
@@ -53,6 +56,9 @@ pub const METHODS: &[&str] = &[
     "bundle.import",
     "bundle.export",
     "sticks",
+    "invite.create",
+    "invite.list",
+    "invite.revoke",
 ];
 
 /// Most bytes of arguments one request carries: half the largest body a
@@ -119,6 +125,18 @@ pub enum Command {
     },
     /// The sticks seen.
     Sticks,
+    /// Make an invite.
+    InviteCreate {
+        /// Its uses, expiry and note.
+        options: CreateOptions,
+    },
+    /// The invites kept.
+    InviteList,
+    /// Revoke an invite.
+    InviteRevoke {
+        /// Its id, or a unique start of it.
+        id: String,
+    },
 }
 
 /// A command's answer.
@@ -146,6 +164,10 @@ pub enum Reply {
     Export(ExportReport),
     /// The sticks seen, as recorded.
     Sticks(serde_json::Value),
+    /// The invite made (with its code) or revoked.
+    Invite(InviteRow),
+    /// The invites kept, oldest first.
+    Invites(Vec<InviteRow>),
 }
 
 /// Why a command was refused or failed, named for who is at fault.
@@ -205,6 +227,9 @@ pub enum CommandError {
     /// The stick visit, import or export failed.
     #[error(transparent)]
     Sneakernet(#[from] SneakernetError),
+    /// An invite could not be made or revoked (options, id, room, store).
+    #[error(transparent)]
+    Invite(#[from] InviteError),
     /// A blocking task died (a bug of ours).
     #[error("internal task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -302,6 +327,13 @@ impl Command {
                 }
             }
             "sticks" => Command::Sticks,
+            "invite.create" => Command::InviteCreate {
+                options: CreateOptions::from_value(args.first().unwrap_or(&Value::Null))?,
+            },
+            "invite.list" => Command::InviteList,
+            "invite.revoke" => Command::InviteRevoke {
+                id: text("an invite id")?.to_owned(),
+            },
             _ => return Err(CommandError::UnknownMethod(method.to_owned())),
         })
     }
@@ -322,6 +354,9 @@ impl Command {
             Command::BundleImport { .. } => "bundle.import",
             Command::BundleExport { .. } => "bundle.export",
             Command::Sticks => "sticks",
+            Command::InviteCreate { .. } => "invite.create",
+            Command::InviteList => "invite.list",
+            Command::InviteRevoke { .. } => "invite.revoke",
         }
     }
 
@@ -352,7 +387,13 @@ impl Command {
                 }
                 args
             }
-            Command::Clock | Command::Peers | Command::Status | Command::Sticks => Vec::new(),
+            Command::InviteCreate { options } => vec![options.to_value()],
+            Command::InviteRevoke { id } => vec![Value::string(id)],
+            Command::Clock
+            | Command::Peers
+            | Command::Status
+            | Command::Sticks
+            | Command::InviteList => Vec::new(),
         }
     }
 
@@ -397,12 +438,16 @@ impl Command {
     }
 
     /// Whether the command runs on the data dir's stores alone when no node
-    /// runs (`get`, `clock`, `blobs add`): so it needs no identity, which a
-    /// data dir filled by `ingest` lacks.
+    /// runs (`get`, `clock`, `blobs add`, `invite list`, `invite revoke`):
+    /// so it needs no identity, which a data dir filled by `ingest` lacks.
     pub fn runs_on_stores(&self) -> bool {
         matches!(
             self,
-            Command::Get { .. } | Command::Clock | Command::BlobsAdd { .. }
+            Command::Get { .. }
+                | Command::Clock
+                | Command::BlobsAdd { .. }
+                | Command::InviteList
+                | Command::InviteRevoke { .. }
         )
     }
 
@@ -412,6 +457,11 @@ impl Command {
             Command::Get { id } => get(&data.open_store()?, id),
             Command::Clock => Ok(Reply::Clock(api::vector_clock(&data.open_store()?)?)),
             Command::BlobsAdd { path } => Ok(Reply::Blob(add_blob(&data.open_blobs()?, &path)?)),
+            Command::InviteList => Ok(Reply::Invites(invites::list(&data.open_store()?)?)),
+            Command::InviteRevoke { id } => Ok(Reply::Invite(invites::revoke_row(
+                &data.open_store()?,
+                &id,
+            )?)),
             other => Err(CommandError::NeedsNode(other.method())),
         }
     }
@@ -461,6 +511,11 @@ impl Command {
                 Reply::Export(visits::export_to(replica.clone(), path, clock, progress).await?)
             }
             Command::Sticks => Reply::Sticks(visits::sticks(replica)?),
+            Command::InviteCreate { options } => Reply::Invite(invites::create_on(node, &options)?),
+            Command::InviteList => Reply::Invites(invites::list(replica.store())?),
+            Command::InviteRevoke { id } => {
+                Reply::Invite(invites::revoke_row(replica.store(), &id)?)
+            }
         })
     }
 }
@@ -511,6 +566,8 @@ impl Reply {
             Reply::Import(r) => to_value(r)?,
             Reply::Export(r) => to_value(r)?,
             Reply::Sticks(rows) => to_value(rows)?,
+            Reply::Invite(row) => to_value(row)?,
+            Reply::Invites(rows) => to_value(rows)?,
         })
     }
 
@@ -555,6 +612,12 @@ impl Reply {
                 Reply::Export(serde_json::from_str(&v.to_compact()).map_err(json)?)
             }
             Command::Sticks => Reply::Sticks(serde_json::from_str(&v.to_compact()).map_err(json)?),
+            Command::InviteCreate { .. } | Command::InviteRevoke { .. } => {
+                Reply::Invite(serde_json::from_str(&v.to_compact()).map_err(json)?)
+            }
+            Command::InviteList => {
+                Reply::Invites(serde_json::from_str(&v.to_compact()).map_err(json)?)
+            }
         })
     }
 }
@@ -630,6 +693,15 @@ mod tests {
                 clock,
             },
             Command::Sticks,
+            Command::InviteCreate {
+                options: CreateOptions {
+                    uses: Some(3),
+                    expires_days: Some(1.5),
+                    note: Some("for Ana".into()),
+                },
+            },
+            Command::InviteList,
+            Command::InviteRevoke { id: "AbC".into() },
         ];
         assert_eq!(commands.len(), METHODS.len());
         for c in &commands {
@@ -662,6 +734,7 @@ mod tests {
                 r#"["/tmp/x", 5]"#,
                 "bundle.export expects a clock object as its second argument",
             ),
+            ("invite.revoke", "[]", "invite.revoke expects an invite id"),
         ];
         for (method, args, text) in cases {
             let e = parse(method, args).unwrap_err();
@@ -682,6 +755,15 @@ mod tests {
             parse("bundle.export", r#"["/tmp/x", {"@x": "seven"}]"#),
             Err(CommandError::BadClock(_))
         ));
+        for args in [r#"[{"uses": 1.5}]"#, r#"[{"expires": "soon"}]"#, "[7]"] {
+            assert!(
+                matches!(
+                    parse("invite.create", args),
+                    Err(CommandError::Invite(InviteError::Options(_)))
+                ),
+                "{args}"
+            );
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use firmware::LedSpec;
 use serde::Deserialize;
 
 use crate::feed::FeedId;
-use crate::net::address::MultiserverAddress;
+use crate::net::address::{Host, MultiserverAddress};
 use crate::net::shs::NetworkKey;
 use crate::replica::carry;
 use crate::replica::Policy;
@@ -54,6 +54,8 @@ pub struct ConfigFile {
     pub mount_roots: Option<Vec<PathBuf>>,
     /// The status LED (`none`, `sysfs:NAME`, `sysfs:/dir`, `gpio:CHIP:LINE`).
     pub led: Option<String>,
+    /// The host (IP or name) invite codes name (default: the LAN address).
+    pub public_address: Option<String>,
 }
 
 /// Why the config could not be used.
@@ -118,6 +120,8 @@ pub struct Settings {
     pub mount_roots: Vec<PathBuf>,
     /// The status LED.
     pub led: LedSpec,
+    /// The host invite codes name, if configured.
+    pub public_address: Option<Host>,
 }
 
 impl Default for Settings {
@@ -140,6 +144,7 @@ impl Default for Settings {
                 .map(PathBuf::from)
                 .collect(),
             led: LedSpec::None,
+            public_address: None,
         }
     }
 }
@@ -246,12 +251,20 @@ impl Settings {
                 ))
             }
         };
+        let public_address = match &file.public_address {
+            None => None,
+            Some(text) => Some(
+                text.parse::<Host>()
+                    .map_err(|e| bad("public_address", format!("{e}")))?,
+            ),
+        };
         Ok(Settings {
             carry,
             carry_max,
             sites: feeds("sites", &file.sites)?,
             mount_roots,
             led,
+            public_address,
             listen: file.listen.unwrap_or(defaults.listen),
             connect: file
                 .connect

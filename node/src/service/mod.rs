@@ -10,11 +10,13 @@
 //!   control socket.
 //! - [`config`]: the optional config file and the settings after defaults.
 //! - [`lag`]: how far behind each peer and stick is, for `status`.
+//! - [`invites`]: making, listing and revoking invites.
 
 pub mod api;
 pub mod command;
 pub mod config;
 pub mod control;
+pub mod invites;
 pub mod lag;
 pub mod node;
 pub mod server;

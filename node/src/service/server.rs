@@ -91,6 +91,9 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> Result<(), RunError> {
     };
     let listener = TcpListener::bind(&listen).await.map_err(listen_error)?;
     let local = listener.local_addr().map_err(listen_error)?;
+    node.replicator()
+        .invite_sessions()
+        .set_listen(node.settings().public_address.clone(), local);
     let control = control::listen(node.clone(), &opts.socket)
         .await
         .map_err(|error| RunError::Control {

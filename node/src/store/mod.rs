@@ -12,7 +12,9 @@
 //!   verified in full (`verified:` ‖ name → when last seen);
 //! - `wants`: blob id → nothing: blobs we want and do not hold yet;
 //! - `contacts`: author ‖ contact → the author's stance on that feed (see
-//!   [`contacts`]), kept in step with `log` by every append and promotion.
+//!   [`contacts`]), kept in step with `log` by every append and promotion;
+//! - `invites`: invite public key → the invite's uses, expiry and note (see
+//!   [`invites`]).
 //!
 //! Messages from a bundle are written into `log` past their feed's head,
 //! where no read looks, while the bundle is checked (see [`incoming`]);
@@ -27,6 +29,7 @@
 //! feed is still a valid prefix, which [`Store::check`] proves.
 
 mod contacts;
+pub mod invites;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -181,6 +184,7 @@ pub struct Store {
     remote: Keyspace,
     wants: Keyspace,
     contacts: Keyspace,
+    invites: Keyspace,
     /// The store's directory (where staging files go).
     dir: PathBuf,
 }
@@ -276,6 +280,7 @@ impl Store {
         let remote = db.keyspace("remote", small(1))?;
         let wants = db.keyspace("wants", small(1))?;
         let contacts = db.keyspace("contacts", small(1))?;
+        let invites = db.keyspace("invites", small(1))?;
         stage::drop_old_keyspace(&db)?;
         let store = Store {
             db,
@@ -285,6 +290,7 @@ impl Store {
             remote,
             wants,
             contacts,
+            invites,
             dir: dir.to_path_buf(),
         };
         store.drop_incoming()?;
@@ -323,6 +329,7 @@ impl Store {
             &self.remote,
             &self.wants,
             &self.contacts,
+            &self.invites,
         ];
         for k in keyspaces {
             k.rotate_memtable()?;
@@ -784,6 +791,31 @@ impl Store {
     /// `feed`'s stance on each feed its contact messages name.
     pub fn contacts(&self, feed: &FeedId) -> Result<HashMap<FeedId, Stance>, StoreError> {
         contacts::of(&self.contacts, feed)
+    }
+
+    /// The invite whose keypair has public key `key`, if this node made it.
+    pub fn invite(&self, key: &FeedId) -> Result<Option<invites::InviteRecord>, StoreError> {
+        invites::get(&self.invites, key)
+    }
+
+    /// Every invite this node keeps, oldest first.
+    pub fn invites(&self) -> Result<Vec<invites::InviteRecord>, StoreError> {
+        invites::all(&self.invites)
+    }
+
+    /// Stores a new invite durably, dropping the oldest dead ones past
+    /// [`invites::MAX_INVITES`] (dead at `now`, ms); `false` if all kept
+    /// ones are live and there is no room.
+    pub fn add_invite(&self, record: &invites::InviteRecord, now: f64) -> Result<bool, StoreError> {
+        let added = invites::add(&self.invites, record, now)?.is_some();
+        self.persist()?;
+        Ok(added)
+    }
+
+    /// Writes a changed invite (a use counted, a revocation), durably.
+    pub fn put_invite(&self, record: &invites::InviteRecord) -> Result<(), StoreError> {
+        invites::put(&self.invites, record)?;
+        self.persist()
     }
 
     /// The latest stored message of `feed`, if any.
