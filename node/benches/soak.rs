@@ -22,6 +22,10 @@
 //! feed, each peer holds the hub's, and `ssb-node check` passes on the hub.
 //! Exits non-zero when that fails. Only 127.0.0.1; everything is bounded in
 //! count and time and stops by itself.
+//!
+//! `SSB_SOAK_HUB_WRAPPER` (words split on spaces) runs the hub under a
+//! program that execs it, e.g. `env LD_PRELOAD=… DUMP_HEAPTRACK_OUTPUT=…`
+//! for heaptrack: the sampled PID stays the hub's.
 #![allow(missing_docs)]
 
 #[path = "../../tests/support/mod.rs"]
@@ -351,10 +355,12 @@ fn main() {
     let stick_inside = root.join("STICK");
 
     let hub_log = dir.join("hub.log");
+    let wrapper: String = env_or("SSB_SOAK_HUB_WRAPPER", String::new());
+    let wrapper: Vec<&str> = wrapper.split_whitespace().collect();
     let (hub_child, hub_addr) = spawn_run(
         &hub,
         &["--mount-root", root.to_str().expect("utf8")],
-        &[],
+        &wrapper,
         &[("SSB_NODE_LOG", "ssb_node=info")],
         std::fs::File::create(&hub_log).expect("log").into(),
     );

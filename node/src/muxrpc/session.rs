@@ -414,6 +414,12 @@ impl Sink {
         self.open_for_send().is_ok()
     }
 
+    /// Waits until the session this call belongs to has ended: a task that
+    /// answers a call and waits for something else ends with it too.
+    pub async fn session_closed(&self) {
+        self.session.closed().await;
+    }
+
     /// Sends one item (a stream item, or an async reply). Empty bodies are
     /// skipped: they would read as goodbye. Fails once the call has ended.
     pub async fn send(&self, body: Body) -> Result<(), CallError> {

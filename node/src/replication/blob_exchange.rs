@@ -118,9 +118,13 @@ pub async fn serve_create_wants(node: Arc<Replica>, ctx: Option<Arc<LinkCtx>>, s
             tokio::select! {
                 c = changes.changed() => if c.is_err() { return },
                 _ = ctx.blobs.wake.notified() => {}
+                () = sink.session_closed() => return,
             }
-        } else if changes.changed().await.is_err() {
-            return;
+        } else {
+            tokio::select! {
+                c = changes.changed() => if c.is_err() { return },
+                () = sink.session_closed() => return,
+            }
         }
     }
 }
@@ -457,5 +461,62 @@ pub fn has(node: &Replica, arg: &Value) -> Result<Value, BlobRequestError> {
             items.iter().map(one).collect::<Result<_, _>>()?,
         )),
         v => one(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Ignore;
+
+    impl crate::muxrpc::Handler for Ignore {
+        fn handle(&self, _call: crate::muxrpc::InboundCall) {}
+    }
+
+    /// Serves `blobs.createWants` on `node` and says when the answer ends.
+    struct ServeWants {
+        node: Arc<Replica>,
+        ended: tokio::sync::mpsc::UnboundedSender<()>,
+    }
+
+    impl crate::muxrpc::Handler for ServeWants {
+        fn handle(&self, call: crate::muxrpc::InboundCall) {
+            let (node, ended) = (self.node.clone(), self.ended.clone());
+            tokio::spawn(async move {
+                serve_create_wants(node, None, call.stream.sink()).await;
+                let _ = ended.send(());
+            });
+        }
+    }
+
+    #[tokio::test]
+    async fn a_create_wants_answer_ends_with_its_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = crate::data_dir::DataDir::new(dir.path());
+        let (keys, _) = data.init(None).unwrap();
+        let node = Replica::new(
+            keys,
+            data.open_store().unwrap(),
+            data.open_blobs().unwrap(),
+            crate::replica::Policy::default(),
+        )
+        .unwrap();
+        let (ended, mut ended_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let cfg = crate::muxrpc::SessionConfig::default;
+        let server = Session::start(b, None, Arc::new(ServeWants { node, ended }), cfg());
+        let client = Session::start(a, None, Arc::new(Ignore), cfg());
+        let mut stream = client
+            .call(&["blobs", "createWants"], CallType::Source, vec![])
+            .await
+            .unwrap();
+        assert!(matches!(stream.recv().await, Some(Item::Data(_))));
+        // The peer leaves while no want changes.
+        client.close().await;
+        server.closed().await;
+        tokio::time::timeout(std::time::Duration::from_secs(10), ended_rx.recv())
+            .await
+            .expect("the createWants answer outlived its session");
     }
 }
