@@ -73,7 +73,7 @@ enum State {
 }
 
 /// One item of a bundle.
-pub enum Item<'a, R: Read> {
+pub enum BundleItem<'a, R: Read> {
     /// The next message of a feed.
     Line(Line<'a>),
     /// The next blob, to be read (or not) before the next call to `next`.
@@ -154,7 +154,7 @@ fn fill<R: Read>(
 pub fn verify<R: Read>(input: R, limits: &Limits) -> Result<VerifiedBundle, BundleError> {
     let mut r = BundleReader::open(input, limits)?;
     while let Some(item) = r.next()? {
-        if let Item::Blob(mut blob) = item {
+        if let BundleItem::Blob(mut blob) = item {
             io::copy(&mut blob, &mut io::sink()).map_err(|e| blob.error(e))?;
         }
     }
@@ -384,7 +384,7 @@ impl<R: Read> BundleReader<R> {
     /// The next line or blob; `Ok(None)` once the whole bundle, trailer and
     /// signature included, checked out. After an error, every call fails.
     #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> Result<Option<Item<'_, R>>, BundleError> {
+    pub fn next(&mut self) -> Result<Option<BundleItem<'_, R>>, BundleError> {
         if let Some(e) = self.pending.take() {
             self.state = State::Failed;
             return Err(e);
@@ -404,7 +404,7 @@ impl<R: Read> BundleReader<R> {
                 let f = &self.manifest.feeds[index];
                 // lines_left was decremented for this line.
                 let seq = u32::try_from(u64::from(f.last) - lines_left).unwrap_or(u32::MAX);
-                Ok(Some(Item::Line(Line {
+                Ok(Some(BundleItem::Line(Line {
                     feed: &f.feed,
                     seq,
                     bytes: &self.line,
@@ -414,7 +414,7 @@ impl<R: Read> BundleReader<R> {
                 let b = &self.manifest.blobs[index - self.manifest.feeds.len()];
                 let size = b.bytes;
                 debug_assert_eq!(left, size);
-                Ok(Some(Item::Blob(BlobReader {
+                Ok(Some(BundleItem::Blob(BlobReader {
                     r: self,
                     index,
                     size,

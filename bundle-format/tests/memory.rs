@@ -20,7 +20,7 @@ use std::io::{BufReader, BufWriter};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use bundle_format::{
-    BundleReader, BundleWriter, Fit, Item, Limits, Planner, WriterOptions, FAT32_MAX_FILE,
+    BundleItem, BundleReader, BundleWriter, Fit, Limits, Planner, WriterOptions, FAT32_MAX_FILE,
 };
 use support::*;
 
@@ -126,11 +126,11 @@ fn run(dir: &std::path::Path, n: u32, blob: usize) -> (usize, usize) {
         let mut blob_bytes = 0u64;
         while let Some(item) = r.next().unwrap() {
             match item {
-                Item::Line(l) => {
+                BundleItem::Line(l) => {
                     assert!(!l.bytes.is_empty());
                     lines += 1;
                 }
-                Item::Blob(mut b) => {
+                BundleItem::Blob(mut b) => {
                     blob_bytes += std::io::copy(&mut b, &mut std::io::sink()).unwrap()
                 }
             }

@@ -9,8 +9,8 @@ mod support;
 use std::io::Read;
 
 use bundle_format::{
-    read_manifest, verify, BundleError, BundleName, BundleReader, BundleWriter, Coverage, Fit,
-    Item, Limits, LineChecks, Planner, WriterOptions,
+    read_manifest, verify, BundleError, BundleItem, BundleName, BundleReader, BundleWriter,
+    Coverage, Fit, Limits, LineChecks, Planner, WriterOptions,
 };
 use support::*;
 
@@ -101,7 +101,7 @@ fn blobs_can_be_skipped_or_half_read_and_are_still_checked() {
     let mut r = BundleReader::open(&bytes[..], &Limits::default()).unwrap();
     let mut blobs = 0;
     while let Some(item) = r.next().unwrap() {
-        if let Item::Blob(mut b) = item {
+        if let BundleItem::Blob(mut b) = item {
             blobs += 1;
             let mut half = [0u8; 10];
             let n = b.read(&mut half).unwrap();

@@ -6,8 +6,8 @@ use std::io::Read;
 use bundle_format::header::canonical;
 use bundle_format::ids::{blob_id, feed_id};
 use bundle_format::{
-    BundleError, BundleReader, BundleWriter, Fit, Item, Limits, LineChecks, Manifest, Planner,
-    Trailer, WriterOptions, FAT32_MAX_FILE,
+    BundleError, BundleItem, BundleReader, BundleWriter, Fit, Limits, LineChecks, Manifest,
+    Planner, Trailer, WriterOptions, FAT32_MAX_FILE,
 };
 use ed25519_dalek::SigningKey;
 use sha2::{Digest as _, Sha256};
@@ -122,8 +122,10 @@ pub fn read_all(bytes: &[u8], limits: &Limits) -> Result<Contents, (BundleError,
     loop {
         match r.next() {
             Ok(None) => return Ok((lines, blobs)),
-            Ok(Some(Item::Line(l))) => lines.push((l.feed.to_string(), l.seq, l.bytes.to_vec())),
-            Ok(Some(Item::Blob(mut b))) => {
+            Ok(Some(BundleItem::Line(l))) => {
+                lines.push((l.feed.to_string(), l.seq, l.bytes.to_vec()))
+            }
+            Ok(Some(BundleItem::Blob(mut b))) => {
                 let id = b.id().to_string();
                 let mut data = Vec::new();
                 if let Err(e) = b.read_to_end(&mut data) {

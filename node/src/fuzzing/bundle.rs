@@ -3,7 +3,9 @@
 
 use std::io::Read as _;
 
-use bundle_format::{header, BundleError, BundleReader, Item, Limits, Manifest, Planner, Trailer};
+use bundle_format::{
+    header, BundleError, BundleItem, BundleReader, Limits, Manifest, Planner, Trailer,
+};
 use bundle_format::{BundleWriter, WriterOptions};
 use sha2::{Digest as _, Sha256};
 
@@ -38,7 +40,7 @@ fn read_all(compressed: &[u8], limits: &Limits) -> Result<Manifest, BundleError>
     let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
     while let Some(item) = r.next()? {
         match item {
-            Item::Line(line) => {
+            BundleItem::Line(line) => {
                 if feeds.last().is_none_or(|(f, _, _)| f != line.feed) {
                     feeds.push((line.feed.to_owned(), Vec::new(), Vec::new()));
                 }
@@ -48,7 +50,7 @@ fn read_all(compressed: &[u8], limits: &Limits) -> Result<Manifest, BundleError>
                 bytes.extend_from_slice(line.bytes);
                 bytes.push(b'\n');
             }
-            Item::Blob(mut blob) => {
+            BundleItem::Blob(mut blob) => {
                 let id = blob.id().to_owned();
                 let size = blob.size();
                 let mut data = Vec::new();

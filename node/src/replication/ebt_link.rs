@@ -24,11 +24,11 @@ use tokio::sync::{broadcast, Notify};
 
 use super::link::{LinkCtx, LinkStats};
 use crate::feed::{BatchVerifier, FeedId, Verified};
-use crate::muxrpc::{Body, Item, Sink, Stream};
+use crate::muxrpc::{Body, CallError, Item, Sink, Stream};
 use crate::net::ebt::{clock_value, Note};
-use crate::net::ebt_session::{EbtSession, Local, Received, SAVE_EVERY};
+use crate::net::ebt_session::{EbtSession, Local, Received, SessionError, SAVE_EVERY};
 use crate::replica::graph::ReplicateSet;
-use crate::replica::{verify_threads, Replica, READ_CHUNK};
+use crate::replica::{verify_threads, Replica, ReplicaError, READ_CHUNK};
 use crate::store::StoreError;
 
 /// Most messages stored per append. Batches are checked on all cores while
@@ -97,26 +97,60 @@ impl Local for ReplicaSide<'_> {
     }
 }
 
+/// Why one EBT exchange on a link ended badly, named for who is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum EbtLinkError {
+    /// The peer ended the stream with an error.
+    #[error("peer error: {0}")]
+    PeerSaid(String),
+    /// The peer ended the stream while a batch was being read.
+    #[error("stream ended")]
+    Ended,
+    /// The peer broke EBT's rules, or our store failed under the session.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// Sending on the link failed (it closed, or the peer broke muxrpc).
+    #[error(transparent)]
+    Send(#[from] CallError),
+    /// Our store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Our replica failed to store a batch.
+    #[error(transparent)]
+    Replica(#[from] ReplicaError),
+    /// A blocking task died (a bug of ours).
+    #[error("internal task failed: {0}")]
+    Task(tokio::task::JoinError),
+    /// The task that stores received batches stopped (a bug of ours, or the
+    /// node stopping).
+    #[error("the appender stopped")]
+    AppenderStopped,
+}
+
 fn lock(s: &EbtState) -> std::sync::MutexGuard<'_, EbtSession> {
     s.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Sends the notes the session queued, as one clock.
-async fn send_notes(state: &EbtState, sink: &Sink) -> Result<(), String> {
+async fn send_notes(state: &EbtState, sink: &Sink) -> Result<(), EbtLinkError> {
     let notes = lock(state).take_notes();
     send_clock(sink, notes).await
 }
 
 /// Sends `notes`, if any, as one clock.
-async fn send_clock(sink: &Sink, notes: Option<Vec<(FeedId, Note)>>) -> Result<(), String> {
+async fn send_clock(sink: &Sink, notes: Option<Vec<(FeedId, Note)>>) -> Result<(), EbtLinkError> {
     let Some(notes) = notes else { return Ok(()) };
     let v = clock_value(notes.iter().map(|(f, n)| (f, *n)));
-    sink.send(Body::json(&v)).await.map_err(|e| e.to_string())
+    Ok(sink.send(Body::json(&v)).await?)
 }
 
 /// Runs EBT on `stream` until it ends. `first` is the peer's opening item
 /// when we are the requester (the responder speaks first).
-pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> Result<(), String> {
+pub async fn run(
+    ctx: Arc<LinkCtx>,
+    mut stream: Stream,
+    first: Option<Body>,
+) -> Result<(), EbtLinkError> {
     let node = ctx.replica.clone();
     let state = Arc::new(Mutex::new(EbtSession::new(Instant::now())));
     *ctx.progress.ebt.lock().unwrap_or_else(|e| e.into_inner()) = Some(state.clone());
@@ -126,26 +160,19 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
     let mut graph = node.graph_changes();
 
     // Our opening clock, minus the feeds the peer's last clock already matched.
-    let stored = node
-        .store()
-        .remote_clock(&remote_name(&ctx.peer))
-        .map_err(|e| e.to_string())?;
+    let stored = node.store().remote_clock(&remote_name(&ctx.peer))?;
     let set = node.replicate_set();
-    let opening = lock(&state)
-        .open(
-            &ReplicaSide::with_set(&node, set.clone()),
-            set.feeds.keys(),
-            &stored,
-        )
-        .map_err(|e| e.to_string())?;
+    let opening = lock(&state).open(
+        &ReplicaSide::with_set(&node, set.clone()),
+        set.feeds.keys(),
+        &stored,
+    )?;
     tracing::debug!(peer = %ctx.peer, feeds = opening.notes.len(), skipped = opening.skipped, "ebt opening clock");
     let opening = clock_value(opening.notes.iter().map(|(f, n)| (f, *n)));
 
     let mut pending_first = first;
     if pending_first.is_none() {
-        sink.send(Body::json(&opening))
-            .await
-            .map_err(|e| e.to_string())?;
+        sink.send(Body::json(&opening)).await?;
     }
     let sender = tokio::spawn(send_loop(
         ctx.clone(),
@@ -166,7 +193,7 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
                 // We asked; the peer's clock came first. Now ours.
                 let r = handle_body(&ctx, &state, &sink, body, &mut batch).await;
                 if let Err(e) = sink.send(Body::json(&opening)).await {
-                    break Err(e.to_string());
+                    break Err(e.into());
                 }
                 if let Err(e) = r {
                     break Err(e);
@@ -182,7 +209,7 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
                     permit = to_appender.reserve(), if !batch.is_empty() => {
                         match permit {
                             Ok(p) => p.send(std::mem::take(&mut batch)),
-                            Err(_) => break Err("the appender stopped".into()),
+                            Err(_) => break Err(EbtLinkError::AppenderStopped),
                         }
                         continue;
                     }
@@ -196,7 +223,7 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
                         save_at.get_or_insert_with(|| tokio::time::Instant::now() + SAVE_EVERY);
                         let notes = match on_event(&node, &state, ev) {
                             Ok(notes) => notes,
-                            Err(e) => break Err(e.to_string()),
+                            Err(e) => break Err(e.into()),
                         };
                         wake.notify_one();
                         if let Err(e) = send_clock(&sink, notes).await {
@@ -235,7 +262,7 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
                 if batch.len() >= BATCH
                     && to_appender.send(std::mem::take(&mut batch)).await.is_err()
                 {
-                    break Err("the appender stopped".into());
+                    break Err(EbtLinkError::AppenderStopped);
                 }
                 wake.notify_one();
                 if let Err(e) = r {
@@ -245,7 +272,7 @@ pub async fn run(ctx: Arc<LinkCtx>, mut stream: Stream, first: Option<Body>) -> 
                 save_clock(&node, &ctx.peer, entries);
             }
             Some(Item::End) | None => break Ok(()),
-            Some(Item::Error(e)) => break Err(format!("peer error: {e}")),
+            Some(Item::Error(e)) => break Err(EbtLinkError::PeerSaid(e)),
         }
     };
     if !batch.is_empty() {
@@ -270,11 +297,11 @@ async fn save_timer(at: Option<tokio::time::Instant>) {
 }
 
 /// Turns an end or error seen while draining into the loop's result.
-fn pending_end(r: &mut Result<(), String>, item: Item) {
+fn pending_end(r: &mut Result<(), EbtLinkError>, item: Item) {
     if let Item::Error(e) = item {
-        *r = Err(format!("peer error: {e}"));
+        *r = Err(EbtLinkError::PeerSaid(e));
     } else {
-        *r = Err("stream ended".into());
+        *r = Err(EbtLinkError::Ended);
     }
 }
 
@@ -309,10 +336,10 @@ async fn handle_body(
     sink: &Sink,
     body: Body,
     batch: &mut Vec<Vec<u8>>,
-) -> Result<(), String> {
+) -> Result<(), EbtLinkError> {
     let received =
         lock(state).receive(&ReplicaSide::new(&ctx.replica), body.body_type, &body.bytes);
-    match received.map_err(|e| e.to_string())? {
+    match received? {
         Received::Message => {
             batch.push(body.bytes);
             return Ok(());
@@ -364,7 +391,7 @@ async fn append_loop(
 
 /// Parses a batch of received messages, keeps those of feeds we replicate,
 /// and checks their signatures, on blocking threads.
-async fn check_batch(ctx: &LinkCtx, raw: Vec<Vec<u8>>) -> Result<Verified, String> {
+async fn check_batch(ctx: &LinkCtx, raw: Vec<Vec<u8>>) -> Result<Verified, EbtLinkError> {
     let set = ctx.replica.replicate_set();
     let peer = ctx.peer;
     tokio::task::spawn_blocking(move || {
@@ -378,18 +405,14 @@ async fn check_batch(ctx: &LinkCtx, raw: Vec<Vec<u8>>) -> Result<Verified, Strin
         checked
     })
     .await
-    .map_err(|e| e.to_string())
+    .map_err(EbtLinkError::Task)
 }
 
 /// Stores a checked batch of received messages.
-async fn store_batch(ctx: &LinkCtx, state: &EbtState, batch: Verified) -> Result<(), String> {
+async fn store_batch(ctx: &LinkCtx, state: &EbtState, batch: Verified) -> Result<(), EbtLinkError> {
     lock(state).on_checked(batch.messages().map(|m| (m.author(), m.sequence())));
     let start = Instant::now();
-    let report = ctx
-        .replica
-        .append_verified(batch)
-        .await
-        .map_err(|e| e.to_string())?;
+    let report = ctx.replica.append_verified(batch).await?;
     tracing::debug!(peer = %ctx.peer, added = report.added, us = start.elapsed().as_micros(), "stored a batch");
     LinkStats::add(&ctx.stats.msgs_in, report.added as u64);
     if let Some((_, why)) = &report.first_rejection {
@@ -399,11 +422,9 @@ async fn store_batch(ctx: &LinkCtx, state: &EbtState, batch: Verified) -> Result
 }
 
 /// Sends notes for feeds that joined the replicate set.
-async fn tell_new_feeds(node: &Replica, state: &EbtState, sink: &Sink) -> Result<(), String> {
+async fn tell_new_feeds(node: &Replica, state: &EbtState, sink: &Sink) -> Result<(), EbtLinkError> {
     let set = node.replicate_set();
-    lock(state)
-        .on_replicate_change(&ReplicaSide::with_set(node, set.clone()), set.feeds.keys())
-        .map_err(|e| e.to_string())?;
+    lock(state).on_replicate_change(&ReplicaSide::with_set(node, set.clone()), set.feeds.keys())?;
     send_notes(state, sink).await
 }
 

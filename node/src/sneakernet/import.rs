@@ -25,7 +25,7 @@ use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
 
-use bundle_format::{BundleError, BundleName, BundleReader, Item, Limits, Manifest};
+use bundle_format::{BundleError, BundleItem, BundleName, BundleReader, Limits, Manifest};
 
 use crate::blob_store::{BlobError, StagedBlob};
 use crate::feed::{BatchVerifier, BlobId, FeedHead, FeedId, Invalid, Message, Value};
@@ -675,7 +675,7 @@ impl Reading<'_, '_> {
         let mut current: Option<(usize, Option<FeedHead>)> = None;
         while let Some(item) = reader.next()? {
             let mut blob = match item {
-                Item::Line(line) => {
+                BundleItem::Line(line) => {
                     let (index, m) = self.line(&line, current)?;
                     current = Some((index, Some(m.head())));
                     let entry = &self.plan[index];
@@ -686,7 +686,7 @@ impl Reading<'_, '_> {
                     }
                     continue;
                 }
-                Item::Blob(blob) => blob,
+                BundleItem::Blob(blob) => blob,
             };
             if self.checker.is_some() {
                 if !self.hand_over(&mut pending)? {
