@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use crate::replica::Replica;
 use mounts::{StickWatcher, WatchError};
 use status::Status;
-use status_led::StatusLed;
+use status_led::RunningLed;
 
 /// Stick events waiting for the handler loop (it never blocks for long).
 const EVENT_QUEUE: usize = 64;
@@ -39,7 +39,7 @@ const EVENT_QUEUE: usize = 64;
 pub struct Appliance {
     tasks: Vec<JoinHandle<()>>,
     _watcher: Option<StickWatcher>,
-    _led: Option<StatusLed>,
+    _led: Option<RunningLed>,
 }
 
 impl Drop for Appliance {

@@ -42,19 +42,19 @@ pub const MAX_ABSENT_PROBLEMS: usize = 16;
 
 /// The node's life phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub enum LifePhase {
     /// Starting: store open, not yet serving.
     Booting,
     /// Serving peers, the control socket and sticks.
     Ready,
 }
 
-impl Phase {
+impl LifePhase {
     /// `booting` or `ready`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Phase::Booting => "booting",
-            Phase::Ready => "ready",
+            LifePhase::Booting => "booting",
+            LifePhase::Ready => "ready",
         }
     }
 }
@@ -132,7 +132,7 @@ pub struct StickStatus {
 
 /// One peer link.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Link {
+pub struct LinkReport {
     /// The peer.
     pub peer: FeedId,
     /// Whether it is replicating (not caught up, or moved data lately).
@@ -143,17 +143,17 @@ pub struct Link {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     /// Booting or ready.
-    pub phase: Phase,
+    pub phase: LifePhase,
     /// Sticks in insertion order.
     pub sticks: Vec<StickStatus>,
     /// Open peer links by link number.
-    pub links: BTreeMap<u64, Link>,
+    pub links: BTreeMap<u64, LinkReport>,
 }
 
 impl Snapshot {
     fn new() -> Snapshot {
         Snapshot {
-            phase: Phase::Booting,
+            phase: LifePhase::Booting,
             sticks: Vec::new(),
             links: BTreeMap::new(),
         }
@@ -162,8 +162,8 @@ impl Snapshot {
     /// The LED pattern: the most urgent of what holds.
     pub fn pattern(&self) -> Pattern {
         let base = match self.phase {
-            Phase::Booting => Pattern::Booting,
-            Phase::Ready => Pattern::Idle,
+            LifePhase::Booting => Pattern::Booting,
+            LifePhase::Ready => Pattern::Idle,
         };
         let syncing = self.links.values().any(|l| l.syncing);
         let mut p = if syncing {
@@ -318,8 +318,8 @@ impl Status {
     /// The node serves: booting is over.
     pub fn set_ready(&self) {
         self.update(|s| {
-            let changed = s.phase != Phase::Ready;
-            s.phase = Phase::Ready;
+            let changed = s.phase != LifePhase::Ready;
+            s.phase = LifePhase::Ready;
             if changed {
                 tracing::info!("status: node ready");
             }
@@ -437,7 +437,7 @@ impl Status {
         self.update(|s| {
             s.links.insert(
                 id,
-                Link {
+                LinkReport {
                     peer,
                     syncing: true,
                 },
@@ -635,7 +635,7 @@ mod tests {
         let mut rx = status.subscribe();
         status.set_ready();
         assert!(rx.has_changed().unwrap());
-        assert_eq!(rx.borrow_and_update().phase, Phase::Ready);
+        assert_eq!(rx.borrow_and_update().phase, LifePhase::Ready);
         status.set_ready();
         assert!(!rx.has_changed().unwrap(), "no change, no wake-up");
         let run = status.stick_busy(&p("/media/a b"));

@@ -26,12 +26,12 @@ pub enum StatusLedError {
 /// The running LED. Dropping it stops the updates, turns the LED off and
 /// hands it back (a sysfs LED gets its trigger back).
 #[derive(Debug)]
-pub struct StatusLed {
+pub struct RunningLed {
     task: tokio::task::JoinHandle<()>,
     _driver: LedDriver,
 }
 
-impl Drop for StatusLed {
+impl Drop for RunningLed {
     fn drop(&mut self) {
         self.task.abort();
     }
@@ -39,7 +39,7 @@ impl Drop for StatusLed {
 
 /// Opens the LED `spec` names and keeps it showing `status`'s pattern;
 /// `None` for `none`.
-pub fn start(spec: &LedSpec, status: &Status) -> Result<Option<StatusLed>, StatusLedError> {
+pub fn start(spec: &LedSpec, status: &Status) -> Result<Option<RunningLed>, StatusLedError> {
     if *spec == LedSpec::None {
         return Ok(None);
     }
@@ -68,7 +68,7 @@ pub fn start(spec: &LedSpec, status: &Status) -> Result<Option<StatusLed>, Statu
             }
         }
     });
-    Ok(Some(StatusLed {
+    Ok(Some(RunningLed {
         task,
         _driver: driver,
     }))

@@ -1,13 +1,13 @@
-//! Target for box-stream: decryption of a real stream with some of its
+//! FuzzTarget for box-stream: decryption of a real stream with some of its
 //! bytes changed, and of bytes from nowhere.
 
-use super::{bounded, Target};
+use super::{bounded, FuzzTarget};
 use crate::net::box_stream::{Decryptor, Encryptor, Key, Nonce, HEADER_LEN};
 
 /// `box_stream::Decryptor`: never yields a byte of a box that was changed
 /// (nor of any box after it), yields every byte before it, and an unchanged
 /// stream reads back whole and ends cleanly, whatever the chunking.
-pub const TARGET: Target = Target {
+pub const TARGET: FuzzTarget = FuzzTarget {
     name: "box_stream",
     body,
     seeds,

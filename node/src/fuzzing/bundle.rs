@@ -9,13 +9,13 @@ use bundle_format::{
 use bundle_format::{BundleWriter, WriterOptions};
 use sha2::{Digest as _, Sha256};
 
-use super::{bounded, Target};
+use super::{bounded, FuzzTarget};
 use crate::feed::{BlobId, Keypair};
 
 /// `BundleReader`: a bundle that reads to the end holds what its manifest
 /// says (every feed entry's lines, count and sha256, every blob's size and
 /// hash), and the one-pass `verify` agrees with the reader on every input.
-pub const READER: Target = Target {
+pub const READER: FuzzTarget = FuzzTarget {
     name: "bundle_reader",
     body: reader,
     seeds: reader_seeds,
@@ -23,7 +23,7 @@ pub const READER: Target = Target {
 
 /// `Manifest::from_json`, `header::parse` and `Trailer::parse`: what
 /// parses is written back to something that parses the same.
-pub const MANIFEST: Target = Target {
+pub const MANIFEST: FuzzTarget = FuzzTarget {
     name: "bundle_manifest",
     body: manifest,
     seeds: manifest_seeds,

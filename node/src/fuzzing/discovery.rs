@@ -1,12 +1,12 @@
-//! Target for the LAN announcement packet.
+//! FuzzTarget for the LAN announcement packet.
 
-use super::{bounded, Target};
+use super::{bounded, FuzzTarget};
 use crate::discovery::{parse_announcement, MAX_PAYLOAD};
 use crate::feed::Keypair;
 
 /// `discovery::parse_announcement`: an address that parses prints to a
 /// packet that parses to the same address, within the size limit.
-pub const TARGET: Target = Target {
+pub const TARGET: FuzzTarget = FuzzTarget {
     name: "lan_packet",
     body,
     seeds,

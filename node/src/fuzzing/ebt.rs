@@ -1,13 +1,13 @@
-//! Target for EBT notes: vector clocks and the `ebt.replicate` arguments.
+//! FuzzTarget for EBT notes: vector clocks and the `ebt.replicate` arguments.
 
-use super::{bounded, Target};
+use super::{bounded, FuzzTarget};
 use crate::feed::{FeedId, Value};
 use crate::net::ebt::{check_request_args, clock_value, is_message, parse_clock, Note};
 
 /// `ebt::parse_clock` and `Note::decode`: a clock that parses is sent back
 /// (as JSON text) as the same notes; a note decodes only from the number
 /// it encodes to.
-pub const TARGET: Target = Target {
+pub const TARGET: FuzzTarget = FuzzTarget {
     name: "ebt_notes",
     body,
     seeds,

@@ -1,19 +1,19 @@
 //! Targets for message JSON: the JSON parser alone, and signed messages.
 
-use super::{bounded, Target};
+use super::{bounded, FuzzTarget};
 use crate::feed::json::Object;
 use crate::feed::{BatchVerifier, Keypair, Message, Value};
 
 /// `Value::parse`: a text that parses prints (compact and pretty) to texts
 /// that parse to the same value, and the compact print is a fixed point.
-pub const JSON: Target = Target {
+pub const JSON: FuzzTarget = FuzzTarget {
     name: "json",
     body: json,
     seeds: json_seeds,
 };
 
 /// `Message::parse` on lines of compact JSON (as EBT and bundles carry them).
-pub const MESSAGE: Target = Target {
+pub const MESSAGE: FuzzTarget = FuzzTarget {
     name: "message",
     body: message,
     seeds: message_seeds,

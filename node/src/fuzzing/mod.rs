@@ -31,7 +31,7 @@ static ALLOC: BoundedAlloc = BoundedAlloc;
 
 /// A fuzz target: its name, its body and the seeds it starts from.
 #[derive(Clone, Copy)]
-pub struct Target {
+pub struct FuzzTarget {
     /// The name (the cargo-fuzz binary's, the corpus folder's).
     pub name: &'static str,
     /// The body: any input must pass it.
@@ -41,7 +41,7 @@ pub struct Target {
 }
 
 /// Every target.
-pub const TARGETS: &[Target] = &[
+pub const TARGETS: &[FuzzTarget] = &[
     feed::JSON,
     feed::MESSAGE,
     rpc::FRAMES,
@@ -57,7 +57,7 @@ pub const TARGETS: &[Target] = &[
 ];
 
 /// The target named `name`.
-pub fn target(name: &str) -> Option<&'static Target> {
+pub fn target(name: &str) -> Option<&'static FuzzTarget> {
     TARGETS.iter().find(|t| t.name == name)
 }
 

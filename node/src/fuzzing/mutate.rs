@@ -5,7 +5,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::Target;
+use super::FuzzTarget;
 
 /// xorshift64*: a fixed seed gives the same run on every machine.
 pub struct Rng(u64);
@@ -165,7 +165,7 @@ fn hex(data: &[u8]) -> String {
 
 /// Runs `target` on each seed, then on `iterations` mutations of them; a
 /// failing input is named in the panic message (hex) so it reproduces.
-pub fn run(target: &Target, iterations: usize) {
+pub fn run(target: &FuzzTarget, iterations: usize) {
     let seeds = (target.seeds)();
     assert!(!seeds.is_empty(), "{}: no seeds", target.name);
     let max_len = seeds.iter().map(Vec::len).max().unwrap_or(0) * 2 + 64;

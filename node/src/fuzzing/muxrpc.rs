@@ -1,13 +1,13 @@
 //! Targets for muxrpc bodies and for the requests the control socket reads.
 
-use super::{bounded, Target};
+use super::{bounded, FuzzTarget};
 use crate::muxrpc::session::{error_body, error_message};
 use crate::muxrpc::{Body, Request};
 use crate::net::rpc::{BodyType, DecoderItem, Frame};
 
 /// `Body::to_value` and the error-body reader: a JSON body reads as its
 /// JSON, a UTF-8 body as its string, and a value sent comes back the same.
-pub const BODY: Target = Target {
+pub const BODY: FuzzTarget = FuzzTarget {
     name: "muxrpc_body",
     body,
     seeds: body_seeds,
@@ -16,7 +16,7 @@ pub const BODY: Target = Target {
 /// The control socket (muxrpc in plain text over a unix socket): the frame
 /// stream, and each new request in it as the session parses it. A request
 /// that parses is sent back as what it was.
-pub const CONTROL_REQUEST: Target = Target {
+pub const CONTROL_REQUEST: FuzzTarget = FuzzTarget {
     name: "control_request",
     body: control_request,
     seeds: control_seeds,

@@ -1,6 +1,6 @@
-//! Target for muxrpc frames (the packet-stream codec).
+//! FuzzTarget for muxrpc frames (the packet-stream codec).
 
-use super::{bounded, Target};
+use super::{bounded, FuzzTarget};
 use crate::net::rpc::{
     Decoder, DecoderItem, Encoder, Frame, RpcError, DEFAULT_MAX_BODY_LEN, HEADER_LEN,
 };
@@ -9,7 +9,7 @@ use crate::net::rpc::{
 /// frame encodes back to the very bytes it came from; nothing is consumed
 /// after goodbye; a body grows only with the bytes that arrived (a 4 GiB or
 /// 1 MiB length field allocates nothing up front).
-pub const FRAMES: Target = Target {
+pub const FRAMES: FuzzTarget = FuzzTarget {
     name: "rpc_frames",
     body: frames,
     seeds: frames_seeds,

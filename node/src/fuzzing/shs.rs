@@ -1,8 +1,8 @@
-//! Target for the secret handshake: either side fed the peer's bytes.
+//! FuzzTarget for the secret handshake: either side fed the peer's bytes.
 
 use std::sync::OnceLock;
 
-use super::{bounded, Target};
+use super::{bounded, FuzzTarget};
 use crate::net::shs::{
     EphemeralKeypair, Handshake, Keypair, NetworkKey, Outcome, PublicKey, Status,
 };
@@ -11,7 +11,7 @@ use crate::net::shs::{
 /// output after the failure; reading never takes more than it was given;
 /// and a side that finishes was given the real peer's messages and agrees
 /// with it on the keys (no one without the keys gets through).
-pub const TARGET: Target = Target {
+pub const TARGET: FuzzTarget = FuzzTarget {
     name: "shs",
     body,
     seeds,

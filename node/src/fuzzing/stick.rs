@@ -1,15 +1,15 @@
-//! Target for a stick's descriptor, `SSB-SNEAKERNET/stick.json`, read
+//! FuzzTarget for a stick's descriptor, `SSB-SNEAKERNET/stick.json`, read
 //! through `Stick::open` on a temporary folder.
 
 use std::fs;
 
-use super::{bounded, Target};
+use super::{bounded, FuzzTarget};
 use crate::sneakernet::stick::{Stick, StickError, FOLDER, FORMAT, VERSION};
 
 /// `Stick::open`: a descriptor is taken only if it is a regular file of
 /// ours whose id comes back unchanged, and it is never rewritten; anything
 /// else (including a link out of the stick) is a descriptor error.
-pub const TARGET: Target = Target {
+pub const TARGET: FuzzTarget = FuzzTarget {
     name: "stick_descriptor",
     body,
     seeds,

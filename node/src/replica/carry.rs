@@ -33,7 +33,7 @@ pub const CARRY_MAX_LIMIT: u32 = 100_000;
 
 /// Which feeds the node carries besides the follow graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
+pub enum CarryMode {
     /// The follow graph, `replicate`, minus blocks.
     #[default]
     Follows,
@@ -41,12 +41,12 @@ pub enum Mode {
     Connected,
 }
 
-impl Mode {
+impl CarryMode {
     /// `follows` or `connected`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Mode::Follows => "follows",
-            Mode::Connected => "connected",
+            CarryMode::Follows => "follows",
+            CarryMode::Connected => "connected",
         }
     }
 }
@@ -56,13 +56,13 @@ impl Mode {
 #[error("unknown carrying mode {0:?} (follows or connected)")]
 pub struct UnknownMode(String);
 
-impl std::str::FromStr for Mode {
+impl std::str::FromStr for CarryMode {
     type Err = UnknownMode;
 
-    fn from_str(s: &str) -> Result<Mode, UnknownMode> {
+    fn from_str(s: &str) -> Result<CarryMode, UnknownMode> {
         match s {
-            "follows" => Ok(Mode::Follows),
-            "connected" => Ok(Mode::Connected),
+            "follows" => Ok(CarryMode::Follows),
+            "connected" => Ok(CarryMode::Connected),
             _ => Err(UnknownMode(s.to_owned())),
         }
     }
@@ -124,7 +124,7 @@ fn follows(node: &Replica) -> Result<usize, ReplicaError> {
 /// is us, blocked, followed already, or the cap is reached). Returns whether
 /// a follow was published. Call before the session replicates.
 pub async fn on_connect(node: &Arc<Replica>, peer: &FeedId) -> Result<bool, ReplicaError> {
-    if node.policy().carry != Mode::Connected || peer == node.id() || node.is_blocked(peer) {
+    if node.policy().carry != CarryMode::Connected || peer == node.id() || node.is_blocked(peer) {
         return Ok(false);
     }
     let _one = node.carrier().lock.lock().await;
@@ -228,7 +228,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let [a, b, c, blocked] = std::array::from_fn(|_| Keypair::generate().id());
         let settings = Policy {
-            carry: Mode::Connected,
+            carry: CarryMode::Connected,
             carry_max: 2,
             block: vec![blocked],
             ..Policy::default()
@@ -283,9 +283,12 @@ mod tests {
 
     #[test]
     fn modes_parse() {
-        assert_eq!("connected".parse::<Mode>().unwrap(), Mode::Connected);
-        assert_eq!("follows".parse::<Mode>().unwrap(), Mode::Follows);
-        let e = "everyone".parse::<Mode>().unwrap_err().to_string();
+        assert_eq!(
+            "connected".parse::<CarryMode>().unwrap(),
+            CarryMode::Connected
+        );
+        assert_eq!("follows".parse::<CarryMode>().unwrap(), CarryMode::Follows);
+        let e = "everyone".parse::<CarryMode>().unwrap_err().to_string();
         assert!(e.contains("unknown carrying mode \"everyone\""), "{e}");
     }
 }

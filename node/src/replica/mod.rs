@@ -71,8 +71,8 @@ pub struct Policy {
     /// Largest blob fetched or imported.
     pub blob_max: u64,
     /// The carrying policy ([`carry`]).
-    pub carry: carry::Mode,
-    /// Most feeds followed by [`carry::Mode::Connected`] and for `sites`.
+    pub carry: carry::CarryMode,
+    /// Most feeds followed by [`carry::CarryMode::Connected`] and for `sites`.
     pub carry_max: u32,
     /// Other site boxes, followed with what they follow.
     pub sites: Vec<FeedId>,
@@ -85,7 +85,7 @@ impl Default for Policy {
             replicate: Vec::new(),
             block: Vec::new(),
             blob_max: DEFAULT_BLOB_MAX,
-            carry: carry::Mode::Follows,
+            carry: carry::CarryMode::Follows,
             carry_max: carry::DEFAULT_CARRY_MAX,
             sites: Vec::new(),
         }

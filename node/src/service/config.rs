@@ -103,8 +103,8 @@ pub struct Settings {
     /// Blocked feeds.
     pub block: Vec<FeedId>,
     /// The carrying policy.
-    pub carry: carry::Mode,
-    /// Most feeds followed under [`carry::Mode::Connected`].
+    pub carry: carry::CarryMode,
+    /// Most feeds followed under [`carry::CarryMode::Connected`].
     pub carry_max: u32,
     /// Other site boxes, followed with what they follow.
     pub sites: Vec<FeedId>,
@@ -132,7 +132,7 @@ impl Default for Settings {
             replicate: Vec::new(),
             hops: DEFAULT_HOPS,
             block: Vec::new(),
-            carry: carry::Mode::Follows,
+            carry: carry::CarryMode::Follows,
             carry_max: carry::DEFAULT_CARRY_MAX,
             sites: Vec::new(),
             discovery: true,
@@ -229,7 +229,7 @@ impl Settings {
             None => defaults.carry,
             Some(text) => text.parse().map_err(|e| bad("carry", format!("{e}")))?,
         };
-        if carry == carry::Mode::Connected && hops == 0 {
+        if carry == carry::CarryMode::Connected && hops == 0 {
             return Err(bad(
                 "carry",
                 "\"connected\" carries through follows: it needs hops of 1 or more".into(),
@@ -322,7 +322,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ssb-node.toml");
         let s = Settings::load(&path, false).unwrap();
-        assert_eq!(s.carry, carry::Mode::Follows);
+        assert_eq!(s.carry, carry::CarryMode::Follows);
         assert_eq!(s.carry_max, carry::DEFAULT_CARRY_MAX);
         assert!(s.sites.is_empty());
         let feed = crate::feed::Keypair::generate().id();
@@ -332,7 +332,7 @@ mod tests {
         )
         .unwrap();
         let s = Settings::load(&path, false).unwrap();
-        assert_eq!((s.carry, s.carry_max), (carry::Mode::Connected, 5));
+        assert_eq!((s.carry, s.carry_max), (carry::CarryMode::Connected, 5));
         assert_eq!(s.sites, [feed]);
         for (text, why) in [
             ("carry = \"all\"\n", "carry: unknown carrying mode"),
@@ -431,7 +431,7 @@ mod tests {
         // What the image sets: the LED and the carrying policy.
         let set: ConfigFile = toml::from_str(template).unwrap();
         let s = Settings::from_file(set, "template").unwrap();
-        assert_eq!(s.carry, carry::Mode::Connected);
+        assert_eq!(s.carry, carry::CarryMode::Connected);
         assert_eq!(s.led.to_string(), "sysfs:ACT");
     }
 }
