@@ -17,6 +17,7 @@ pub mod bundle;
 pub mod discovery;
 pub mod ebt;
 pub mod feed;
+pub mod invite;
 pub mod muxrpc;
 pub mod rpc;
 pub mod shs;
@@ -54,6 +55,7 @@ pub const TARGETS: &[FuzzTarget] = &[
     bundle::MANIFEST,
     stick::TARGET,
     discovery::TARGET,
+    invite::TARGET,
 ];
 
 /// The target named `name`.
