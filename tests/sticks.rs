@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use firmware::{LedSpec, Pattern};
 use ssb_node::appliance::mounts::{self, StickEvent, SNEAKERNET_DIR};
-use ssb_node::appliance::status::{Status, StickState};
+use ssb_node::appliance::status::{NodeStatus, StickState};
 use ssb_node::appliance::status_led;
 use ssb_node::appliance::sticks::{self, StickFailure, StickHandler};
 use tokio::sync::{mpsc, Notify};
@@ -166,7 +166,7 @@ impl Gate {
 
 /// Waits until `pred` holds for the status.
 async fn until(
-    status: &Status,
+    status: &NodeStatus,
     what: &str,
     pred: impl Fn(&ssb_node::appliance::status::Snapshot) -> bool,
 ) {
@@ -186,7 +186,7 @@ async fn until(
 }
 
 /// Waits until some stick's state matches `pred`.
-async fn until_stick(status: &Status, what: &str, pred: impl Fn(&StickState) -> bool) {
+async fn until_stick(status: &NodeStatus, what: &str, pred: impl Fn(&StickState) -> bool) {
     until(status, what, |s| s.sticks.iter().any(|x| pred(&x.state))).await;
 }
 
@@ -197,7 +197,7 @@ fn drop_in(dir: &Path, root: &Path) -> PathBuf {
     stick
 }
 
-fn state_of(status: &Status, path: &Path) -> Option<StickState> {
+fn state_of(status: &NodeStatus, path: &Path) -> Option<StickState> {
     status
         .snapshot()
         .sticks
@@ -207,8 +207,8 @@ fn state_of(status: &Status, path: &Path) -> Option<StickState> {
 }
 
 /// Watcher + stick loop on one root, with `handler`.
-fn start(root: &Path, handler: StickHandler) -> (Status, mounts::StickWatcher) {
-    let status = Status::new();
+fn start(root: &Path, handler: StickHandler) -> (NodeStatus, mounts::StickWatcher) {
+    let status = NodeStatus::new();
     status.set_ready();
     let (tx, rx) = mpsc::channel(16);
     let watcher = mounts::spawn(vec![root.to_path_buf()], tx).unwrap();

@@ -111,7 +111,7 @@ pub enum Ignored {
     OffLink(IpAddr),
     /// The address is the network or broadcast address of our subnet it is in.
     #[error("announced IP {0} is the network or broadcast address of {1}")]
-    SubnetEdge(IpAddr, Network),
+    SubnetEdge(IpAddr, Subnet),
     /// The address is one of ours (another key cannot listen there, and dialling it reaches
     /// this host's own services).
     #[error("announced IP {0} is one of our own addresses")]
@@ -150,14 +150,14 @@ pub fn parse_announcement(payload: &[u8]) -> Result<MultiserverAddress, Ignored>
 /// One IPv4 network this node is on: the address and prefix length of an up, non-loopback
 /// interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Network {
+pub struct Subnet {
     /// Our address on it.
     pub ip: Ipv4Addr,
     /// The prefix length (0 to 32).
     pub prefix: u8,
 }
 
-impl Network {
+impl Subnet {
     /// Our address `ip` on a network with netmask `netmask` (a non-contiguous mask counts
     /// its leading ones).
     pub fn new(ip: Ipv4Addr, netmask: Ipv4Addr) -> Self {
@@ -190,7 +190,7 @@ impl Network {
     }
 }
 
-impl std::fmt::Display for Network {
+impl std::fmt::Display for Subnet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let net = Ipv4Addr::from(u32::from(self.ip) & self.mask());
         write!(f, "{net}/{}", self.prefix)
@@ -203,7 +203,7 @@ impl std::fmt::Display for Network {
 pub fn check_sender(
     address: &MultiserverAddress,
     from: SocketAddr,
-    networks: &[Network],
+    networks: &[Subnet],
 ) -> Result<(), Ignored> {
     let ip = match address.host() {
         Host::Ip(ip) => *ip,
@@ -271,7 +271,7 @@ impl LanPeers {
         &mut self,
         payload: &[u8],
         from: SocketAddr,
-        networks: &[Network],
+        networks: &[Subnet],
         now: Instant,
     ) -> Result<Option<Event>, Ignored> {
         let address = parse_announcement(payload)?;
@@ -471,7 +471,7 @@ impl Discovery {
         // One byte more than allowed, to tell a too-long datagram from one that fits.
         let mut buf = vec![0u8; MAX_PAYLOAD + 1];
         let mut announced: Vec<Target> = Vec::new();
-        let mut networks: Vec<Network> = Vec::new();
+        let mut networks: Vec<Subnet> = Vec::new();
         let mut ignored = IgnoredSummary::default();
         loop {
             let event = tokio::select! {
@@ -563,7 +563,7 @@ impl IgnoredSummary {
 
 impl Targets {
     /// The targets to announce to now, and the networks announcements are accepted from.
-    fn current(&self, tcp_port: u16) -> (Vec<Target>, Vec<Network>) {
+    fn current(&self, tcp_port: u16) -> (Vec<Target>, Vec<Subnet>) {
         let (targets, networks) = match interfaces(tcp_port) {
             Ok(found) => found,
             Err(e) => {
@@ -630,8 +630,8 @@ fn bind_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
 
 /// Reads the interfaces once: one [`Target`] per up, non-loopback IPv4 interface address
 /// that has a broadcast address (that address, sent to the broadcast address at `port`),
-/// and one [`Network`] per up, non-loopback IPv4 interface address with a netmask.
-fn interfaces(port: u16) -> nix::Result<(Vec<Target>, Vec<Network>)> {
+/// and one [`Subnet`] per up, non-loopback IPv4 interface address with a netmask.
+fn interfaces(port: u16) -> nix::Result<(Vec<Target>, Vec<Subnet>)> {
     use nix::net::if_::InterfaceFlags;
     let mut targets = Vec::new();
     let mut networks = Vec::new();
@@ -645,7 +645,7 @@ fn interfaces(port: u16) -> nix::Result<(Vec<Target>, Vec<Network>)> {
             continue;
         };
         if let Some(netmask) = v4(ifaddr.netmask.as_ref()) {
-            let network = Network::new(ip, netmask);
+            let network = Subnet::new(ip, netmask);
             if !networks.contains(&network) {
                 networks.push(network);
             }
@@ -732,11 +732,11 @@ mod tests {
     }
 
     /// Our networks in these tests: 10.0.0.1/24 on one interface, 192.168.5.1/24 on another.
-    fn networks() -> Vec<Network> {
+    fn networks() -> Vec<Subnet> {
         let mask = "255.255.255.0".parse().unwrap();
         vec![
-            Network::new("10.0.0.1".parse().unwrap(), mask),
-            Network::new("192.168.5.1".parse().unwrap(), mask),
+            Subnet::new("10.0.0.1".parse().unwrap(), mask),
+            Subnet::new("192.168.5.1".parse().unwrap(), mask),
         ]
     }
 
@@ -746,7 +746,7 @@ mod tests {
 
     #[test]
     fn networks_from_interface_masks() {
-        let n = Network::new(
+        let n = Subnet::new(
             "10.1.2.3".parse().unwrap(),
             "255.255.240.0".parse().unwrap(),
         );
@@ -754,9 +754,9 @@ mod tests {
         assert_eq!(n.to_string(), "10.1.0.0/20");
         assert!(n.contains("10.1.15.255".parse().unwrap()));
         assert!(!n.contains("10.1.16.0".parse().unwrap()));
-        let all = Network::new("10.1.2.3".parse().unwrap(), Ipv4Addr::UNSPECIFIED);
+        let all = Subnet::new("10.1.2.3".parse().unwrap(), Ipv4Addr::UNSPECIFIED);
         assert!(all.contains("192.0.2.1".parse().unwrap()));
-        let one = Network::new("10.1.2.3".parse().unwrap(), Ipv4Addr::BROADCAST);
+        let one = Subnet::new("10.1.2.3".parse().unwrap(), Ipv4Addr::BROADCAST);
         assert!(one.contains("10.1.2.3".parse().unwrap()));
         assert!(!one.contains("10.1.2.4".parse().unwrap()));
     }

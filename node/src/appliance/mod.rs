@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::replica::Replica;
 use mounts::{StickWatcher, WatchError};
-use status::Status;
+use status::NodeStatus;
 use status_led::RunningLed;
 
 /// Stick events waiting for the handler loop (it never blocks for long).
@@ -72,7 +72,7 @@ fn reconcile_handler(node: Arc<Replica>) -> sticks::StickHandler {
 /// than not running.
 pub fn start(
     replica: &Arc<Replica>,
-    status: &Status,
+    status: &NodeStatus,
     mount_roots: Vec<PathBuf>,
     led: &LedSpec,
 ) -> Result<Appliance, WatchError> {

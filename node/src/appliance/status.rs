@@ -251,7 +251,7 @@ impl Snapshot {
 
 /// A handle on the node's status; clones share it.
 #[derive(Clone)]
-pub struct Status {
+pub struct NodeStatus {
     inner: Arc<Inner>,
 }
 
@@ -263,24 +263,24 @@ struct Inner {
     links: AtomicU64,
 }
 
-impl Default for Status {
+impl Default for NodeStatus {
     fn default() -> Self {
-        Status::new()
+        NodeStatus::new()
     }
 }
 
-impl std::fmt::Debug for Status {
+impl std::fmt::Debug for NodeStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Status")
+        f.debug_tuple("NodeStatus")
             .field(&*self.inner.tx.borrow())
             .finish()
     }
 }
 
-impl Status {
+impl NodeStatus {
     /// A fresh status: booting, no sticks, no links.
-    pub fn new() -> Status {
-        Status {
+    pub fn new() -> NodeStatus {
+        NodeStatus {
             inner: Arc::new(Inner {
                 tx: watch::channel(Snapshot::new()).0,
                 runs: AtomicU64::new(0),
@@ -466,7 +466,7 @@ fn clear_attention(s: &mut Snapshot, run: u64) {
 /// One open link in the status; dropping it removes the link.
 #[derive(Debug)]
 pub struct LinkHandle {
-    status: Status,
+    status: NodeStatus,
     id: u64,
 }
 
@@ -490,9 +490,9 @@ impl LinkMark for LinkHandle {
     }
 }
 
-impl LinkWatch for Status {
+impl LinkWatch for NodeStatus {
     fn link_opened(&self, peer: FeedId) -> Box<dyn LinkMark> {
-        Box::new(Status::link_opened(self, peer))
+        Box::new(NodeStatus::link_opened(self, peer))
     }
 }
 
@@ -513,7 +513,7 @@ mod tests {
 
     #[test]
     fn the_pattern_follows_a_stick_from_insert_to_pull() {
-        let status = Status::new();
+        let status = NodeStatus::new();
         assert_eq!(status.snapshot().pattern(), Pattern::Booting);
         status.set_ready();
         assert_eq!(status.snapshot().pattern(), Pattern::Idle);
@@ -531,7 +531,7 @@ mod tests {
 
     #[test]
     fn a_stick_pulled_while_busy_needs_attention_whatever_its_handler_says() {
-        let status = Status::new();
+        let status = NodeStatus::new();
         status.set_ready();
         let run = status.stick_busy(&p("/media/a"));
         status.stick_vanished(run);
@@ -555,7 +555,7 @@ mod tests {
 
     #[test]
     fn attention_clears_only_when_a_later_stick_syncs_fine() {
-        let status = Status::new();
+        let status = NodeStatus::new();
         status.set_ready();
         let a = status.stick_busy(&p("/media/a"));
         let b = status.stick_busy(&p("/media/b"));
@@ -581,7 +581,7 @@ mod tests {
 
     #[test]
     fn reinserting_the_failed_stick_and_syncing_clears_it() {
-        let status = Status::new();
+        let status = NodeStatus::new();
         status.set_ready();
         let a = status.stick_busy(&p("/media/a"));
         status.stick_vanished(a);
@@ -596,7 +596,7 @@ mod tests {
 
     #[test]
     fn links_drive_peer_syncing_below_sticks() {
-        let status = Status::new();
+        let status = NodeStatus::new();
         status.set_ready();
         let link = status.link_opened(FeedId([1; 32]));
         assert_eq!(status.snapshot().pattern(), Pattern::PeerSyncing);
@@ -615,7 +615,7 @@ mod tests {
 
     #[test]
     fn problems_of_pulled_sticks_are_bounded() {
-        let status = Status::new();
+        let status = NodeStatus::new();
         for i in 0..MAX_ABSENT_PROBLEMS + 5 {
             let run = status.stick_busy(&p(&format!("/media/{i}")));
             status.stick_vanished(run);
@@ -631,7 +631,7 @@ mod tests {
 
     #[test]
     fn subscribers_see_changes_and_the_json_names_them() {
-        let status = Status::new();
+        let status = NodeStatus::new();
         let mut rx = status.subscribe();
         status.set_ready();
         assert!(rx.has_changed().unwrap());

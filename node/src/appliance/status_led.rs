@@ -5,7 +5,7 @@
 
 use firmware::{LedDriver, LedError, LedSpec, Pattern};
 
-use super::status::Status;
+use super::status::NodeStatus;
 
 /// Why the LED could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,7 @@ impl Drop for RunningLed {
 
 /// Opens the LED `spec` names and keeps it showing `status`'s pattern;
 /// `None` for `none`.
-pub fn start(spec: &LedSpec, status: &Status) -> Result<Option<RunningLed>, StatusLedError> {
+pub fn start(spec: &LedSpec, status: &NodeStatus) -> Result<Option<RunningLed>, StatusLedError> {
     if *spec == LedSpec::None {
         return Ok(None);
     }

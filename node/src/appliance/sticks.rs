@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::mounts::StickEvent;
-use super::status::Status;
+use super::status::NodeStatus;
 use super::visits::SneakernetError;
 
 /// Why a stick handler failed; its text is the reason the status shows.
@@ -62,7 +62,7 @@ enum Note {
 }
 
 /// Handles the sticks in `events` with `handler` until the channel closes.
-pub async fn run(status: Status, handler: StickHandler, mut events: mpsc::Receiver<StickEvent>) {
+pub async fn run(status: NodeStatus, handler: StickHandler, mut events: mpsc::Receiver<StickEvent>) {
     // Bounded by the number of sticks the watcher reports at once.
     let (notes_tx, mut notes) = mpsc::unbounded_channel::<Note>();
     // The run of each stick that is in.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::config::Settings;
-use crate::appliance::status::Status;
+use crate::appliance::status::NodeStatus;
 use crate::blob_store::BlobStore;
 use crate::feed::{FeedId, Keypair};
 use crate::net::shs;
@@ -27,7 +27,7 @@ pub enum NodeError {
 pub struct Node {
     replicator: Arc<Replicator>,
     settings: Settings,
-    status: Status,
+    status: NodeStatus,
 }
 
 impl std::fmt::Debug for Node {
@@ -47,7 +47,7 @@ impl Node {
         settings: Settings,
     ) -> Result<Arc<Node>, NodeError> {
         let replica = Replica::new(keys, store, blobs, settings.policy())?;
-        let status = Status::new();
+        let status = NodeStatus::new();
         let network = Network {
             key: settings.network_key,
             handshake_timeout: settings.handshake_timeout,
@@ -81,7 +81,7 @@ impl Node {
     }
 
     /// What `ssb-node status` shows and the LED plays.
-    pub fn status(&self) -> &Status {
+    pub fn status(&self) -> &NodeStatus {
         &self.status
     }
 }
