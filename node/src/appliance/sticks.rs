@@ -62,7 +62,11 @@ enum Note {
 }
 
 /// Handles the sticks in `events` with `handler` until the channel closes.
-pub async fn run(status: NodeStatus, handler: StickHandler, mut events: mpsc::Receiver<StickEvent>) {
+pub async fn run(
+    status: NodeStatus,
+    handler: StickHandler,
+    mut events: mpsc::Receiver<StickEvent>,
+) {
     // Bounded by the number of sticks the watcher reports at once.
     let (notes_tx, mut notes) = mpsc::unbounded_channel::<Note>();
     // The run of each stick that is in.
