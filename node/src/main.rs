@@ -164,7 +164,7 @@ enum Command {
 #[derive(Subcommand)]
 enum InviteCommand {
     /// Make an invite; prints it, then the code `HOST:PORT:@KEY.ed25519~SEED`
-    /// as the last line (shown only now: it is not stored).
+    /// as the last line (shown this once: it is not stored).
     Create {
         /// How many feeds may use it (default 1).
         #[arg(long, value_name = "N")]

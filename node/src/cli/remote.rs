@@ -128,8 +128,12 @@ pub fn on_node(command: NodeCommand, print: Print, data: &DataDir) -> Result<Exi
     Ok(code)
 }
 
-/// Sends `command` to the node running on `data`; `None` if none is.
-fn on_running_node(command: &NodeCommand, data: &DataDir) -> Result<Option<Reply>> {
+/// Runs `f` on a control session with the node running on `data`, then
+/// closes the session; `None` if no node is running.
+fn with_running_node<T>(
+    data: &DataDir,
+    f: impl AsyncFnOnce(&Session) -> Result<T>,
+) -> Result<Option<T>> {
     let path = control::socket_path(data.root());
     if !path.exists() {
         return Ok(None);
@@ -142,12 +146,20 @@ fn on_running_node(command: &NodeCommand, data: &DataDir) -> Result<Option<Reply
         let Some(session) = control::connect(&path).await else {
             return Ok(None);
         };
+        let done = f(&session).await;
+        session.close().await;
+        done.map(Some)
+    })
+}
+
+/// Sends `command` to the node running on `data`; `None` if none is.
+fn on_running_node(command: &NodeCommand, data: &DataDir) -> Result<Option<Reply>> {
+    with_running_node(data, async |session| {
         let command = absolute(command)?;
         let mut progress = super::sneakernet::Progress::new();
-        let reply = control::send(&session, &command, &mut |s| progress.step(s)).await;
+        let reply = control::send(session, &command, &mut |s| progress.step(s)).await;
         drop(progress);
-        session.close().await;
-        Ok(Some(reply?))
+        Ok(reply?)
     })
 }
 
@@ -274,23 +286,11 @@ pub fn feed_on_running_node(
     limit: Option<usize>,
     data: &DataDir,
 ) -> Result<Option<ExitCode>> {
-    let path = control::socket_path(data.root());
-    if !path.exists() {
-        return Ok(None);
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(async {
-        let Some(session) = control::connect(&path).await else {
-            return Ok(None);
-        };
+    with_running_node(data, async |session| {
         let mut out = io::BufWriter::new(io::stdout().lock());
-        let done = write_feed(feed, from, limit, data, &session, &mut out).await;
-        session.close().await;
+        write_feed(feed, from, limit, data, session, &mut out).await?;
         out.flush()?;
-        done.map(|()| Some(ExitCode::SUCCESS))
+        Ok(ExitCode::SUCCESS)
     })
 }
 
