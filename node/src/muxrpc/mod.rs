@@ -3,10 +3,12 @@
 //! box-stream (or over a plain stream, for the local control socket).
 //!
 //! - [`handshake`]: runs a [`crate::net::shs::Handshake`] over any async stream.
+//! - [`manifest`]: the nested `manifest` answer clients build their API from.
 //! - [`session`]: one muxrpc endpoint: a reader task, a writer task, the call
 //!   table, and handles for calls in both directions.
 
 pub mod handshake;
+pub mod manifest;
 pub mod session;
 
 pub use handshake::{client_handshake, server_handshake, LinkError};

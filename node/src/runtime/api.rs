@@ -78,14 +78,10 @@ impl Api {
     }
 
     fn manifest(&self) -> Value {
-        let mut o = Object::new();
         let all = PEER_METHODS
             .iter()
             .chain(if self.local { LOCAL_METHODS } else { &[] });
-        for (name, kind) in all {
-            o.push(name, Value::string(kind.as_str()));
-        }
-        Value::Object(o)
+        crate::muxrpc::manifest::manifest(all.map(|(name, kind)| (*name, *kind)))
     }
 }
 
@@ -106,12 +102,7 @@ impl Handler for Api {
             let offered = PEER_METHODS.iter().any(|(m, _)| *m == method)
                 || (local && LOCAL_METHODS.iter().any(|(m, _)| *m == method));
             if !offered {
-                let _ = call
-                    .stream
-                    .error(&format!(
-                        "method:{method} is not in list of allowed methods"
-                    ))
-                    .await;
+                let _ = call.stream.error(&call.request.not_allowed()).await;
                 return;
             }
             let arg = call.request.arg0().clone();
@@ -252,7 +243,10 @@ async fn answer(
         m if super::sneakernet::METHODS.contains(&m) => {
             super::sneakernet::answer(node, m, args).await
         }
-        _ => Err(format!("method:{method} is not in list of allowed methods")),
+        _ => Err(format!(
+            "method:{} is not in list of allowed methods",
+            method.replace('.', ",")
+        )),
     }
 }
 
