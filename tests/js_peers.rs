@@ -1,13 +1,22 @@
 //! `ssb-node run` as the JavaScript stack sees it: ssb-client 4.9 builds its API from our
 //! `manifest` and calls `blobs.has`; methods we do not offer are refused with the error JS
 //! muxrpc gives, word for word (ssb-ebt 9 matches it to tell "not supported" from a failure).
+//! A node stopped with SIGTERM ends its links with the box-stream goodbye, so the JS side
+//! sees a clean end.
 
+#[path = "support/ssb_server.rs"]
+mod ssb_server;
 mod support;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::running::Node;
+use ssb_node::muxrpc::{client_handshake, Handler, InboundCall, Session, SessionConfig};
+use ssb_node::net::shs::{Keypair, NetworkKey};
+use ssb_server::{Options, SsbServer};
+use support::running::{sigterm, Node};
 
 /// Runs `tests/js/client.js` against `addr`; its one JSON line.
 fn client(addr: &str, blobs: &[&str]) -> Value {
@@ -28,10 +37,16 @@ fn client(addr: &str, blobs: &[&str]) -> Value {
 
 fn add_blob(node: &Node, dir: &Path, bytes: &[u8]) -> String {
     let file = dir.join("blob");
-    std::fs::write(&file, bytes).unwrap();
-    let out = support::ssb_at(&node.data, &["blobs", "add", file.to_str().unwrap()]);
+    std::fs::write(&file, bytes).expect("write the blob file");
+    let out = support::ssb_at(
+        &node.data,
+        &["blobs", "add", file.to_str().expect("a UTF-8 temp path")],
+    );
     assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    String::from_utf8(out.stdout)
+        .expect("a blob id")
+        .trim()
+        .to_owned()
 }
 
 #[test]
@@ -77,3 +92,109 @@ fn ssb_client_builds_its_api_from_the_manifest() {
     }
 }
 
+/// ssb-server 16 dials our node and fetches a blob from it; then the node gets SIGTERM.
+/// The link ends with our goodbye: ssb-server logs no `stream ended with:N but wanted:34`
+/// (a box-stream cut inside a header) and no exception.
+#[test]
+fn sigterm_ends_a_served_link_with_goodbye() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), "");
+    let blob = add_blob(&node, dir.path(), &[7u8; 100_000]);
+    let mut srv = SsbServer::start(Options::default());
+    srv.ok(json!({"cmd": "connect", "address": node.addr}));
+    srv.ok(json!({"cmd": "blobWant", "id": blob, "timeoutMs": 20_000}));
+    // Let ssb-ebt's replicate stream and the blob wants settle on the link.
+    std::thread::sleep(Duration::from_secs(1));
+    sigterm(&node.child);
+    wait_exit(&mut node);
+    // The JS side notices the end and logs it (or not) right away; give it a moment.
+    std::thread::sleep(Duration::from_secs(2));
+    let log = srv.stderr();
+    for bad in ["but wanted:", "exception", "unexpected hangup"] {
+        assert!(!log.contains(bad), "ssb-server logged {bad:?}:\n{log}");
+    }
+}
+
+/// Keeps every call the node makes open, answering none.
+struct Silent;
+
+impl Handler for Silent {
+    fn handle(&self, call: InboundCall) {
+        tokio::spawn(async move {
+            let _keep_open = call;
+            std::future::pending::<()>().await;
+        });
+    }
+}
+
+/// Waits up to 15 s for `node` to exit after SIGTERM; it must exit 0.
+fn wait_exit(node: &mut Node) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = node.child.try_wait().expect("wait for the node") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node still running 15 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}\n{}", node.log());
+}
+
+/// Three peers hold sessions with the node (replication running on each); on SIGTERM the
+/// node ends every one with its goodbye before it exits: each peer's session ends
+/// cleanly, not with a box-stream cut short.
+#[test]
+fn sigterm_says_goodbye_on_every_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), "");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sessions: Vec<Session> = rt.block_on(async {
+        let mut sessions = Vec::new();
+        for _ in 0..3 {
+            let mut s = tokio::net::TcpStream::connect(node.socket).await.unwrap();
+            let outcome = client_handshake(
+                &mut s,
+                NetworkKey::default(),
+                Keypair::generate(),
+                node.key,
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+            sessions.push(Session::start(
+                s,
+                Some(&outcome),
+                Arc::new(Silent),
+                SessionConfig::default(),
+            ));
+        }
+        sessions
+    });
+    assert_eq!(
+        node.wait_log("peer connected", 3, Duration::from_secs(10)),
+        3
+    );
+    sigterm(&node.child);
+    let reasons: Vec<String> = rt.block_on(async {
+        let mut reasons = Vec::new();
+        for s in &sessions {
+            let r = tokio::time::timeout(Duration::from_secs(15), s.closed()).await;
+            reasons.push(r.unwrap_or_else(|_| "still open".into()));
+        }
+        reasons
+    });
+    wait_exit(&mut node);
+    for r in &reasons {
+        assert!(
+            r == "peer said goodbye" || r == "peer closed the box stream",
+            "a link ended with {r:?}; all: {reasons:?}\nnode log:\n{}",
+            node.log()
+        );
+    }
+}

@@ -33,6 +33,7 @@ pub mod link_status;
 pub mod mountinfo;
 pub mod mounts;
 pub mod notify;
+pub mod open_sessions;
 pub mod peers;
 pub mod refusals;
 pub mod server;

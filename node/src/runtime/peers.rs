@@ -13,6 +13,7 @@ use super::admission::{Admission, HandshakeSlot, Refusal, SessionSlot};
 use super::api::Api;
 use super::link::{self, LinkCtx};
 use super::link_status;
+use super::open_sessions::OpenSessions;
 use super::refusals::Refusals;
 use super::Node;
 use crate::feed::json::{Object, Value};
@@ -106,6 +107,8 @@ pub struct PeerTable {
     pub admission: Admission,
     /// The rate-limited log of dropped connections.
     pub refusals: Refusals,
+    /// The sessions open now, told goodbye when the node stops.
+    pub open: Arc<OpenSessions>,
 }
 
 impl PeerTable {
@@ -323,13 +326,14 @@ async fn run_session(
         Api::peer(ctx.clone()),
         session_config(),
     );
+    let open = node.peers.open.register(&session);
     node.peers.session_opened(&peer);
     tokio::spawn(link_status::track(ctx.clone(), session.clone()));
     let repl = tokio::spawn(link::replicate(ctx, session.clone()));
     let reason = session.closed().await;
     repl.abort();
     node.peers.session_closed(&peer, &reason);
-    drop(slot);
+    drop((open, slot));
     tracing::info!(%peer, "peer disconnected: {reason}");
     reason
 }

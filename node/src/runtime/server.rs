@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -13,6 +14,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use super::peers::{self, Source};
 use super::{control, notify, Node};
 use crate::net::address::MultiserverAddress;
+
+/// How long a stopping node waits for its sessions to write their goodbye.
+const GOODBYE_WAIT: Duration = Duration::from_secs(2);
 
 /// What `run` was asked on the command line (the config file adds to it).
 #[derive(Debug, Clone)]
@@ -99,7 +103,16 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = int.recv() => tracing::info!("SIGINT: stopping"),
     }
-    service.stopping("stopping: saving the store");
+    service.stopping("stopping: saying goodbye to peers, saving the store");
+    // Every link ends with its goodbye before the listener and dialers go: peers see a
+    // clean end, not a box-stream cut short. A session opened meanwhile is told at once.
+    let left = node.peers.open.close_all(GOODBYE_WAIT).await;
+    if left > 0 {
+        tracing::info!(
+            left,
+            "stopping: sessions not closed within {GOODBYE_WAIT:?}"
+        );
+    }
     for t in &tasks {
         t.abort();
     }
