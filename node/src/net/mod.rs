@@ -12,7 +12,7 @@
 //!
 //! All libsodium use is confined to the private `crypto` module.
 
-mod crypto;
+pub(crate) mod crypto;
 
 pub mod address;
 pub mod box_stream;
