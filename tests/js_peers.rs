@@ -198,3 +198,82 @@ fn sigterm_says_goodbye_on_every_link() {
         );
     }
 }
+
+/// A peer on Manyverse's stack (`tests/js/manyverse.js`: secret-stack 8, ssb-db2 8, ssb-ebt 9
+/// with a second format, ssb-blobs 2) dials the node, runs EBT with it, fetches a blob, and
+/// then the node gets SIGTERM. ssb-ebt logs no exception: neither for `ebt.replicateFormat`,
+/// which it must see as a method the node lacks, nor for the end of the link.
+#[test]
+fn manyverse_stack_logs_no_exception() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), "");
+    let blob = add_blob(&node, dir.path(), b"a blob for the Manyverse stack\n");
+    let js_dir = dir.path().join("manyverse");
+    let js_log = dir.path().join("manyverse.log");
+    let mut js = support::node_script(
+        "manyverse.js",
+        &[
+            "--dir",
+            js_dir.to_str().unwrap(),
+            "--connect",
+            &node.addr,
+            "--blob",
+            &blob,
+        ],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(std::fs::File::create(&js_log).unwrap())
+    .spawn()
+    .unwrap();
+    let stdout = js.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut got = Vec::new();
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                let _ = js.kill();
+                panic!(
+                    "manyverse.js not ready; said {got:?}\n{}",
+                    std::fs::read_to_string(&js_log).unwrap_or_default()
+                )
+            });
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert!(v.get("fatal").is_none(), "{v}");
+        if v["ready"] == true {
+            break;
+        }
+        got.push(v);
+    }
+    assert!(got.contains(&json!({"blob": blob, "has": true})), "{got:?}");
+    // Let the EBT streams of both formats settle on the link.
+    std::thread::sleep(Duration::from_secs(1));
+    sigterm(&node.child);
+    wait_exit(&mut node);
+    std::thread::sleep(Duration::from_secs(2));
+    drop(js.stdin.take());
+    support::wait_or_kill(&mut js, Duration::from_secs(10));
+    let log = std::fs::read_to_string(&js_log).unwrap();
+    for bad in ["exception", "but wanted:"] {
+        assert!(
+            !log.contains(bad),
+            "the Manyverse stack logged {bad:?}:\n{log}"
+        );
+    }
+    assert!(
+        log.contains("does not support RPC ebt.replicateFormat"),
+        "ssb-ebt did not take the refusal as a missing method:\n{log}"
+    );
+}
