@@ -54,6 +54,7 @@ pub const TARGETS: &[Target] = &[
     bundle::MANIFEST,
     stick::TARGET,
     discovery::TARGET,
+    discovery::SEALED,
 ];
 
 /// The target named `name`.
