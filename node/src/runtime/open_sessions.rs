@@ -105,3 +105,63 @@ impl OpenSessions {
         total - done
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::muxrpc::{Handler, InboundCall, SessionConfig};
+    use tokio::io::AsyncReadExt;
+
+    struct Ignore;
+
+    impl Handler for Ignore {
+        fn handle(&self, _call: InboundCall) {}
+    }
+
+    fn session(buffer: usize) -> (Session, tokio::io::DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(buffer);
+        let s = Session::start(ours, None, Arc::new(Ignore), SessionConfig::default());
+        (s, theirs)
+    }
+
+    /// Reads the far end to EOF; returns the bytes.
+    async fn drain(mut io: tokio::io::DuplexStream) -> Vec<u8> {
+        let mut all = Vec::new();
+        let _ = io.read_to_end(&mut all).await;
+        all
+    }
+
+    #[tokio::test]
+    async fn every_session_writes_its_goodbye() {
+        let set = Arc::new(OpenSessions::default());
+        let (a, a_far) = session(1024);
+        let (b, b_far) = session(1024);
+        let _ra = set.register(&a);
+        let _rb = set.register(&b);
+        assert_eq!(set.len(), 2);
+        let readers = (tokio::spawn(drain(a_far)), tokio::spawn(drain(b_far)));
+        assert_eq!(set.close_all(Duration::from_secs(5)).await, 0);
+        // The muxrpc goodbye: nine zero bytes, then the end of the stream.
+        assert_eq!(readers.0.await.unwrap(), [0; 9]);
+        assert_eq!(readers.1.await.unwrap(), [0; 9]);
+        assert!(a.is_closed() && b.is_closed());
+        // A session opened while stopping is told at once.
+        let (c, c_far) = session(1024);
+        let rc = set.register(&c);
+        assert_eq!(drain(c_far).await, [0; 9]);
+        drop(rc);
+        drop((_ra, _rb));
+        assert!(set.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_does_not_read_holds_the_stop_no_longer_than_the_wait() {
+        let set = Arc::new(OpenSessions::default());
+        // One byte of room and a peer that never reads: the goodbye cannot be written.
+        let (stuck, _far) = session(1);
+        let _r = set.register(&stuck);
+        let started = tokio::time::Instant::now();
+        assert_eq!(set.close_all(Duration::from_secs(2)).await, 1);
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+    }
+}
