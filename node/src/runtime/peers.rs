@@ -381,6 +381,12 @@ pub async fn open_one_shot(
     );
     tokio::spawn(link_status::track(ctx.clone(), session.clone()));
     tokio::spawn(link::replicate(ctx.clone(), session.clone()));
+    let open = node.peers.open.register(&session);
+    let until_closed = session.clone();
+    tokio::spawn(async move {
+        until_closed.closed().await;
+        drop(open);
+    });
     Ok((session, ctx))
 }
 

@@ -103,7 +103,7 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = int.recv() => tracing::info!("SIGINT: stopping"),
     }
-    service.stopping("stopping: saying goodbye to peers, saving the store");
+    service.stopping("stopping: saving the store");
     // Every link ends with its goodbye before the listener and dialers go: peers see a
     // clean end, not a box-stream cut short. A session opened meanwhile is told at once.
     let left = node.peers.open.close_all(GOODBYE_WAIT).await;
