@@ -93,9 +93,12 @@ let stack = require('ssb-server')
 const plugins = ['ssb-private1', 'ssb-onion', 'ssb-unix-socket', 'ssb-no-auth', 'ssb-plugins',
   'ssb-master', 'ssb-gossip', 'ssb-replicate', 'ssb-friends', 'ssb-blobs', 'ssb-invite', 'ssb-local',
   'ssb-logging', 'ssb-query', 'ssb-links', 'ssb-ws', 'ssb-ebt', 'ssb-ooo']
+// Each plugin as ssb-server's own dependency resolves it (its nested copy first), not the newer
+// top-level ones the Manyverse-stack tests pin (ssb-ebt 9, ssb-blobs 2, secret-stack 8).
+const serverDir = path.dirname(require.resolve('ssb-server/package.json'))
 for (const name of plugins) {
   if (name === 'ssb-ebt' && !opts.ebt) continue
-  stack = stack.use(require(name))
+  stack = stack.use(require(require.resolve(name, { paths: [serverDir] })))
 }
 const sbot = stack(config)
 
