@@ -407,7 +407,7 @@ fn ebt_notes_for_300000_feeds_store_and_keep_little() {
     sigterm(&node.child);
     node.child.wait().unwrap();
     let store = ssb_node::store::Store::open(&node.data.join("db")).unwrap();
-    let name = ssb_node::runtime::ebt::remote_name(&hostile_id);
+    let name = ssb_node::replication::ebt_link::remote_name(&hostile_id);
     let clock = store.remote_clock(&name).unwrap();
     assert!(
         clock.len() <= 1 && clock.keys().all(|f| *f == own),
@@ -427,7 +427,7 @@ fn clocks_are_kept_for_a_bounded_number_of_peers() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = with_one_message(dir.path(), "");
     let own: FeedId = stdout(&ssb_at(&node.data, &["whoami"])).parse().unwrap();
-    let peers = ssb_node::runtime::ebt::REMEMBERED_PEERS as u32 + 40;
+    let peers = ssb_node::replication::ebt_link::REMEMBERED_PEERS as u32 + 40;
     rt().block_on(async {
         for i in 0..peers {
             // Each names a feed it has and the node's own; a changed clock is saved.
@@ -442,7 +442,7 @@ fn clocks_are_kept_for_a_bounded_number_of_peers() {
     let store = ssb_node::store::Store::open(&node.data.join("db")).unwrap();
     let kept = store.remote_names(b"peer:").unwrap().len();
     assert!(
-        kept <= ssb_node::runtime::ebt::REMEMBERED_PEERS,
+        kept <= ssb_node::replication::ebt_link::REMEMBERED_PEERS,
         "{kept} peers' clocks kept"
     );
 }

@@ -7,7 +7,7 @@
 //! Random points come from a seed printed at the start (set
 //! `SNEAKERNET_SEED` to replay one). One import is also killed at each of its
 //! named steps in turn (`SSB_NODE_FAULT_STOP_AT`, see
-//! `ssb_node::sneakernet::stop_at`).
+//! `ssb_node::replica::stop_at`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -185,7 +185,7 @@ fn mention_new_blob(site: &Site, root: &Path, fill: u8, n: usize) -> String {
 
 #[test]
 fn imports_killed_at_every_step_leave_valid_prefixes_and_converge() {
-    use ssb_node::sneakernet::stop_at::{Point, VAR};
+    use ssb_node::replica::stop_at::{Point, VAR};
     use std::os::unix::process::ExitStatusExt as _;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -274,7 +274,7 @@ fn a_held_message_whose_blob_was_lost_gets_it_from_the_next_stick() {
     // What a kill between "message visible" and "blob in place" left behind:
     // the message held, its blob missing, and no want of it.
     let id: ssb_node::feed::BlobId = blob.parse().unwrap();
-    let path = ssb_node::blobs::BlobStore::open(&b.data.join("blobs"))
+    let path = ssb_node::blob_store::BlobStore::open(&b.data.join("blobs"))
         .unwrap()
         .path(&id);
     fs::remove_file(&path).unwrap();

@@ -1,6 +1,6 @@
 //! Stick detection and handling inside one process, on real folders: the
-//! watcher (`runtime::mounts`) on temporary mount roots, the stick loop
-//! (`runtime::sticks`) with handlers the test controls, the node status, and
+//! watcher (`appliance::mounts`) on temporary mount roots, the stick loop
+//! (`appliance::sticks`) with handlers the test controls, the node status, and
 //! the status LED on a fake LED-class directory.
 //!
 //! Nothing here waits for a fixed time to pass before asserting: every wait
@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use firmware::{LedSpec, Pattern};
-use ssb_node::runtime::mounts::{self, StickEvent, SNEAKERNET_DIR};
-use ssb_node::runtime::status::{Status, StickState};
-use ssb_node::runtime::status_led;
-use ssb_node::runtime::sticks::{self, StickHandler};
+use ssb_node::appliance::mounts::{self, StickEvent, SNEAKERNET_DIR};
+use ssb_node::appliance::status::{Status, StickState};
+use ssb_node::appliance::status_led;
+use ssb_node::appliance::sticks::{self, StickHandler};
 use tokio::sync::{mpsc, Notify};
 
 #[path = "support/fake_led.rs"]
@@ -169,7 +169,7 @@ impl Gate {
 async fn until(
     status: &Status,
     what: &str,
-    pred: impl Fn(&ssb_node::runtime::status::Snapshot) -> bool,
+    pred: impl Fn(&ssb_node::appliance::status::Snapshot) -> bool,
 ) {
     let mut rx = status.subscribe();
     let deadline = tokio::time::Instant::now() + DEADLINE;

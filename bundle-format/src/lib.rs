@@ -45,6 +45,6 @@ pub use manifest::{BlobEntry, FeedEntry, Manifest};
 pub use name::BundleName;
 pub use plan::{plan, FeedRange, Plan};
 pub use planner::{compress_bound, Fit, Planner};
-pub use reader::{read_manifest, verify, BlobReader, BundleReader, Item, Line, Verified};
+pub use reader::{read_manifest, verify, BlobReader, BundleReader, Item, Line, VerifiedBundle};
 pub use trailer::Trailer;
 pub use writer::{BundleWriter, WriterOptions, Written};

@@ -94,7 +94,7 @@ pub struct Line<'a> {
 
 /// What a completely read, verified bundle was.
 #[derive(Clone, Debug)]
-pub struct Verified {
+pub struct VerifiedBundle {
     /// Its manifest.
     pub manifest: Manifest,
     /// Its content-derived name.
@@ -151,14 +151,14 @@ fn fill<R: Read>(
 
 /// Reads a whole bundle, discarding its content, and returns its manifest
 /// and name once everything checked out (the verify pass).
-pub fn verify<R: Read>(input: R, limits: &Limits) -> Result<Verified, BundleError> {
+pub fn verify<R: Read>(input: R, limits: &Limits) -> Result<VerifiedBundle, BundleError> {
     let mut r = BundleReader::open(input, limits)?;
     while let Some(item) = r.next()? {
         if let Item::Blob(mut blob) = item {
             io::copy(&mut blob, &mut io::sink()).map_err(|e| blob.error(e))?;
         }
     }
-    Ok(Verified {
+    Ok(VerifiedBundle {
         manifest: r.manifest,
         name: BundleName(r.manifest_sha256),
     })

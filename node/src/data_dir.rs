@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::blobs::{BlobError, BlobStore};
+use crate::blob_store::{BlobError, BlobStore};
 use crate::feed::keys::KeyError;
 use crate::feed::Keypair;
 use crate::store::{Store, StoreError};

@@ -8,7 +8,7 @@
 //! the key.
 //!
 //! - Sans-IO: [`parse_announcement`] reads a datagram with the ssb-ref address rules and
-//!   [`PeerTable`] remembers who was heard when, forgetting a peer after [`FORGET_AFTER`]
+//!   [`LanPeers`] remembers who was heard when, forgetting a peer after [`FORGET_AFTER`]
 //!   of silence. Both take the time as an argument, so they are tested without sleeping.
 //! - Tokio: [`Discovery`] owns the socket and drives the table: a 1 s interval sends the
 //!   announcements, reads the interfaces, sweeps the table and logs one summary line of
@@ -387,14 +387,14 @@ pub fn check_sender(
 
 /// The peers heard on the LAN: for each key, its addresses and when each was last heard.
 #[derive(Debug)]
-pub struct PeerTable {
+pub struct LanPeers {
     own: FeedId,
     peers: HashMap<FeedId, Vec<(MultiserverAddress, Instant)>>,
     /// How many keys have an address at each host; recounted on every sweep.
     keys_at: HashMap<Host, usize>,
 }
 
-impl PeerTable {
+impl LanPeers {
     /// An empty table for the node whose key is `own` (its announcements are ignored).
     pub fn new(own: FeedId) -> Self {
         Self {
@@ -406,7 +406,7 @@ impl PeerTable {
 
     /// Takes in a datagram from `from` received at `now` while the node's networks are
     /// `networks`: [`parse_announcement`], [`check_sender`] (after our own announcements
-    /// are told apart), then [`PeerTable::heard`].
+    /// are told apart), then [`LanPeers::heard`].
     pub fn receive(
         &mut self,
         payload: &[u8],
@@ -418,7 +418,7 @@ impl PeerTable {
         self.take(address, from, networks, now)
     }
 
-    /// Like [`PeerTable::receive`] for an encrypted announcement on `network`
+    /// Like [`LanPeers::receive`] for an encrypted announcement on `network`
     /// ([`open_announcement`]); the signature, the costliest check, is checked last.
     pub fn receive_sealed(
         &mut self,
@@ -714,7 +714,7 @@ impl Discovery {
                 0
             }
         ];
-        let mut table = PeerTable::new(key);
+        let mut table = LanPeers::new(key);
         let mut tick = tokio::time::interval(ANNOUNCE_INTERVAL);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         // One byte more than allowed, to tell a too-long datagram from one that fits.
@@ -1132,7 +1132,7 @@ mod tests {
         let net = NetworkKey::default();
         let (keys, a) = seven();
         let sealed = seal_announcement(&a, &net, &keys);
-        let mut table = PeerTable::new(key(1));
+        let mut table = LanPeers::new(key(1));
         assert_eq!(
             table.receive_sealed(&sealed, &net, from("10.0.0.3"), &nets, t0),
             Err(Ignored::NotSender {
@@ -1156,7 +1156,7 @@ mod tests {
             table.receive_sealed(&forged, &net, from("10.0.0.4"), &nets, t0),
             Err(Ignored::BadSignature)
         );
-        let mut own = PeerTable::new(FeedId(keys.public().0));
+        let mut own = LanPeers::new(FeedId(keys.public().0));
         assert_eq!(
             own.receive_sealed(&sealed, &net, from("10.0.0.2"), &nets, t0),
             Err(Ignored::Own)
@@ -1352,7 +1352,7 @@ mod tests {
     fn one_host_brings_in_a_bounded_number_of_keys() {
         let t0 = Instant::now();
         let nets = networks();
-        let mut table = PeerTable::new(key(1));
+        let mut table = LanPeers::new(key(1));
         // A flood of made-up keys, all from and naming 10.0.0.9.
         let mut heard = 0;
         for n in 0..=255u8 {
@@ -1453,7 +1453,7 @@ mod tests {
     fn table_reports_new_peers_and_addresses_once() {
         let t0 = Instant::now();
         let nets = networks();
-        let mut table = PeerTable::new(key(1));
+        let mut table = LanPeers::new(key(1));
         let own = addr("10.0.0.1", 8008, 1).to_string();
         assert_eq!(
             table.receive(own.as_bytes(), from("10.0.0.1"), &nets, t0),
@@ -1488,7 +1488,7 @@ mod tests {
     fn peers_are_forgotten_after_ten_silent_seconds() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
-        let mut table = PeerTable::new(key(1));
+        let mut table = LanPeers::new(key(1));
         table.heard(addr("10.0.0.2", 8008, 2), t0).unwrap();
         table.heard(addr("10.0.0.3", 8008, 3), t0).unwrap();
         table.heard(addr("10.0.0.3", 8008, 3), t0 + s(5)).unwrap();
@@ -1522,7 +1522,7 @@ mod tests {
     #[test]
     fn table_is_bounded() {
         let t0 = Instant::now();
-        let mut table = PeerTable::new(key(0));
+        let mut table = LanPeers::new(key(0));
         for n in 1..=MAX_PEERS {
             let mut k = [0u8; 32];
             k[..8].copy_from_slice(&(n as u64).to_be_bytes());
@@ -1535,7 +1535,7 @@ mod tests {
             table.heard(addr("10.0.0.3", 8008, 0xff), t0),
             Err(Ignored::TableFull)
         );
-        let mut one = PeerTable::new(key(0));
+        let mut one = LanPeers::new(key(0));
         for i in 0..MAX_ADDRESSES_PER_PEER {
             one.heard(addr(&format!("10.0.{i}.2"), 8008, 2), t0)
                 .unwrap();

@@ -13,8 +13,10 @@ use ssb_node::data_dir::DataDir;
 use ssb_node::feed::{BatchVerifier, BlobId, FeedId, Message, MsgId, Value};
 use ssb_node::ingest::{parse_line, Ingest};
 use ssb_node::publish::publish;
-use ssb_node::runtime::api;
+use ssb_node::service::api;
 
+#[path = "cli/open.rs"]
+mod open;
 #[path = "cli/remote.rs"]
 mod remote;
 #[path = "cli/sneakernet.rs"]

@@ -5,7 +5,6 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -16,27 +15,12 @@ use ssb_node::feed::{FeedId, MsgId};
 use ssb_node::muxrpc::{Body, CallType, Item, Session};
 use ssb_node::net::address::MultiserverAddress;
 use ssb_node::publish::publish;
-use ssb_node::runtime::config::Settings;
-use ssb_node::runtime::server::{self, RunOptions};
-use ssb_node::runtime::{api, control, sync, Node};
+use ssb_node::replication::sync;
+use ssb_node::service::server::{self, RunOptions};
+use ssb_node::service::{api, control};
 
+use super::open::open_node;
 use super::{BlobsCommand, BundleCommand, Command, StickCommand};
-
-/// The config file: `--config`, or `ssb-node.toml` in the data dir if present.
-fn settings(data: &DataDir, config: Option<PathBuf>) -> Result<Settings> {
-    Ok(match config {
-        Some(path) => Settings::load(&path, true)?,
-        None => Settings::load(&data.root().join("ssb-node.toml"), false)?,
-    })
-}
-
-pub fn open_node(data: &DataDir, config: Option<PathBuf>) -> Result<Arc<Node>> {
-    let settings = settings(data, config)?;
-    let keys = data.keys()?;
-    let store = data.open_store()?;
-    let blobs = data.open_blobs()?;
-    Ok(Node::new(keys, store, blobs, settings)?)
-}
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -98,11 +82,11 @@ pub fn run_node(data: &DataDir, args: RunArgs) -> Result<ExitCode> {
     rt.block_on(async {
         let node = open_node(data, config)?;
         let mount_roots = if mount_roots.is_empty() {
-            node.settings.mount_roots.clone()
+            node.settings().mount_roots.clone()
         } else {
             mount_roots
         };
-        let led = led.unwrap_or_else(|| node.settings.led.clone());
+        let led = led.unwrap_or_else(|| node.settings().led.clone());
         server::run(
             node,
             RunOptions {
@@ -130,8 +114,13 @@ pub fn sync_local(
     let rt = runtime()?;
     let report = rt.block_on(async {
         let node = open_node(data, config)?;
-        let report = sync::sync(node.clone(), &addr, Duration::from_secs(timeout)).await?;
-        node.shutdown().await?;
+        let report = sync::sync(
+            node.replicator().clone(),
+            &addr,
+            Duration::from_secs(timeout),
+        )
+        .await?;
+        node.replica().shutdown().await?;
         Ok::<_, anyhow::Error>(report.to_string())
     })?;
     // Everything received is durable now (shutdown fsynced the journal) and
@@ -432,6 +421,48 @@ fn write_status(v: &Value, out: &mut dyn Write) -> Result<()> {
         number("peers_connected"),
         number("peers_syncing")
     )?;
+    if let Some(c) = o.get("carry").and_then(Value::as_object) {
+        let n = |k: &str| match c.get(k) {
+            Some(Value::Number(n)) => *n,
+            _ => 0.0,
+        };
+        writeln!(
+            out,
+            "carrying: {} feeds ({}; {} followed on connecting, {} refused at the cap of {})",
+            n("feeds"),
+            text(c, "mode"),
+            n("followed"),
+            n("refused"),
+            n("max")
+        )?;
+    }
+    if let Some(b) = o.get("behind").and_then(Value::as_object) {
+        let rows = |k: &str| match b.get(k) {
+            Some(Value::Array(r)) => r.clone(),
+            _ => Vec::new(),
+        };
+        for (kind, name_key) in [("peer", "key"), ("stick", "id")] {
+            for row in rows(&format!("{kind}s")) {
+                let r = row.as_object().context("behind entry")?;
+                let n = |k: &str| match r.get(k) {
+                    Some(Value::Number(n)) => *n,
+                    _ => 0.0,
+                };
+                let at = match r.get("mount").and_then(Value::as_str) {
+                    Some(m) => format!(" at {m}"),
+                    None => String::new(),
+                };
+                writeln!(
+                    out,
+                    "{kind} {}{at}: we lack {}, it lacks {} ({} feeds)",
+                    text(r, name_key),
+                    n("we_lack"),
+                    n("they_lack"),
+                    n("feeds")
+                )?;
+            }
+        }
+    }
     let sticks = match o.get("sticks") {
         Some(Value::Array(s)) => s.as_slice(),
         _ => &[],

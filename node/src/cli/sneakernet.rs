@@ -167,17 +167,21 @@ pub fn stick_sync(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<ExitCode> {
-    let node = super::remote::open_node(data, None)?;
+    let node = super::open::open_node(data, None)?;
     let mut progress = Progress::new();
-    let report = reconcile::sync_stick(&node, mount, &mut |s| progress.step(s))?;
+    let report = reconcile::sync_stick(node.replica(), mount, &mut |s| progress.step(s))?;
     drop(progress);
     print_stick(&report, json, out)
 }
 
 /// `ssb-node sticks` with no node running.
 pub fn sticks(data: &DataDir, json: bool, out: &mut dyn Write) -> Result<()> {
-    let node = super::remote::open_node(data, None)?;
-    print_sticks(&ssb_node::runtime::sneakernet::sticks(&node)?, json, out)
+    let node = super::open::open_node(data, None)?;
+    print_sticks(
+        &ssb_node::appliance::visits::sticks(node.replica())?,
+        json,
+        out,
+    )
 }
 
 /// `ssb-node bundle …` with no node running.
@@ -190,17 +194,18 @@ pub fn bundle(data: &DataDir, command: BundleCommand, out: &mut dyn Write) -> Re
                 .map(read_clock)
                 .transpose()?
                 .unwrap_or_default();
-            let node = super::remote::open_node(data, None)?;
-            let report = files::export_to(&node, &path, &clock, &mut |s| progress.step(s))?;
+            let node = super::open::open_node(data, None)?;
+            let report =
+                files::export_to(node.replica(), &path, &clock, &mut |s| progress.step(s))?;
             drop(progress);
             print_export(&report, out)?;
         }
         BundleCommand::Import { file, json } => {
-            let node = super::remote::open_node(data, None)?;
+            let node = super::open::open_node(data, None)?;
             // No `settle` (as `ingest` has): the import wrote its messages as
             // tables, not through the journal, so the next open has little
             // journal to read.
-            let report = files::import_file(&node, &file, &mut |s| progress.step(s))?;
+            let report = files::import_file(node.replica(), &file, &mut |s| progress.step(s))?;
             drop(progress);
             print_import(&report, json, out)?;
         }

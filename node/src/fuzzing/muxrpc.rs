@@ -3,7 +3,7 @@
 use super::{bounded, Target};
 use crate::muxrpc::session::{error_body, error_message};
 use crate::muxrpc::{Body, Request};
-use crate::net::rpc::{BodyType, Frame, Item};
+use crate::net::rpc::{BodyType, DecoderItem, Frame};
 
 /// `Body::to_value` and the error-body reader: a JSON body reads as its
 /// JSON, a UTF-8 body as its string, and a value sent comes back the same.
@@ -65,7 +65,9 @@ pub fn control_request(data: &[u8]) {
     bounded((1 << 20) + 128 * data.len(), || {
         let decoded = super::rpc::decode(input, &[input.len().max(1)]);
         for (item, _) in decoded.items {
-            let Item::Frame(f) = item else { continue };
+            let DecoderItem::Frame(f) = item else {
+                continue;
+            };
             // What the session takes for a new request (dispatch's `New`).
             if f.req <= 0 || f.end {
                 continue;

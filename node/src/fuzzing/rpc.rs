@@ -1,7 +1,9 @@
 //! Target for muxrpc frames (the packet-stream codec).
 
 use super::{bounded, Target};
-use crate::net::rpc::{Decoder, Encoder, Frame, Item, RpcError, DEFAULT_MAX_BODY_LEN, HEADER_LEN};
+use crate::net::rpc::{
+    Decoder, DecoderItem, Encoder, Frame, RpcError, DEFAULT_MAX_BODY_LEN, HEADER_LEN,
+};
 
 /// `rpc::Decoder`: the same items and error whatever the chunking; every
 /// frame encodes back to the very bytes it came from; nothing is consumed
@@ -16,7 +18,7 @@ pub const FRAMES: Target = Target {
 /// What a decode pass saw: each item with the input range it came from.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Decoded {
-    pub(crate) items: Vec<(Item, std::ops::Range<usize>)>,
+    pub(crate) items: Vec<(DecoderItem, std::ops::Range<usize>)>,
     pub(crate) error: Option<RpcError>,
     pub(crate) consumed: usize,
 }
@@ -91,12 +93,12 @@ pub fn frames(data: &[u8]) {
         for (item, range) in &whole.items {
             let raw = &input[range.clone()];
             match item {
-                Item::Goodbye => assert_eq!(raw, &[0u8; HEADER_LEN][..]),
-                Item::Frame(f) if f.body.is_empty() => {
+                DecoderItem::Goodbye => assert_eq!(raw, &[0u8; HEADER_LEN][..]),
+                DecoderItem::Frame(f) if f.body.is_empty() => {
                     assert_eq!(raw.len(), HEADER_LEN);
                     assert_eq!(raw[1..5], [0, 0, 0, 0]);
                 }
-                Item::Frame(f) => {
+                DecoderItem::Frame(f) => {
                     assert!(f.body.len() <= DEFAULT_MAX_BODY_LEN);
                     let mut out = Vec::new();
                     Encoder::new()
@@ -195,6 +197,6 @@ mod tests {
         let d = decode(&seed[1..], &[3]);
         assert_eq!(d.error, None);
         assert_eq!(d.items.len(), 8);
-        assert_eq!(d.items.last().map(|(i, _)| i), Some(&Item::Goodbye));
+        assert_eq!(d.items.last().map(|(i, _)| i), Some(&DecoderItem::Goodbye));
     }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
-use super::handshake::LinkError;
+use super::shs_driver::LinkError;
 use crate::feed::json::{Object, Value};
 use crate::net::box_stream::{Decryptor, Encryptor};
 use crate::net::rpc::{self, BodyType, Decoder, Encoder, Frame, RequestNumbers};
@@ -815,8 +815,8 @@ async fn read_loop<R: AsyncRead>(
             let (used, item) = decoder.decode(&bytes[pos..])?;
             pos += used;
             match item {
-                Some(rpc::Item::Frame(f)) => session.dispatch(f, &handler).await,
-                Some(rpc::Item::Goodbye) => return Ok("peer said goodbye".into()),
+                Some(rpc::DecoderItem::Frame(f)) => session.dispatch(f, &handler).await,
+                Some(rpc::DecoderItem::Goodbye) => return Ok("peer said goodbye".into()),
                 None if used == 0 => break,
                 None => {}
             }
@@ -888,7 +888,7 @@ async fn write_loop<W: AsyncWrite>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::muxrpc::handshake::{client_handshake, server_handshake};
+    use crate::muxrpc::shs_driver::{client_handshake, server_handshake};
     use crate::net::shs::{Keypair, NetworkKey};
 
     /// Answers `echo` (async), `count` (source of n numbers), `pipe` (duplex

@@ -9,6 +9,8 @@
 //! - [`shs`]: secret handshake v1 (authenticates both peers, derives session keys).
 //! - [`box_stream`]: the encrypted, framed byte stream that follows the handshake.
 //! - [`rpc`]: muxrpc / packet-stream framing carried inside the box stream.
+//! - [`ebt`]: EBT's vector-clock notes; [`ebt_session`]: one link's EBT rules
+//!   (notes in, decisions out; time passed in by the driver).
 //!
 //! All libsodium use is confined to the private `crypto` module.
 
@@ -17,6 +19,7 @@ pub(crate) mod crypto;
 pub mod address;
 pub mod box_stream;
 pub mod ebt;
+pub mod ebt_session;
 pub mod rpc;
 pub mod shs;
 

@@ -113,7 +113,7 @@ impl Frame {
 
 /// Something a [`Decoder`] produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Item {
+pub enum DecoderItem {
     /// A complete frame.
     Frame(Frame),
     /// The peer said goodbye (a header with body length 0); no more frames follow.
@@ -213,9 +213,9 @@ impl Decoder {
     /// Consumes bytes from `input` up to the end of the next complete item.
     ///
     /// Returns how many bytes were consumed and the item, if one completed. Call again with
-    /// the rest of the input until it is used up. After [`Item::Goodbye`] nothing more is
+    /// the rest of the input until it is used up. After [`DecoderItem::Goodbye`] nothing more is
     /// consumed. Errors are sticky.
-    pub fn decode(&mut self, input: &[u8]) -> Result<(usize, Option<Item>), RpcError> {
+    pub fn decode(&mut self, input: &[u8]) -> Result<(usize, Option<DecoderItem>), RpcError> {
         let mut pos = 0;
         loop {
             match &self.state {
@@ -235,7 +235,7 @@ impl Decoder {
                         Ok(Some(state)) => self.state = state,
                         Ok(None) => {
                             self.state = DecodeState::Finished;
-                            return Ok((pos, Some(Item::Goodbye)));
+                            return Ok((pos, Some(DecoderItem::Goodbye)));
                         }
                         Err(err) => {
                             self.state = DecodeState::Failed(err.clone());
@@ -264,7 +264,7 @@ impl Decoder {
                         body_type,
                         body: std::mem::take(&mut self.body),
                     };
-                    return Ok((pos, Some(Item::Frame(frame))));
+                    return Ok((pos, Some(DecoderItem::Frame(frame))));
                 }
             }
         }
@@ -447,9 +447,11 @@ mod tests {
             assert_eq!(consumed, end, "chunk {chunk}");
             assert!(dec.is_finished());
             assert!(!dec.is_mid_frame());
-            let mut expected: Vec<Item> =
-                frames.iter().map(|(f, _)| Item::Frame(f.clone())).collect();
-            expected.push(Item::Goodbye);
+            let mut expected: Vec<DecoderItem> = frames
+                .iter()
+                .map(|(f, _)| DecoderItem::Frame(f.clone()))
+                .collect();
+            expected.push(DecoderItem::Goodbye);
             assert_eq!(items, expected, "chunk {chunk}");
         }
     }
@@ -457,7 +459,10 @@ mod tests {
     #[test]
     fn nine_zero_bytes_are_goodbye() {
         let mut dec = Decoder::new();
-        assert_eq!(dec.decode(&[0; 9]).unwrap(), (9, Some(Item::Goodbye)));
+        assert_eq!(
+            dec.decode(&[0; 9]).unwrap(),
+            (9, Some(DecoderItem::Goodbye))
+        );
         assert_eq!(dec.decode(b"x").unwrap(), (0, None));
     }
 
@@ -474,7 +479,7 @@ mod tests {
         assert_eq!(used, 9);
         assert_eq!(
             item,
-            Some(Item::Frame(Frame {
+            Some(DecoderItem::Frame(Frame {
                 req: -3,
                 stream: true,
                 end: false,
@@ -483,7 +488,10 @@ mod tests {
             }))
         );
         let (_, item) = dec.decode(&wire[9..]).unwrap();
-        assert!(matches!(item, Some(Item::Frame(Frame { end: true, .. }))));
+        assert!(matches!(
+            item,
+            Some(DecoderItem::Frame(Frame { end: true, .. }))
+        ));
     }
 
     #[test]

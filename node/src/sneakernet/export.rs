@@ -18,9 +18,9 @@ use bundle_format::{
 };
 
 use super::read_ahead::{read_ahead, Span};
-use crate::blobs::BlobError;
+use crate::blob_store::BlobError;
 use crate::feed::{BlobId, FeedId};
-use crate::runtime::Node;
+use crate::replica::Replica;
 use crate::store::{now_ms, StoreError};
 
 /// The most blob ids remembered for one export (bounds memory; more blobs
@@ -69,7 +69,7 @@ pub struct Planned {
 /// Exports ranges of the store, and the blobs they mention, as a series of
 /// bundles.
 pub struct Exporter<'a> {
-    node: &'a Node,
+    node: &'a Replica,
     give: Vec<(FeedId, FeedRange)>,
     /// Blobs the other side already holds.
     skip_blobs: HashSet<BlobId>,
@@ -98,7 +98,11 @@ fn blob_links(json: &[u8], out: &mut impl FnMut(BlobId)) {
 impl<'a> Exporter<'a> {
     /// An export of `give` (feed ranges the other side lacks), leaving out
     /// blobs in `skip_blobs`.
-    pub fn new(node: &'a Node, give: Vec<FeedRange>, skip_blobs: HashSet<BlobId>) -> Exporter<'a> {
+    pub fn new(
+        node: &'a Replica,
+        give: Vec<FeedRange>,
+        skip_blobs: HashSet<BlobId>,
+    ) -> Exporter<'a> {
         let mut give: Vec<(FeedId, FeedRange)> = give
             .into_iter()
             .filter_map(|r| Some((r.feed.parse().ok()?, r)))
@@ -165,7 +169,7 @@ impl<'a> Exporter<'a> {
             .collect();
         std::thread::scope(|s| {
             let mut open = None;
-            for item in read_ahead(s, &node.store, spans) {
+            for item in read_ahead(s, node.store(), spans) {
                 let (k, seq, stored) = item?;
                 if open != Some(k) {
                     if k > 0 {
@@ -195,10 +199,10 @@ impl<'a> Exporter<'a> {
         })?;
         if at.range == self.give.len() {
             if self.blob_order.is_empty() && !self.blobs.is_empty() {
-                let max = node.settings.blob_max;
+                let max = node.blob_max();
                 self.blob_order = std::mem::take(&mut self.blobs)
                     .into_iter()
-                    .filter_map(|id| Some((id, node.blobs.size(&id)?)))
+                    .filter_map(|id| Some((id, node.blobs().size(&id)?)))
                     .filter(|&(_, size)| size <= max)
                     .collect();
             }
@@ -261,7 +265,7 @@ impl<'a> Exporter<'a> {
             })
             .collect::<Result<Vec<_>, BundleError>>()?;
         std::thread::scope(|s| {
-            for item in read_ahead(s, &node.store, spans) {
+            for item in read_ahead(s, node.store(), spans) {
                 w.line(item?.2.bytes())?;
             }
             Ok::<_, ExportError>(())
@@ -270,7 +274,7 @@ impl<'a> Exporter<'a> {
             let id: BlobId =
                 b.id.parse()
                     .map_err(|_| BundleError::Misuse(format!("{} is not a blob id", b.id)))?;
-            let path = node.blobs.path(&id);
+            let path = node.blobs().path(&id);
             let mut file = File::open(&path).map_err(|source| BlobError::Io {
                 path: path.display().to_string(),
                 source,

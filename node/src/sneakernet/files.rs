@@ -11,7 +11,7 @@ use bundle_format::{plan, BundleName, Clock, Coverage, Limits, FAT32_MAX_FILE};
 use super::export::{ExportError, Exporter};
 use super::import::{self, ImportError, ImportReport};
 use super::reconcile::Step;
-use crate::runtime::Node;
+use crate::replica::Replica;
 use crate::store::StoreError;
 
 /// Why a file export failed.
@@ -52,7 +52,7 @@ pub struct ExportReport {
 /// Imports the bundle file at `path`. If the file is named like a bundle,
 /// its content must match the name.
 pub fn import_file(
-    node: &Node,
+    node: &Replica,
     path: &Path,
     progress: &mut dyn FnMut(Step),
 ) -> Result<ImportReport, ImportError> {
@@ -77,13 +77,13 @@ pub fn import_file(
 /// directory (bundles named by content, split below 4 GiB) or a file (one
 /// bundle, or an error if that is not enough).
 pub fn export_to(
-    node: &Node,
+    node: &Replica,
     out: &Path,
     beyond: &Clock,
     progress: &mut dyn FnMut(Step),
 ) -> Result<ExportReport, FileError> {
     let local: Clock = node
-        .store
+        .store()
         .clock()?
         .into_iter()
         .map(|(f, s)| (f.to_string(), s))

@@ -15,7 +15,7 @@
 //! every feed a valid prefix and no visible message without its bundled
 //! blob (the next open drops what lies past the heads; the next import
 //! converges). Importing a bundle twice adds nothing the second time.
-//! [`super::stop_at`] names the steps, for tests that kill an import at
+//! [`crate::replica::stop_at`] names the steps, for tests that kill an import at
 //! each.
 
 use std::collections::HashSet;
@@ -27,10 +27,10 @@ use std::thread::{Scope, ScopedJoinHandle};
 
 use bundle_format::{BundleError, BundleName, BundleReader, Item, Limits, Manifest};
 
-use crate::blobs::{BlobError, StagedBlob};
+use crate::blob_store::{BlobError, StagedBlob};
 use crate::feed::{BatchVerifier, BlobId, FeedHead, FeedId, Invalid, Message, Value};
-use crate::runtime::{scan_content, Node};
-use crate::sneakernet::stop_at::{self, Point};
+use crate::replica::stop_at::{self, Point};
+use crate::replica::{scan_content, Replica};
 use crate::store::incoming::Incoming;
 use crate::store::stage::{Stage, Staged};
 use crate::store::StoreError;
@@ -129,8 +129,8 @@ pub struct ImportReport {
     pub unused: Vec<String>,
 }
 
-/// Progress callback: messages checked so far.
-pub type Progress<'a> = &'a mut dyn FnMut(u64);
+/// Told how many messages are checked so far.
+pub type OnChecked<'a> = &'a mut dyn FnMut(u64);
 
 /// What to do with one feed entry, decided from the manifest and the store.
 struct Entry {
@@ -151,11 +151,11 @@ fn bad_entry(feed: &str) -> BundleError {
 /// Plans every feed entry of `manifest` against the store, or, with no
 /// node (checking a bundle on its own), anchors only entries that start at 1.
 fn entries(
-    node: Option<&Node>,
+    node: Option<&Replica>,
     manifest: &Manifest,
     unused: &mut Vec<String>,
 ) -> Result<Vec<Entry>, ImportError> {
-    let set = node.map(Node::replicate_set);
+    let set = node.map(Replica::replicate_set);
     let mut out = Vec::with_capacity(manifest.feeds.len());
     for f in &manifest.feeds {
         let feed: FeedId = f.feed.parse().map_err(|_| bad_entry(&f.feed))?;
@@ -163,7 +163,7 @@ fn entries(
         let anchor = if f.first == 1 {
             Some(None)
         } else if let Some(node) = node.filter(|_| f.first - 1 <= held) {
-            node.store.get_at(&feed, f.first - 1)?.map(|m| {
+            node.store().get_at(&feed, f.first - 1)?.map(|m| {
                 Some(FeedHead {
                     id: m.id,
                     sequence: f.first - 1,
@@ -208,7 +208,7 @@ fn entries(
 /// want was written). Reads held messages only when there is a candidate,
 /// and stops once every one is found.
 pub fn lost_blobs(
-    node: &Node,
+    node: &Replica,
     ranges: impl IntoIterator<Item = (FeedId, u32, u32)>,
     mut candidates: HashSet<BlobId>,
 ) -> Result<HashSet<BlobId>, ImportError> {
@@ -222,7 +222,7 @@ pub fn lost_blobs(
             continue;
         }
         for stored in node
-            .store
+            .store()
             .feed(&feed, first)
             .take((last - first + 1) as usize)
         {
@@ -265,20 +265,20 @@ impl<R: Read> Read for Tap<'_, R> {
 /// bundle's content must match that name. Blocking: call from a blocking
 /// thread. See the module docs for what is checked.
 pub fn import(
-    node: &Node,
+    node: &Replica,
     input: impl Read,
     file_name: Option<&BundleName>,
     limits: &Limits,
-    progress: Progress<'_>,
+    progress: OnChecked<'_>,
 ) -> Result<ImportReport, ImportError> {
-    let _one_at_a_time = node.import_lock.lock().unwrap_or_else(|e| e.into_inner());
+    let _one_at_a_time = node.lock_imports();
     let start = std::time::Instant::now();
     // On any error the staging file and staged blobs are dropped unseen,
     // and so is what was written past the feeds' heads.
     let (mut report, stage, blobs) = match check(Some(node), input, file_name, limits, progress) {
         Ok(checked) => checked,
         Err(e) => {
-            if let Err(dropping) = node.with_append_lock(|| node.store.drop_incoming()) {
+            if let Err(dropping) = node.with_append_lock(|| node.store().drop_incoming()) {
                 tracing::warn!("dropping what a rejected import wrote: {dropping} (done when the store is next opened)");
             }
             return Err(e);
@@ -295,7 +295,7 @@ pub fn import(
     // visible message mentions yet, never a visible message whose bundled
     // blob is missing.
     if let Err(e) = place_blobs(node, blobs, &mut report) {
-        if let Err(dropping) = node.with_append_lock(|| node.store.drop_incoming()) {
+        if let Err(dropping) = node.with_append_lock(|| node.store().drop_incoming()) {
             tracing::warn!("dropping what a failed import wrote: {dropping} (done when the store is next opened)");
         }
         return Err(e);
@@ -320,16 +320,16 @@ pub fn import(
 
 /// Moves the staged blobs into the blob store, and forgets their wants.
 fn place_blobs(
-    node: &Node,
+    node: &Replica,
     blobs: Vec<StagedBlob>,
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
     for b in blobs {
         let id = b.id;
         let size = b.size;
-        node.blobs.commit(b)?;
-        node.store.remove_want(&id)?;
-        node.wants.got(&id);
+        node.blobs().commit(b)?;
+        node.store().remove_want(&id)?;
+        node.wants().got(&id);
         report.blobs += 1;
         report.blob_bytes += size;
     }
@@ -344,7 +344,7 @@ pub fn verify(
     input: impl Read,
     file_name: Option<&BundleName>,
     limits: &Limits,
-    progress: Progress<'_>,
+    progress: OnChecked<'_>,
 ) -> Result<ImportReport, ImportError> {
     check(None, input, file_name, limits, progress).map(|(report, _, _)| report)
 }
@@ -471,11 +471,11 @@ impl<'scope> Checker<'scope> {
 /// The checking pass: with a node, everything new is staged (nothing
 /// visible yet); without one, only checked.
 fn check(
-    node: Option<&Node>,
+    node: Option<&Replica>,
     input: impl Read,
     file_name: Option<&BundleName>,
     limits: &Limits,
-    progress: Progress<'_>,
+    progress: OnChecked<'_>,
 ) -> Result<(ImportReport, Option<Stage>, Vec<StagedBlob>), ImportError> {
     let started = std::time::Instant::now();
     let mut reader = BundleReader::open(input, limits)?;
@@ -505,9 +505,9 @@ fn check(
         let candidates: HashSet<BlobId> = manifest
             .blobs
             .iter()
-            .filter(|b| b.bytes <= node.settings.blob_max)
+            .filter(|b| b.bytes <= node.blob_max())
             .filter_map(|b| b.id.parse().ok())
-            .filter(|id| !node.blobs.has(id) && !node.wants.is_wanted(id))
+            .filter(|id| !node.blobs().has(id) && !node.wants().is_wanted(id))
             .collect();
         let ranges = manifest
             .feeds
@@ -521,13 +521,13 @@ fn check(
                 blobs = lost.len(),
                 "held messages mention blobs nothing wanted: wanted again"
             );
-            node.store.add_wants(&lost)?;
-            node.wants.want(&lost);
+            node.store().add_wants(&lost)?;
+            node.wants().want(&lost);
         }
-        node.store
+        node.store()
             .mark_incoming(plan.iter().filter(|e| e.take).map(|e| e.feed))?;
     }
-    let stage = node.map(|n| n.store.stage()).transpose()?;
+    let stage = node.map(|n| n.store().stage()).transpose()?;
     let (stage, blobs) = std::thread::scope(|s| {
         let mut at = Reading {
             node,
@@ -564,7 +564,7 @@ fn check(
 
 /// The reading side of the checking pass.
 struct Reading<'a, 'scope> {
-    node: Option<&'a Node>,
+    node: Option<&'a Replica>,
     manifest: &'a Manifest,
     plan: &'a [Entry],
     /// The checking threads, until every line is handed over.
@@ -584,7 +584,7 @@ struct Reading<'a, 'scope> {
     count: u64,
     /// When the import began (for its debug log).
     started: std::time::Instant,
-    progress: Progress<'a>,
+    progress: OnChecked<'a>,
 }
 
 impl Reading<'_, '_> {
@@ -622,7 +622,7 @@ impl Reading<'_, '_> {
                 .is_some_and(|i| i.takes(&m.author(), m.sequence()))
             {
                 self.end_incoming()?;
-                self.incoming = Some(node.store.incoming());
+                self.incoming = Some(node.store().incoming());
             }
             json.clear();
             m.value().write_compact(&mut json);
@@ -705,9 +705,9 @@ impl Reading<'_, '_> {
             }
             let id: Option<BlobId> = blob.id().parse().ok();
             let wanted = self.node.zip(id).and_then(|(node, id)| {
-                let wanted = (self.linked.contains(&id) || node.wants.is_wanted(&id))
-                    && !node.blobs.has(&id)
-                    && blob.size() <= node.settings.blob_max;
+                let wanted = (self.linked.contains(&id) || node.wants().is_wanted(&id))
+                    && !node.blobs().has(&id)
+                    && blob.size() <= node.blob_max();
                 wanted.then_some((node, id))
             });
             match wanted {
@@ -716,7 +716,7 @@ impl Reading<'_, '_> {
                         inner: &mut blob,
                         failed: None,
                     };
-                    match node.blobs.stage(&mut tap, Some(&id), u64::MAX) {
+                    match node.blobs().stage(&mut tap, Some(&id), u64::MAX) {
                         Ok(staged) => staged_blobs.push(staged),
                         Err(e) => {
                             return Err(match tap.failed.take() {
@@ -780,7 +780,7 @@ impl Reading<'_, '_> {
             m.check_chain(head.as_ref()).map_err(reject)?;
         }
         if let Some(node) = self.node.filter(|_| m.sequence() <= entry.held) {
-            let stored = node.store.get_at(&entry.feed, m.sequence())?;
+            let stored = node.store().get_at(&entry.feed, m.sequence())?;
             if stored.is_some_and(|s| s.id != m.id()) {
                 return Err(reject(Invalid::Fork {
                     sequence: m.sequence() - 1,
@@ -807,9 +807,9 @@ fn verify_batch(verifier: &mut BatchVerifier, batch: &Batch) -> Result<(), Impor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blobs::BlobStore;
+    use crate::blob_store::BlobStore;
     use crate::feed::{Keypair, Value};
-    use crate::runtime::config::Settings;
+    use crate::replica::Policy;
     use crate::store::Store;
     use std::path::Path;
 
@@ -867,13 +867,13 @@ mod tests {
         let author = Keypair::from_seed(&[7; 32]);
         let bundle = forged_at_2(&author, 6000);
         let db = dir.path().join("db");
-        let node = Node::new(
+        let node = Replica::new(
             Keypair::from_seed(&[1; 32]),
             Store::open(&db).unwrap(),
             BlobStore::open(&dir.path().join("blobs")).unwrap(),
-            Settings {
+            Policy {
                 replicate: vec![author.id()],
-                ..Settings::default()
+                ..Policy::default()
             },
         )
         .unwrap();
@@ -884,8 +884,8 @@ mod tests {
             matches!(e, ImportError::RejectedMessage { seq: 2, .. }),
             "{e}"
         );
-        assert_eq!(node.store.head(&author.id()).unwrap(), None);
-        assert!(!node.store.incoming_marked().unwrap());
+        assert_eq!(node.store().head(&author.id()).unwrap(), None);
+        assert!(!node.store().incoming_marked().unwrap());
         drop(node);
         let before = table_files(&db);
         // Opening deletes every table file no version names: none.

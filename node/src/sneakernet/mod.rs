@@ -6,7 +6,6 @@
 //! - [`stick`]: the `SSB-SNEAKERNET/` folder on a stick, and its writes.
 //! - [`files`]: bundles as plain files (`ssb-node bundle import|export`).
 //! - [`reconcile`]: a whole stick visit: import, export, remember its clock.
-//! - [`stop_at`]: named points of an import where a test kills the process.
 
 pub mod export;
 pub mod files;
@@ -14,4 +13,3 @@ pub mod import;
 mod read_ahead;
 pub mod reconcile;
 pub mod stick;
-pub mod stop_at;

@@ -14,6 +14,11 @@
 //! 2. Import, oldest bundle first, every bundle that offers something: a
 //!    range extending a feed we replicate, or a blob we want. Repeat while
 //!    that makes progress (one bundle can fill the gap before another).
+//!    Between rounds, summaries that left entries out are read again (at
+//!    most [`REREADS`] times a bundle): a bundle's once its import verified
+//!    it (so the stick's clock holds all of it), and any bundle's when an
+//!    import widened the feeds we replicate (a contact message within
+//!    hops), so a site's community comes in with the site's feed.
 //!    A bundle that fails its checks is reported and left on the stick
 //!    (the stick is a carrier, not ours to clean) unless it is damaged for
 //!    every reader: then it is removed, so the next exporter writes its
@@ -46,7 +51,7 @@ use super::export::{ExportError, Exporter};
 use super::import::{self, ImportError};
 use super::stick::{is_no_space, BundleFile, Stick, StickError};
 use crate::feed::{BlobId, FeedId};
-use crate::runtime::Node;
+use crate::replica::Replica;
 use crate::store::{now_ms, StoreError};
 
 /// Most bundles one visit looks at (the first by name); the rest stay on
@@ -60,6 +65,10 @@ pub const MAX_BUNDLES: usize = 4096;
 /// One bundle at the standard limits (100 000 feeds and 100 000 blobs)
 /// fits.
 pub const MAX_ENTRIES: u64 = 400_000;
+
+/// Most times one bundle's manifest is read again in a visit, after an
+/// import widened the feeds we carry.
+const REREADS: u8 = 2;
 
 /// Free space left untouched on a stick: the larger of 1 MiB and 1 %.
 fn margin(total: u64) -> u64 {
@@ -215,10 +224,10 @@ fn clock_name(id: &str) -> Vec<u8> {
 }
 
 /// What we hold of the feeds we replicate, as a bundle clock.
-fn local_clock(node: &Node) -> Result<Clock, StoreError> {
+fn local_clock(node: &Replica) -> Result<Clock, StoreError> {
     let set = node.replicate_set();
     Ok(node
-        .store
+        .store()
         .clock()?
         .into_iter()
         .filter(|(f, _)| set.contains(f) && !set.blocked.contains(f))
@@ -244,15 +253,18 @@ struct Held {
     whole: bool,
     /// Its content was verified in full (see the module docs, 3.).
     verified: bool,
-    /// Imported or checked this visit: not to be read again.
+    /// Imported or checked this visit: not to be read again (until its
+    /// summary is read again, see `rereads`).
     tried: bool,
+    /// How often its manifest was read again this visit.
+    rereads: u8,
 }
 
 impl Held {
     /// The summary of `m`: every entry if it is `verified`, else those
     /// `node` replicates or wants. `None` if an id in it is not one this
     /// node reads.
-    fn new(file: BundleFile, m: &Manifest, verified: bool, node: &Node) -> Option<Held> {
+    fn new(file: BundleFile, m: &Manifest, verified: bool, node: &Replica) -> Option<Held> {
         let set = node.replicate_set();
         let mut feeds = Vec::new();
         for f in &m.feeds {
@@ -267,7 +279,7 @@ impl Held {
             // A blob we lack may be one a held message of these feeds
             // mentions and whose want was lost (see `offers`).
             if verified
-                || (!node.blobs.has(&id) && (node.wants.is_wanted(&id) || !feeds.is_empty()))
+                || (!node.blobs().has(&id) && (node.wants().is_wanted(&id) || !feeds.is_empty()))
             {
                 blobs.push(id);
             }
@@ -282,6 +294,7 @@ impl Held {
             blobs,
             verified,
             tried: false,
+            rereads: 0,
         })
     }
 
@@ -295,7 +308,7 @@ impl Held {
 /// extends a replicated feed without a gap, a blob it wants, or a blob a
 /// message it holds mentions and the blob store lacks (its want was lost:
 /// [`import::lost_blobs`]).
-fn offers(node: &Node, h: &Held) -> Result<bool, ImportError> {
+fn offers(node: &Replica, h: &Held) -> Result<bool, ImportError> {
     let set = node.replicate_set();
     for &(feed, first, last) in &h.feeds {
         if !set.contains(&feed) || set.blocked.contains(&feed) {
@@ -308,14 +321,14 @@ fn offers(node: &Node, h: &Held) -> Result<bool, ImportError> {
     }
     if h.blobs
         .iter()
-        .any(|id| node.wants.is_wanted(id) && !node.blobs.has(id))
+        .any(|id| node.wants().is_wanted(id) && !node.blobs().has(id))
     {
         return Ok(true);
     }
     let candidates: HashSet<BlobId> = h
         .blobs
         .iter()
-        .filter(|id| !node.blobs.has(id) && !node.wants.is_wanted(id))
+        .filter(|id| !node.blobs().has(id) && !node.wants().is_wanted(id))
         .copied()
         .collect();
     if candidates.is_empty() {
@@ -526,7 +539,7 @@ fn failed(stick: &Stick, b: &BundleFile, e: ImportError) -> Result<Failed, Recon
 /// Visits the stick mounted at `mount`; see the module docs. Blocking: call
 /// from a blocking thread.
 pub fn sync_stick(
-    node: &Node,
+    node: &Replica,
     mount: &Path,
     progress: &mut dyn FnMut(Step),
 ) -> Result<StickReport, ReconcileError> {
@@ -536,7 +549,7 @@ pub fn sync_stick(
 /// [`sync_stick`] looking at most at `max_bundles` bundles and keeping at
 /// most `max_entries` manifest entries.
 fn visit(
-    node: &Node,
+    node: &Replica,
     mount: &Path,
     progress: &mut dyn FnMut(Step),
     max_bundles: usize,
@@ -576,7 +589,7 @@ fn visit(
         };
         match bundle_format::read_manifest(file, &limits) {
             Ok((m, name)) if name == b.name => {
-                let verified = node.store.bundle_verified(&name.0)?;
+                let verified = node.store().bundle_verified(&name.0)?;
                 let Some(h) = Held::new(b.clone(), &m, verified, node) else {
                     report.rejected.push(Rejected {
                         bundle: b.name.file_name(),
@@ -620,6 +633,7 @@ fn visit(
     let mut gone: HashSet<BundleName> = HashSet::new();
     loop {
         let mut progressed = false;
+        let set_before = node.replicate_set();
         for h in held.iter_mut() {
             if h.tried || !offers(node, h)? {
                 continue;
@@ -660,6 +674,41 @@ fn visit(
         }
         if !progressed {
             break;
+        }
+        // The summaries that left entries out are read again (at most
+        // [`REREADS`] times each): of a bundle imported now, as it is
+        // verified, to keep all it holds (the stick's clock); of any, if
+        // what was imported widened what we carry (a contact message of a
+        // feed within hops), so the same visit takes the newly carried
+        // feeds (a site's community with the site's own feed).
+        let widened = *node.replicate_set() != *set_before;
+        for h in held.iter_mut() {
+            if h.whole
+                || h.rereads >= REREADS
+                || gone.contains(&h.file.name)
+                || !(widened || h.verified)
+            {
+                continue;
+            }
+            h.rereads += 1;
+            let file = match open_or_unread(&stick, &h.file)? {
+                Ok(f) => f,
+                Err(_) => continue,
+            };
+            let m = match bundle_format::read_manifest(file, &limits) {
+                Ok((m, name)) if name == h.file.name => m,
+                Ok(_) | Err(_) => continue,
+            };
+            let Some(mut fresh) = Held::new(h.file.clone(), &m, h.verified, node) else {
+                continue;
+            };
+            let (old, new) = (h.entries(), fresh.entries());
+            if new > old && new - old > budget {
+                continue;
+            }
+            budget = budget + old - new;
+            fresh.rereads = h.rereads;
+            *h = fresh;
         }
     }
     held.retain(|h| !gone.contains(&h.file.name));
@@ -707,7 +756,7 @@ fn visit(
             }
         }
     }
-    let before: HashMap<FeedId, u32> = node.store.remote_clock(&clock_name(&stick.id))?;
+    let before: HashMap<FeedId, u32> = node.store().remote_clock(&clock_name(&stick.id))?;
     for (feed, seq) in Holdings::of(&held).clock() {
         let old = before.get(&feed).copied().unwrap_or(0);
         report.new_since_last_visit += u64::from(seq.saturating_sub(old));
@@ -777,9 +826,9 @@ fn visit(
 
     // 5. Remember the stick.
     let clock = Holdings::of(&held).clock();
-    node.store
+    node.store()
         .save_remote_clock(&clock_name(&stick.id), clock.iter().copied())?;
-    node.store.remember_verified_bundles(
+    node.store().remember_verified_bundles(
         held.iter().filter(|h| h.verified).map(|h| h.file.name.0),
         now_ms() as u64,
     )?;
@@ -792,18 +841,18 @@ fn visit(
         "messages": clock.iter().map(|&(_, s)| u64::from(s)).sum::<u64>(),
         "problem": report.problem,
     });
-    node.store
+    node.store()
         .save_stick_info(&stick.id, info.to_string().as_bytes())?;
-    node.store.persist()?;
+    node.store().persist()?;
     Ok(report)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blobs::BlobStore;
+    use crate::blob_store::BlobStore;
     use crate::feed::Keypair;
-    use crate::runtime::config::Settings;
+    use crate::replica::Policy;
     use crate::store::Store;
     use sha2::Digest as _;
 
@@ -834,13 +883,13 @@ mod tests {
     fn a_visit_keeps_to_its_bounds_and_leaves_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let author = Keypair::from_seed(&[7; 32]).id();
-        let node = Node::new(
+        let node = Replica::new(
             Keypair::from_seed(&[1; 32]),
             Store::open(&dir.path().join("db")).unwrap(),
             BlobStore::open(&dir.path().join("blobs")).unwrap(),
-            Settings {
+            Policy {
                 replicate: vec![author],
-                ..Settings::default()
+                ..Policy::default()
             },
         )
         .unwrap();

@@ -23,10 +23,9 @@ use crate::feed::{BlobId, FeedHead, FeedId, MsgId, Value};
 /// The most bytes of memtables (all keyspaces, active and sealed) that
 /// promotion lets fjall hold before it waits for a flush (see
 /// [`Store::bound_write_buffer`]). Smaller caps flush more often (each
-/// flush syncs fjall's journal). Promotion now writes only heads, contacts
-/// and short runs' ids through memtables; when it wrote whole messages,
-/// this cap kept a 100k-message import within ~7 MiB of a 10k one (no cap
-/// peaked 25–40 MiB higher).
+/// flush syncs fjall's journal). Promotion writes only heads, contacts
+/// and short runs' ids through memtables; the cap bounds what a long
+/// import's runs hold there at once.
 const WRITE_BUFFER_CAP: u64 = 6 * 1024 * 1024;
 
 /// How many times (2 ms apart) promotion looks again at fjall's memtable

@@ -34,6 +34,7 @@ use tokio::sync::watch;
 
 use crate::feed::json::{Object, Value};
 use crate::feed::FeedId;
+use crate::replication::{LinkMark, LinkWatch};
 
 /// Most remembered problems of sticks that are no longer in.
 pub const MAX_ABSENT_PROBLEMS: usize = 16;
@@ -111,7 +112,7 @@ impl StickState {
 
 /// One stick the status knows about.
 #[derive(Debug, Clone)]
-pub struct Stick {
+pub struct StickStatus {
     /// Where it is (was) mounted or found.
     pub path: PathBuf,
     /// Which insertion this is (increasing over the node's life).
@@ -143,7 +144,7 @@ pub struct Snapshot {
     /// Booting or ready.
     pub phase: Phase,
     /// Sticks in insertion order.
-    pub sticks: Vec<Stick>,
+    pub sticks: Vec<StickStatus>,
     /// Open peer links by link number.
     pub links: BTreeMap<u64, Link>,
 }
@@ -228,7 +229,7 @@ impl Snapshot {
         o.push("sticks", Value::Array(sticks));
     }
 
-    fn stick_mut(&mut self, run: u64) -> Option<&mut Stick> {
+    fn stick_mut(&mut self, run: u64) -> Option<&mut StickStatus> {
         self.sticks.iter_mut().find(|s| s.run == run)
     }
 
@@ -333,7 +334,7 @@ impl Status {
         tracing::info!(stick = %path.display(), "status: stick busy, do not pull");
         self.update(|s| {
             s.sticks.retain(|st| st.path != path);
-            s.sticks.push(Stick {
+            s.sticks.push(StickStatus {
                 path: path.to_path_buf(),
                 run,
                 state: StickState::Busy,
@@ -478,6 +479,18 @@ impl LinkHandle {
             }
             _ => false,
         });
+    }
+}
+
+impl LinkMark for LinkHandle {
+    fn set_syncing(&self, syncing: bool) {
+        LinkHandle::set_syncing(self, syncing);
+    }
+}
+
+impl LinkWatch for Status {
+    fn link_opened(&self, peer: FeedId) -> Box<dyn LinkMark> {
+        Box::new(Status::link_opened(self, peer))
     }
 }
 

@@ -11,9 +11,12 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::peers::{self, Source};
-use super::{control, notify, Node};
+use super::{control, Node};
+use crate::appliance::{self, notify};
 use crate::net::address::MultiserverAddress;
+use crate::replica::carry;
+use crate::replication::lan;
+use crate::replication::peers::{self, Source};
 
 /// How long a stopping node waits for its sessions to write their goodbye.
 const GOODBYE_WAIT: Duration = Duration::from_secs(2);
@@ -44,7 +47,7 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
     let listen = opts
         .listen
         .clone()
-        .unwrap_or_else(|| node.settings.listen.clone());
+        .unwrap_or_else(|| node.settings().listen.clone());
     let listener = TcpListener::bind(&listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -63,37 +66,46 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
     let service = notify::Service::from_env();
     service.ready(&format!("listening on {me}"));
 
-    let appliance = super::appliance::start(&node, opts.mount_roots.clone(), &opts.led)
-        .context("watching for sticks")?;
+    carry::follow_sites(node.replica())
+        .await
+        .context("following the config's sites")?;
+    let appliance = appliance::start(
+        node.replica(),
+        node.status(),
+        opts.mount_roots.clone(),
+        &opts.led,
+    )
+    .context("watching for sticks")?;
     let mut tasks = vec![
         control,
-        tokio::spawn(peers::accept_loop(node.clone(), listener)),
+        tokio::spawn(peers::accept_loop(node.replicator().clone(), listener)),
+        tokio::spawn(carry::keep_following_sites(node.replica().clone())),
     ];
-    for addr in &node.settings.connect {
+    for addr in &node.settings().connect {
         tasks.push(tokio::spawn(peers::keep_connected(
-            node.clone(),
+            node.replicator().clone(),
             addr.clone(),
             Source::Config,
         )));
     }
     for addr in &opts.connect {
         tasks.push(tokio::spawn(peers::keep_connected(
-            node.clone(),
+            node.replicator().clone(),
             addr.clone(),
             Source::Cli,
         )));
     }
-    if node.settings.discovery && !opts.no_discovery {
-        tasks.push(tokio::spawn(super::lan::run(node.clone(), local)));
+    if node.settings().discovery && !opts.no_discovery {
+        tasks.push(tokio::spawn(lan::run(node.replicator().clone(), local)));
     }
-    node.status.set_ready();
+    node.status().set_ready();
 
     let status = {
         let (node, me) = (node.clone(), me.to_string());
         move || {
             format!(
                 "listening on {me}; {} peer sessions",
-                node.peers.session_count()
+                node.replicator().peers().session_count()
             )
         }
     };
@@ -106,7 +118,7 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
     service.stopping("stopping: saving the store");
     // Every link ends with its goodbye before the listener and dialers go: peers see a
     // clean end, not a box-stream cut short. A session opened meanwhile is told at once.
-    let left = node.peers.open.close_all(GOODBYE_WAIT).await;
+    let left = node.replicator().peers().open.close_all(GOODBYE_WAIT).await;
     if left > 0 {
         tracing::info!(
             left,
@@ -118,6 +130,6 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
     }
     drop(appliance);
     let _ = std::fs::remove_file(&opts.socket);
-    node.shutdown_settled().await?;
+    node.replica().shutdown_settled().await?;
     Ok(())
 }

@@ -1,6 +1,22 @@
-//! The appliance side of `ssb-node run`: the stick watcher feeding the stick
-//! handler, and the status LED, all driven by and reporting to the node's
-//! status.
+//! The appliance: what a box with USB ports and a LED does around the
+//! replica.
+//!
+//! - [`mounts`], [`mountinfo`]: stick detection under the mount roots.
+//! - [`sticks`]: one stick at a time, from plugged in to pulled out;
+//!   [`visits`]: stick visits and bundle files, run on blocking threads.
+//! - [`status`]: the node's one status (phase, sticks, links);
+//!   [`status_led`]: the LED pattern it plays.
+//! - [`notify`]: systemd's notify protocol (ready, status, watchdog).
+//! - [`start`]: the stick watcher feeding the stick handler, and the LED,
+//!   all driven by and reporting to the status.
+
+pub mod mountinfo;
+pub mod mounts;
+pub mod notify;
+pub mod status;
+pub mod status_led;
+pub mod sticks;
+pub mod visits;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,9 +25,10 @@ use firmware::LedSpec;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::mounts::{self, StickWatcher, WatchError};
-use super::status_led::{self, StatusLed};
-use super::{sneakernet, sticks, Node};
+use crate::replica::Replica;
+use mounts::{StickWatcher, WatchError};
+use status::Status;
+use status_led::StatusLed;
 
 /// Stick events waiting for the handler loop (it never blocks for long).
 const EVENT_QUEUE: usize = 64;
@@ -36,11 +53,11 @@ impl Drop for Appliance {
 /// The stick handler: a full visit (import, export, remember the clock);
 /// a visit that could not do everything (stick full, read-only) fails with
 /// its summary, so the status shows the problem.
-fn reconcile_handler(node: Arc<Node>) -> sticks::StickHandler {
+fn reconcile_handler(node: Arc<Replica>) -> sticks::StickHandler {
     Arc::new(move |mount| {
         let node = node.clone();
         Box::pin(async move {
-            match sneakernet::sync_stick(node, mount).await {
+            match visits::sync_stick(node, mount).await {
                 Ok(report) if report.problem.is_none() => Ok(report.summary()),
                 Ok(report) => Err(report.summary()),
                 Err(e) => Err(e.to_string()),
@@ -49,16 +66,17 @@ fn reconcile_handler(node: Arc<Node>) -> sticks::StickHandler {
     })
 }
 
-/// Starts watching `mount_roots` for sticks (none: no stick watching) and
-/// drives the LED `led` from the node status. An LED that cannot be opened
+/// Starts watching `mount_roots` for sticks (none: no stick watching), each
+/// visited on `replica`, and drives the LED `led` from `status`. An LED that cannot be opened
 /// is logged and left out: the node is more use syncing without its LED
 /// than not running.
 pub fn start(
-    node: &Arc<Node>,
+    replica: &Arc<Replica>,
+    status: &Status,
     mount_roots: Vec<PathBuf>,
     led: &LedSpec,
 ) -> Result<Appliance, WatchError> {
-    let led = match status_led::start(led, &node.status) {
+    let led = match status_led::start(led, status) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("status LED unavailable, running without it: {e}");
@@ -72,8 +90,8 @@ pub fn start(
     } else {
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
         watcher = Some(mounts::spawn(mount_roots, tx)?);
-        let handler = reconcile_handler(node.clone());
-        tasks.push(tokio::spawn(sticks::run(node.status.clone(), handler, rx)));
+        let handler = reconcile_handler(replica.clone());
+        tasks.push(tokio::spawn(sticks::run(status.clone(), handler, rx)));
     }
     Ok(Appliance {
         tasks,

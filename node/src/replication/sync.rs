@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::peers::{self, Source};
-use super::Node;
+use super::Replicator;
 use crate::feed::FeedId;
 use crate::muxrpc::LinkError;
 use crate::net::address::MultiserverAddress;
@@ -82,12 +82,12 @@ pub enum SyncError {
 
 /// Syncs with `addr` once.
 pub async fn sync(
-    node: Arc<Node>,
+    node: Arc<Replicator>,
     addr: &MultiserverAddress,
     timeout: Duration,
 ) -> Result<SyncReport, SyncError> {
     let shown = addr.to_string();
-    node.peers
+    node.peers()
         .know(*addr.key(), Some(addr.clone()), Source::Sync);
     let (session, ctx) = peers::open_one_shot(node.clone(), addr)
         .await
@@ -98,7 +98,7 @@ pub async fn sync(
     let deadline = Instant::now() + timeout;
     let outcome = loop {
         let changed = ctx.progress.changed.notified();
-        let settle = if node.wants.is_empty()
+        let settle = if node.replica().wants().is_empty()
             && ctx.stats.msgs_out.load(Ordering::SeqCst) == 0
             && !ctx.blobs.peer_asked()
         {

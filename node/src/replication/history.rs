@@ -12,10 +12,10 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 use super::link::{LinkCtx, LinkStats};
-use super::{Node, READ_CHUNK};
 use crate::feed::json::{Object, Value};
 use crate::feed::{FeedId, Message};
 use crate::muxrpc::{Body, CallType, Item, Session, Sink};
+use crate::replica::{Replica, READ_CHUNK};
 
 /// Messages stored per append when pulling.
 const BATCH: usize = 1024;
@@ -97,7 +97,7 @@ impl HistoryOpts {
 /// Sends messages from `*next` on, up to what is stored (or the limit);
 /// returns false once the peer is gone or the limit is reached.
 async fn send_from(
-    node: &Node,
+    node: &Replica,
     opts: &HistoryOpts,
     sink: &Sink,
     next: &mut u32,
@@ -108,7 +108,10 @@ async fn send_from(
         if opts.limit.is_some_and(|l| *sent >= l) {
             return Ok(false);
         }
-        let chunk = node.read_chunk(opts.id, *next).await?;
+        let chunk = node
+            .read_chunk(opts.id, *next)
+            .await
+            .map_err(|e| e.to_string())?;
         if chunk.is_empty() {
             return Ok(true);
         }
@@ -137,7 +140,7 @@ async fn send_from(
 }
 
 /// Answers a `createHistoryStream` call on `sink`.
-pub async fn serve(node: Arc<Node>, ctx: Option<Arc<LinkCtx>>, arg: &Value, sink: Sink) {
+pub async fn serve(node: Arc<Replica>, ctx: Option<Arc<LinkCtx>>, arg: &Value, sink: Sink) {
     let opts = match HistoryOpts::parse(arg) {
         Ok(o) => o,
         Err(e) => {
@@ -222,7 +225,7 @@ pub async fn serve(node: Arc<Node>, ctx: Option<Arc<LinkCtx>>, arg: &Value, sink
 /// Legacy replication: one createHistoryStream per replicated feed (live
 /// unless the link is one-shot), started again for feeds that join the set.
 pub async fn pull_all(ctx: Arc<LinkCtx>, session: Session) {
-    let node = ctx.node.clone();
+    let node = ctx.replica.clone();
     let mut graph = node.graph_changes();
     let mut running: HashSet<FeedId> = HashSet::new();
     loop {
@@ -256,7 +259,7 @@ async fn pull(ctx: Arc<LinkCtx>, session: Session, feed: FeedId) {
 }
 
 async fn pull_inner(ctx: &LinkCtx, session: &Session, feed: FeedId) -> Result<(), String> {
-    let node = &ctx.node;
+    let node = &ctx.replica;
     let opts = HistoryOpts {
         id: feed,
         sequence: node.seq(&feed).map_err(|e| e.to_string())? + 1,

@@ -1,4 +1,4 @@
-//! Feeds one peer link's replication activity into the node status.
+//! Tells a [`LinkWatch`] (the node status) whether each peer link is syncing.
 //!
 //! A link is *syncing* (LED: peer syncing) while anything moved on it in the
 //! last [`ACTIVE_WINDOW`] (messages or blobs, either way), or while it is not
@@ -16,14 +16,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::link::LinkCtx;
+use crate::feed::FeedId;
 use crate::muxrpc::Session;
 
 /// How long after the last movement a link still counts as syncing.
 pub const ACTIVE_WINDOW: Duration = Duration::from_secs(3);
 
-/// Tracks `ctx` in the node status until `session` closes.
-pub async fn track(ctx: Arc<LinkCtx>, session: Session) {
-    let link = ctx.node.status.link_opened(ctx.peer);
+/// Where links are shown: told when one opens, it hands back a mark that
+/// shows whether the link is syncing, until the mark is dropped.
+pub trait LinkWatch: Send + Sync {
+    /// A link to `peer` opened; it counts as syncing until told otherwise.
+    fn link_opened(&self, peer: FeedId) -> Box<dyn LinkMark>;
+}
+
+/// One open link as a [`LinkWatch`] shows it; dropping it removes the link.
+pub trait LinkMark: Send + Sync {
+    /// Says whether the link is replicating.
+    fn set_syncing(&self, syncing: bool);
+}
+
+/// Tracks `ctx` (shown as `link`) until `session` closes.
+pub async fn track(link: Box<dyn LinkMark>, ctx: Arc<LinkCtx>, session: Session) {
     let closed = session.closed();
     tokio::pin!(closed);
     loop {
@@ -38,7 +51,7 @@ pub async fn track(ctx: Arc<LinkCtx>, session: Session) {
             continue;
         }
         // Another link's appends can catch this one up too.
-        let mut appends = ctx.node.subscribe();
+        let mut appends = ctx.replica.subscribe();
         link.set_syncing(!ctx.caught_up());
         tokio::select! {
             () = changed => {}

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::Node;
 use crate::feed::json::{Object, Value};
 use crate::muxrpc::{Body, Sink};
+use crate::replica::Replica;
 use crate::sneakernet::reconcile::Step;
 use crate::sneakernet::{files, reconcile};
 use crate::store::StoreError;
@@ -51,7 +51,7 @@ fn to_value<T: serde::Serialize>(t: &T) -> Result<Value, String> {
 
 /// Visits the stick at `mount` on a blocking thread.
 pub async fn sync_stick(
-    node: Arc<Node>,
+    node: Arc<Replica>,
     mount: PathBuf,
 ) -> Result<reconcile::StickReport, reconcile::ReconcileError> {
     sync_stick_reporting(node, mount, None).await
@@ -59,7 +59,7 @@ pub async fn sync_stick(
 
 /// [`sync_stick`], sending progress to `tx`.
 async fn sync_stick_reporting(
-    node: Arc<Node>,
+    node: Arc<Replica>,
     mount: PathBuf,
     tx: Option<mpsc::Sender<Step>>,
 ) -> Result<reconcile::StickReport, reconcile::ReconcileError> {
@@ -72,9 +72,9 @@ async fn sync_stick_reporting(
 }
 
 /// Every stick this node has seen, as recorded after each visit.
-pub fn sticks(node: &Node) -> Result<serde_json::Value, StoreError> {
+pub fn sticks(node: &Replica) -> Result<serde_json::Value, StoreError> {
     let rows = node
-        .store
+        .store()
         .stick_infos()?
         .into_iter()
         .map(|(id, bytes)| {
@@ -93,13 +93,13 @@ fn path_arg(args: &[Value], method: &str) -> Result<PathBuf, String> {
 }
 
 /// Answers one of [`METHODS`].
-pub async fn answer(node: &Arc<Node>, method: &str, args: &[Value]) -> Result<Value, String> {
+pub async fn answer(node: &Arc<Replica>, method: &str, args: &[Value]) -> Result<Value, String> {
     answer_reporting(node, method, args, None).await
 }
 
 /// Answers one of [`WITH_PROGRESS`] as a `source` call on `sink`: progress
 /// items while it works, then the report.
-pub async fn stream(node: &Arc<Node>, method: &str, args: &[Value], sink: Sink) {
+pub async fn stream(node: &Arc<Replica>, method: &str, args: &[Value], sink: Sink) {
     let (tx, mut rx) = mpsc::channel(1);
     let work = answer_reporting(node, method, args, Some(tx));
     tokio::pin!(work);
@@ -128,7 +128,7 @@ pub async fn stream(node: &Arc<Node>, method: &str, args: &[Value], sink: Sink) 
 
 /// Answers one of [`METHODS`], sending progress to `tx` if given.
 async fn answer_reporting(
-    node: &Arc<Node>,
+    node: &Arc<Replica>,
     method: &str,
     args: &[Value],
     tx: Option<mpsc::Sender<Step>>,

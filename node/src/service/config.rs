@@ -12,12 +12,10 @@ use serde::Deserialize;
 use crate::feed::FeedId;
 use crate::net::address::MultiserverAddress;
 use crate::net::shs::NetworkKey;
+use crate::replica::carry;
+use crate::replica::Policy;
 
-/// Default most blob size fetched (ssb-blobs' 5 MiB).
-pub const DEFAULT_BLOB_MAX: u64 = 5 * 1024 * 1024;
-
-/// Default follow-graph distance replicated.
-pub const DEFAULT_HOPS: u32 = 2;
+pub use crate::replica::{DEFAULT_BLOB_MAX, DEFAULT_HOPS};
 
 /// The file as written.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -36,6 +34,13 @@ pub struct ConfigFile {
     /// Feeds never to replicate or talk to.
     #[serde(default)]
     pub block: Vec<String>,
+    /// The carrying policy: `follows` or `connected` (see [`carry`]).
+    pub carry: Option<String>,
+    /// Most feeds followed under `connected`.
+    pub carry_max: Option<u32>,
+    /// Other site boxes: followed, with every feed they follow.
+    #[serde(default)]
+    pub sites: Vec<String>,
     /// LAN discovery on or off.
     pub discovery: Option<bool>,
     /// Largest blob fetched, in bytes.
@@ -95,6 +100,12 @@ pub struct Settings {
     pub hops: u32,
     /// Blocked feeds.
     pub block: Vec<FeedId>,
+    /// The carrying policy.
+    pub carry: carry::Mode,
+    /// Most feeds followed under [`carry::Mode::Connected`].
+    pub carry_max: u32,
+    /// Other site boxes, followed with what they follow.
+    pub sites: Vec<FeedId>,
     /// LAN discovery.
     pub discovery: bool,
     /// Largest blob fetched.
@@ -117,11 +128,14 @@ impl Default for Settings {
             replicate: Vec::new(),
             hops: DEFAULT_HOPS,
             block: Vec::new(),
+            carry: carry::Mode::Follows,
+            carry_max: carry::DEFAULT_CARRY_MAX,
+            sites: Vec::new(),
             discovery: true,
             blob_max: DEFAULT_BLOB_MAX,
             network_key: NetworkKey::default(),
             handshake_timeout: std::time::Duration::from_secs(10),
-            mount_roots: super::mounts::DEFAULT_MOUNT_ROOTS
+            mount_roots: crate::appliance::mounts::DEFAULT_MOUNT_ROOTS
                 .iter()
                 .map(PathBuf::from)
                 .collect(),
@@ -131,6 +145,19 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// What the replica keeps, from these settings.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            hops: self.hops,
+            replicate: self.replicate.clone(),
+            block: self.block.clone(),
+            blob_max: self.blob_max,
+            carry: self.carry,
+            carry_max: self.carry_max,
+            sites: self.sites.clone(),
+        }
+    }
+
     /// Reads `path` if it exists (a missing file means defaults).
     pub fn load(path: &Path, must_exist: bool) -> Result<Settings, ConfigError> {
         let shown = path.display().to_string();
@@ -192,7 +219,37 @@ impl Settings {
             None => defaults.led,
             Some(text) => text.parse().map_err(|e| bad("led", format!("{e}")))?,
         };
+        let hops = file.hops.unwrap_or(DEFAULT_HOPS);
+        let carry = match &file.carry {
+            None => defaults.carry,
+            Some(text) => text.parse().map_err(|e| bad("carry", format!("{e}")))?,
+        };
+        if carry == carry::Mode::Connected && hops == 0 {
+            return Err(bad(
+                "carry",
+                "\"connected\" carries through follows: it needs hops of 1 or more".into(),
+            ));
+        }
+        if !file.sites.is_empty() && hops < 2 {
+            return Err(bad(
+                "sites",
+                "a site's follows are 2 hops away: it needs hops of 2 or more".into(),
+            ));
+        }
+        let carry_max = match file.carry_max {
+            None => defaults.carry_max,
+            Some(n) if n <= carry::CARRY_MAX_LIMIT => n,
+            Some(_) => {
+                return Err(bad(
+                    "carry_max",
+                    format!("at most {}", carry::CARRY_MAX_LIMIT),
+                ))
+            }
+        };
         Ok(Settings {
+            carry,
+            carry_max,
+            sites: feeds("sites", &file.sites)?,
             mount_roots,
             led,
             listen: file.listen.unwrap_or(defaults.listen),
@@ -202,7 +259,7 @@ impl Settings {
                 .map(|s| s.parse().map_err(|e| bad("connect", format!("{s}: {e}"))))
                 .collect::<Result<_, _>>()?,
             replicate: feeds("replicate", &file.replicate)?,
-            hops: file.hops.unwrap_or(DEFAULT_HOPS),
+            hops,
             block: feeds("block", &file.block)?,
             discovery: file.discovery.unwrap_or(true),
             blob_max: file.blob_max.unwrap_or(DEFAULT_BLOB_MAX),
@@ -245,6 +302,42 @@ mod tests {
         std::fs::write(&path, "replicate = [\"@nope\"]\n").unwrap();
         let e = Settings::load(&path, false).unwrap_err().to_string();
         assert!(e.contains("replicate: not a feed id: @nope"), "{e}");
+    }
+
+    #[test]
+    fn the_carrying_policy_has_defaults_and_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ssb-node.toml");
+        let s = Settings::load(&path, false).unwrap();
+        assert_eq!(s.carry, carry::Mode::Follows);
+        assert_eq!(s.carry_max, carry::DEFAULT_CARRY_MAX);
+        assert!(s.sites.is_empty());
+        let feed = crate::feed::Keypair::generate().id();
+        std::fs::write(
+            &path,
+            format!("carry = \"connected\"\ncarry_max = 5\nsites = [\"{feed}\"]\n"),
+        )
+        .unwrap();
+        let s = Settings::load(&path, false).unwrap();
+        assert_eq!((s.carry, s.carry_max), (carry::Mode::Connected, 5));
+        assert_eq!(s.sites, [feed]);
+        for (text, why) in [
+            ("carry = \"all\"\n", "carry: unknown carrying mode"),
+            (
+                "carry = \"connected\"\nhops = 0\n",
+                "carry: \"connected\" carries through follows",
+            ),
+            ("carry_max = 100001\n", "carry_max: at most 100000"),
+            ("sites = [\"@x\"]\n", "sites: not a feed id: @x"),
+            (
+                &format!("sites = [\"{feed}\"]\nhops = 1\n"),
+                "sites: a site's follows are 2 hops away",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let e = Settings::load(&path, false).unwrap_err().to_string();
+            assert!(e.contains(why), "{text}: {e}");
+        }
     }
 
     #[test]
@@ -312,13 +405,20 @@ mod tests {
             file.handshake_timeout,
             Some(d.handshake_timeout.as_secs_f64())
         );
+        assert_eq!(file.carry_max, Some(d.carry_max));
         let only_defaults = ConfigFile {
             connect: vec![],
             replicate: vec![],
             block: vec![],
+            sites: vec![],
             ..file
         };
         let s = Settings::from_file(only_defaults, "template").unwrap();
         assert_eq!(s.network_key.0, d.network_key.0);
+        // What the image sets: the LED and the carrying policy.
+        let set: ConfigFile = toml::from_str(template).unwrap();
+        let s = Settings::from_file(set, "template").unwrap();
+        assert_eq!(s.carry, carry::Mode::Connected);
+        assert_eq!(s.led.to_string(), "sysfs:ACT");
     }
 }

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use super::{blobs, ebt, history, Node};
+use super::{blob_exchange, ebt_link, history};
 use crate::feed::FeedId;
 use crate::muxrpc::{CallType, Item, Session};
 use crate::net::ebt as ebt_proto;
+use crate::replica::Replica;
 
 /// How long the server side waits for the client's `ebt.replicate`.
 const EBT_WAIT: Duration = Duration::from_secs(2);
@@ -43,11 +44,11 @@ impl LinkStats {
 
 /// How replication on this link is going, for `sync` to know when it is done.
 #[derive(Debug, Default)]
-pub struct Progress {
+pub struct LinkProgress {
     /// Which protocol runs.
     pub mode: Mutex<Mode>,
     /// EBT state, once it runs.
-    pub ebt: Mutex<Option<Arc<Mutex<ebt::EbtState>>>>,
+    pub ebt: Mutex<Option<Arc<ebt_link::EbtState>>>,
     /// Legacy pulls that have not finished (non-live only).
     pub legacy_pending: AtomicU64,
     /// Legacy history streams we serve that have not caught up.
@@ -72,7 +73,7 @@ pub enum Mode {
     Legacy,
 }
 
-impl Progress {
+impl LinkProgress {
     /// Notes that something happened.
     pub fn touch(&self) {
         if let Ok(mut t) = self.last_activity.lock() {
@@ -93,8 +94,8 @@ impl Progress {
 
 /// What the tasks of one link share.
 pub struct LinkCtx {
-    /// The node.
-    pub node: Arc<Node>,
+    /// The feeds and blobs this link replicates.
+    pub replica: Arc<Replica>,
     /// The peer's feed id.
     pub peer: FeedId,
     /// Whether we dialled.
@@ -104,13 +105,13 @@ pub struct LinkCtx {
     /// Counters.
     pub stats: LinkStats,
     /// Progress, for `sync`.
-    pub progress: Progress,
+    pub progress: LinkProgress,
     /// Set when the peer opened `ebt.replicate` on us.
     pub ebt_requested: AtomicBool,
     /// Woken when the peer opens `ebt.replicate`.
     pub ebt_wake: Notify,
     /// The blob exchange state of this link.
-    pub blobs: blobs::LinkBlobs,
+    pub blobs: blob_exchange::LinkBlobs,
 }
 
 impl std::fmt::Debug for LinkCtx {
@@ -123,17 +124,22 @@ impl std::fmt::Debug for LinkCtx {
 
 impl LinkCtx {
     /// Context for a new link.
-    pub fn new(node: Arc<Node>, peer: FeedId, is_client: bool, one_shot: bool) -> Arc<LinkCtx> {
+    pub fn new(
+        replica: Arc<Replica>,
+        peer: FeedId,
+        is_client: bool,
+        one_shot: bool,
+    ) -> Arc<LinkCtx> {
         Arc::new(LinkCtx {
-            node,
+            replica,
             peer,
             is_client,
             one_shot,
             stats: LinkStats::default(),
-            progress: Progress::default(),
+            progress: LinkProgress::default(),
             ebt_requested: AtomicBool::new(false),
             ebt_wake: Notify::new(),
-            blobs: blobs::LinkBlobs::default(),
+            blobs: blob_exchange::LinkBlobs::default(),
         })
     }
 
@@ -171,11 +177,7 @@ impl LinkCtx {
             }
             Mode::Ebt => {
                 let ebt = p.ebt.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                ebt.is_some_and(|s| {
-                    s.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .caught_up(&self.node)
-                })
+                ebt.is_some_and(|s| ebt_link::caught_up(&s, &self.replica))
             }
         }
     }
@@ -184,7 +186,7 @@ impl LinkCtx {
 /// Replicates over `session` until it closes: blobs always; messages by EBT
 /// or, failing that, by createHistoryStream.
 pub async fn replicate(ctx: Arc<LinkCtx>, session: Session) {
-    tokio::spawn(blobs::exchange(ctx.clone(), session.clone()));
+    tokio::spawn(blob_exchange::exchange(ctx.clone(), session.clone()));
     if ctx.is_client {
         match session
             .call(
@@ -199,7 +201,7 @@ pub async fn replicate(ctx: Arc<LinkCtx>, session: Session) {
                 match stream.recv().await {
                     Some(Item::Data(first)) => {
                         if ctx.set_mode(Mode::Ebt) {
-                            if let Err(e) = ebt::run(ctx.clone(), stream, Some(first)).await {
+                            if let Err(e) = ebt_link::run(ctx.clone(), stream, Some(first)).await {
                                 tracing::info!(peer = %ctx.peer, "ebt ended: {e}");
                             }
                         }

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
 use super::peers::{self, Source};
-use super::Node;
+use super::Replicator;
 use crate::discovery::{Discovery, Event, ENCRYPTED_PORT};
 use crate::feed::FeedId;
 use crate::net::address::MultiserverAddress;
@@ -210,7 +210,7 @@ fn now() -> Instant {
 }
 
 /// Announces this node on the LAN and connects to the peers it hears, until aborted.
-pub async fn run(node: Arc<Node>, listen: SocketAddr) {
+pub async fn run(node: Arc<Replicator>, listen: SocketAddr) {
     let mut discovery = match Discovery::bind(*node.id(), listen) {
         Ok(d) => d,
         Err(e) => {
@@ -221,7 +221,7 @@ pub async fn run(node: Arc<Node>, listen: SocketAddr) {
     // ssb-lan's encrypted form (Manyverse) beside the plain one; without it, only plain.
     let encrypted = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), ENCRYPTED_PORT);
     let keys = node.shs_keys().clone();
-    if let Err(e) = discovery.add_encrypted(encrypted, node.settings.network_key, keys) {
+    if let Err(e) = discovery.add_encrypted(encrypted, node.network().key, keys) {
         tracing::warn!("LAN discovery: encrypted announcements off: {e}");
     }
     let (tx, mut rx) = mpsc::channel(64);
@@ -235,7 +235,7 @@ pub async fn run(node: Arc<Node>, listen: SocketAddr) {
     let mut running: HashMap<FeedId, AbortHandle> = HashMap::new();
     let mut keys: HashMap<tokio::task::Id, FeedId> = HashMap::new();
     loop {
-        let hold = |key: &FeedId| node.peers.is_connected(key) || node.is_blocked(key);
+        let hold = |key: &FeedId| node.peers().is_connected(key) || node.replica().is_blocked(key);
         while let Some(addr) = plan.next_dial(now(), hold) {
             let key = *addr.key();
             let node = node.clone();
@@ -254,10 +254,10 @@ pub async fn run(node: Arc<Node>, listen: SocketAddr) {
                 None => break,
                 Some(Event::Heard(addr)) => {
                     let key = *addr.key();
-                    if key == *node.id() || node.is_blocked(&key) {
+                    if key == *node.id() || node.replica().is_blocked(&key) {
                         continue;
                     }
-                    node.peers.know(key, Some(addr.clone()), Source::Lan);
+                    node.peers().know(key, Some(addr.clone()), Source::Lan);
                     // Two of our nodes hear each other at once: only the one with
                     // the smaller key dials, so they share one link, not two.
                     // (Other implementations dial us anyway; we accept.)
@@ -270,11 +270,11 @@ pub async fn run(node: Arc<Node>, listen: SocketAddr) {
                 Some(Event::Forgotten(key)) => {
                     tracing::info!(peer = %key, "silent on the LAN; forgotten");
                     plan.forget(&key);
-                    if !node.peers.is_connected(&key) {
+                    if !node.peers().is_connected(&key) {
                         if let Some(handle) = running.remove(&key) {
                             handle.abort();
                         }
-                        node.peers.forget(&key);
+                        node.peers().forget(&key);
                     }
                 }
             },

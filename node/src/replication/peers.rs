@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::admission::{Admission, HandshakeSlot, Refusal, SessionSlot};
-use super::api::Api;
+use super::answers::PeerAnswers;
 use super::link::{self, LinkCtx};
 use super::link_status;
 use super::open_sessions::OpenSessions;
 use super::refusals::Refusals;
-use super::Node;
+use super::Replicator;
 use crate::feed::json::{Object, Value};
 use crate::feed::FeedId;
 use crate::muxrpc::{client_handshake, server_handshake, LinkError, Session, SessionConfig};
@@ -248,7 +248,7 @@ enum Dropped {
 }
 
 /// Accepts peers on `listener` until the task is dropped.
-pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
+pub async fn accept_loop(node: Arc<Replicator>, listener: TcpListener) {
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(x) => x,
@@ -259,10 +259,10 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
                 continue;
             }
         };
-        let slot = match node.peers.admission.handshake(from.ip()) {
+        let slot = match node.peers().admission.handshake(from.ip()) {
             Ok(s) => s,
             Err(e) => {
-                node.peers.refusals.dropped(from, &e.to_string());
+                node.peers().refusals.dropped(from, &e.to_string());
                 continue;
             }
         };
@@ -270,7 +270,7 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
         tokio::spawn(async move {
             let r = incoming(node.clone(), stream, from, slot).await;
             if let Err(e) = r {
-                node.peers.refusals.dropped(from, &e.to_string());
+                node.peers().refusals.dropped(from, &e.to_string());
             }
         });
     }
@@ -278,12 +278,12 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
 
 /// Whether `peer` is one strangers cannot lock out: a feed we replicate or a
 /// configured peer.
-fn is_known(node: &Node, peer: &FeedId) -> bool {
-    node.replicate_set().contains(peer) || node.peers.is_configured(peer)
+fn is_known(node: &Replicator, peer: &FeedId) -> bool {
+    node.replica().replicate_set().contains(peer) || node.peers().is_configured(peer)
 }
 
 async fn incoming(
-    node: Arc<Node>,
+    node: Arc<Replicator>,
     mut stream: TcpStream,
     from: SocketAddr,
     slot: HandshakeSlot,
@@ -291,27 +291,27 @@ async fn incoming(
     stream.set_nodelay(true).map_err(LinkError::from)?;
     let outcome = server_handshake(
         &mut stream,
-        node.settings.network_key,
+        node.network().key,
         node.shs_keys().clone(),
-        node.settings.handshake_timeout,
-        |pk| !node.is_blocked(&feed_of(pk)),
+        node.network().handshake_timeout,
+        |pk| !node.replica().is_blocked(&feed_of(pk)),
     )
     .await?;
     drop(slot);
     let peer = feed_of(&outcome.peer);
     let session_slot =
-        node.peers
+        node.peers()
             .admission
             .session(peer, Some(from.ip()), is_known(&node, &peer))?;
     tracing::info!(%from, %peer, "peer connected");
-    node.peers.know(peer, None, Source::Incoming);
+    node.peers().know(peer, None, Source::Incoming);
     run_session(node, stream, &outcome, peer, false, false, session_slot).await;
     Ok(())
 }
 
 /// Runs a session with replication until it closes; returns why it closed.
 async fn run_session(
-    node: Arc<Node>,
+    node: Arc<Replicator>,
     stream: TcpStream,
     outcome: &crate::net::shs::Outcome,
     peer: FeedId,
@@ -319,28 +319,38 @@ async fn run_session(
     one_shot: bool,
     slot: SessionSlot,
 ) -> String {
-    let ctx = LinkCtx::new(node.clone(), peer, is_client, one_shot);
+    carry_peer(&node, &peer).await;
+    let ctx = LinkCtx::new(node.replica().clone(), peer, is_client, one_shot);
     let session = Session::start(
         stream,
         Some(outcome),
-        Api::peer(ctx.clone()),
+        PeerAnswers::new(ctx.clone()),
         session_config(),
     );
-    let open = node.peers.open.register(&session);
-    node.peers.session_opened(&peer);
-    tokio::spawn(link_status::track(ctx.clone(), session.clone()));
+    let open = node.peers().open.register(&session);
+    node.peers().session_opened(&peer);
+    let link = node.link_watch().link_opened(peer);
+    tokio::spawn(link_status::track(link, ctx.clone(), session.clone()));
     let repl = tokio::spawn(link::replicate(ctx, session.clone()));
     let reason = session.closed().await;
     repl.abort();
-    node.peers.session_closed(&peer, &reason);
+    node.peers().session_closed(&peer, &reason);
     drop((open, slot));
     tracing::info!(%peer, "peer disconnected: {reason}");
     reason
 }
 
+/// Applies the carrying policy to a peer that completed the handshake,
+/// before its session replicates (so a feed carried now replicates in it).
+async fn carry_peer(node: &Replicator, peer: &FeedId) {
+    if let Err(e) = crate::replica::carry::on_connect(node.replica(), peer).await {
+        tracing::warn!(%peer, "carrying a connected feed: {e}");
+    }
+}
+
 /// Dials `addr` and completes the handshake.
 pub async fn dial(
-    node: &Node,
+    node: &Replicator,
     addr: &MultiserverAddress,
 ) -> Result<(TcpStream, crate::net::shs::Outcome), LinkError> {
     let connect = async {
@@ -356,10 +366,10 @@ pub async fn dial(
     let server = PublicKey(*addr.key().as_bytes());
     let outcome = client_handshake(
         &mut stream,
-        node.settings.network_key,
+        node.network().key,
         node.shs_keys().clone(),
         server,
-        node.settings.handshake_timeout,
+        node.network().handshake_timeout,
     )
     .await?;
     Ok((stream, outcome))
@@ -367,21 +377,23 @@ pub async fn dial(
 
 /// Dials `addr` and returns the session and its link, replicating one-shot.
 pub async fn open_one_shot(
-    node: Arc<Node>,
+    node: Arc<Replicator>,
     addr: &MultiserverAddress,
 ) -> Result<(Session, Arc<LinkCtx>), LinkError> {
     let (stream, outcome) = dial(&node, addr).await?;
     let peer = feed_of(&outcome.peer);
-    let ctx = LinkCtx::new(node.clone(), peer, true, true);
+    carry_peer(&node, &peer).await;
+    let ctx = LinkCtx::new(node.replica().clone(), peer, true, true);
     let session = Session::start(
         stream,
         Some(&outcome),
-        Api::peer(ctx.clone()),
+        PeerAnswers::new(ctx.clone()),
         session_config(),
     );
-    tokio::spawn(link_status::track(ctx.clone(), session.clone()));
+    let link = node.link_watch().link_opened(peer);
+    tokio::spawn(link_status::track(link, ctx.clone(), session.clone()));
     tokio::spawn(link::replicate(ctx.clone(), session.clone()));
-    let open = node.peers.open.register(&session);
+    let open = node.peers().open.register(&session);
     let until_closed = session.clone();
     tokio::spawn(async move {
         until_closed.closed().await;
@@ -392,18 +404,18 @@ pub async fn open_one_shot(
 
 /// Keeps a session with `addr` open: reconnects with exponential back-off
 /// (1 s doubling to 60 s, reset after a session that lasted a minute).
-pub async fn keep_connected(node: Arc<Node>, addr: MultiserverAddress, source: Source) {
+pub async fn keep_connected(node: Arc<Replicator>, addr: MultiserverAddress, source: Source) {
     let peer = *addr.key();
     if peer == *node.id() {
         return;
     }
-    node.peers.know(peer, Some(addr.clone()), source);
+    node.peers().know(peer, Some(addr.clone()), source);
     let mut backoff = BACKOFF_MIN;
     loop {
-        if node.is_blocked(&peer) {
+        if node.replica().is_blocked(&peer) {
             return;
         }
-        if node.peers.is_connected(&peer) {
+        if node.peers().is_connected(&peer) {
             // It dialled us; check again later.
             tokio::time::sleep(BACKOFF_MAX / 4).await;
             continue;
@@ -434,16 +446,16 @@ pub enum ConnectError {
 ///
 /// [known]: PeerTable::know
 pub async fn connect_once(
-    node: &Arc<Node>,
+    node: &Arc<Replicator>,
     addr: &MultiserverAddress,
 ) -> Result<Duration, ConnectError> {
     let peer = *addr.key();
-    node.peers.set_state(&peer, State::Connecting, None);
+    node.peers().set_state(&peer, State::Connecting, None);
     let started = Instant::now();
     let result = match dial(node, addr).await {
         Ok((stream, outcome)) => {
             let from = stream.peer_addr().ok().map(|a| a.ip());
-            match node.peers.admission.session(peer, from, true) {
+            match node.peers().admission.session(peer, from, true) {
                 Ok(slot) => {
                     tracing::info!(%addr, "connected");
                     run_session(node.clone(), stream, &outcome, peer, true, false, slot).await;
@@ -451,7 +463,7 @@ pub async fn connect_once(
                 }
                 Err(e) => {
                     tracing::info!(%addr, "not keeping the session: {e}");
-                    node.peers
+                    node.peers()
                         .set_state(&peer, State::Backoff, Some(e.to_string()));
                     Err(ConnectError::from(e))
                 }
@@ -459,11 +471,11 @@ pub async fn connect_once(
         }
         Err(e) => {
             tracing::info!(%addr, "connect failed: {e}");
-            node.peers
+            node.peers()
                 .set_state(&peer, State::Backoff, Some(e.to_string()));
             Err(ConnectError::from(e))
         }
     };
-    node.peers.set_state(&peer, State::Backoff, None);
+    node.peers().set_state(&peer, State::Backoff, None);
     result
 }

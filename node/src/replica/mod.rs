@@ -1,169 +1,167 @@
-//! The running node: shared state, and the tasks that serve and replicate.
+//! The replica: the feeds and blobs this node holds, and every way they grow.
 //!
-//! - [`Node`]: identity, store, blobs, settings, the replicate set, and an
-//!   event channel that tells live streams about every append.
-//! - [`api`]: the muxrpc methods we answer (to peers, and more to the local
-//!   control socket).
-//! - [`ebt`], [`history`], [`blobs`]: replication by EBT, by
-//!   createHistoryStream (legacy), and of blobs.
-//! - [`peers`]: dialling, accepting, back-off, the peer table.
-//! - [`control`]: the unix socket the CLI uses while `run` holds the store.
-//! - [`sync`]: one connection, replicate both ways, report, close.
-//! - [`lan`]: LAN discovery feeding the dialler.
-//! - [`sneakernet`]: stick visits and bundle files for the running node.
-//! - [`status`]: the node's one status (phase, sticks, links) and the LED
-//!   pattern derived from it; [`link_status`] feeds it from peer links.
-//! - [`appliance`]: stick detection ([`mounts`], [`mountinfo`]), stick
-//!   handling ([`sticks`], running [`sneakernet`] visits) and the LED
-//!   ([`status_led`]).
-//! - [`notify`]: systemd's notify protocol (ready, status, watchdog, stopping).
+//! [`Replica`] owns the store handle, the blob store, the blob [`wants`],
+//! the replicate set and follow [`graph`] (with what the [`carry`]ing
+//! policy adds to it), the append lock and the append events. Messages enter only through [`Replica::append`],
+//! [`Replica::append_verified`], [`Replica::publish`] and
+//! [`Replica::promote_staged`], which keep wants, events and the graph in
+//! step with the store. Replication and sneakernet both work on a replica;
+//! neither knows the running node.
 
-pub mod admission;
-pub mod api;
-pub mod appliance;
-pub mod blobs;
-pub mod config;
-pub mod control;
-pub mod ebt;
+pub mod carry;
+pub mod content;
 pub mod graph;
-pub mod history;
-pub mod lan;
-pub mod link;
-pub mod link_status;
-pub mod mountinfo;
-pub mod mounts;
-pub mod notify;
-pub mod open_sessions;
-pub mod peers;
-pub mod refusals;
-pub mod server;
-pub mod sneakernet;
-pub mod status;
-pub mod status_led;
-pub mod sticks;
-pub mod sync;
+pub mod stop_at;
+pub mod wants;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::{broadcast, watch, Mutex};
 
-use crate::blobs::BlobStore;
+use crate::blob_store::BlobStore;
 use crate::feed::json::Value;
-use crate::feed::{refs, BatchVerifier, BlobId, FeedId, Keypair, Message, MsgId, Verified};
-use crate::net::shs;
+use crate::feed::{BatchVerifier, BlobId, FeedId, Keypair, Message, MsgId, Verified};
 use crate::publish::{publish, PublishError};
-use crate::sneakernet::stop_at::{self, Point};
+use crate::store::stage::{Stage, PROMOTE_RUN};
 use crate::store::{AppendReport, Store, StoreError, StoredMsg};
+use stop_at::Point;
 
-use config::Settings;
-use graph::ReplicateSet;
+pub use content::scan_content;
+pub use graph::ReplicateSet;
+pub use wants::Wants;
 
-/// A feed grew: its new latest sequence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Appended {
-    /// The feed.
-    pub feed: FeedId,
-    /// Its latest sequence now.
-    pub seq: u32,
-}
+/// Default most blob size fetched (ssb-blobs' 5 MiB).
+pub const DEFAULT_BLOB_MAX: u64 = 5 * 1024 * 1024;
 
-/// Why a node operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Publishing failed.
-    #[error(transparent)]
-    Publish(#[from] PublishError),
-    /// A blocking task died (a bug).
-    #[error("internal task failed: {0}")]
-    Task(String),
-}
-
-/// The shared state of a running node.
-pub struct Node {
-    keys: Keypair,
-    shs_keys: shs::Keypair,
-    id: FeedId,
-    /// The message store.
-    pub store: Arc<Store>,
-    /// The blob store.
-    pub blobs: Arc<BlobStore>,
-    /// Settings after defaults.
-    pub settings: Settings,
-    append_lock: Mutex<()>,
-    events: broadcast::Sender<Appended>,
-    graph: RwLock<Arc<ReplicateSet>>,
-    graph_version: watch::Sender<u64>,
-    /// Blob wants and fetches in flight.
-    pub wants: blobs::Wants,
-    /// Known and connected peers.
-    pub peers: peers::PeerTable,
-    /// Held by the one bundle import at a time.
-    pub import_lock: std::sync::Mutex<()>,
-    /// What `ssb-node status` shows and the LED plays.
-    pub status: status::Status,
-}
-
-impl std::fmt::Debug for Node {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
+/// Default follow-graph distance replicated.
+pub const DEFAULT_HOPS: u32 = 2;
 
 /// Stored messages read per step when streaming a feed to a peer: bounds
 /// the memory of a send, and lets other work interleave.
 pub const READ_CHUNK: usize = 256;
+
+/// How many append events a slow listener may fall behind before it must
+/// rescan (it then sees `Lagged` and re-reads heads from the store).
+const EVENT_BUFFER: usize = 4096;
 
 /// Threads that check signatures: the machine's cores, at most four.
 pub fn verify_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
-/// How many append events a slow listener may fall behind before it must
-/// rescan (it then sees `Lagged` and re-reads heads from the store).
-const EVENT_BUFFER: usize = 4096;
+/// A feed grew: its new latest sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The feed.
+    pub feed: FeedId,
+    /// Its latest sequence after the append.
+    pub seq: u32,
+}
 
-impl Node {
-    /// Builds the node around an open store; computes the replicate set.
+/// What the replica keeps: the follow graph's shape and the largest blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Follow-graph distance replicated.
+    pub hops: u32,
+    /// Feeds replicated besides the follow graph.
+    pub replicate: Vec<FeedId>,
+    /// Feeds never replicated nor served.
+    pub block: Vec<FeedId>,
+    /// Largest blob fetched or imported.
+    pub blob_max: u64,
+    /// The carrying policy ([`carry`]).
+    pub carry: carry::Mode,
+    /// Most feeds followed by [`carry::Mode::Connected`] and for `sites`.
+    pub carry_max: u32,
+    /// Other site boxes, followed with what they follow.
+    pub sites: Vec<FeedId>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            hops: DEFAULT_HOPS,
+            replicate: Vec::new(),
+            block: Vec::new(),
+            blob_max: DEFAULT_BLOB_MAX,
+            carry: carry::Mode::Follows,
+            carry_max: carry::DEFAULT_CARRY_MAX,
+            sites: Vec::new(),
+        }
+    }
+}
+
+/// Why a replica operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Publishing failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// A blocking task of ours panicked or was cancelled (a bug of ours).
+    #[error("internal task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// The feeds and blobs this node holds (see the module docs).
+pub struct Replica {
+    keys: Keypair,
+    id: FeedId,
+    store: Arc<Store>,
+    blobs: Arc<BlobStore>,
+    wants: Wants,
+    policy: Policy,
+    append_lock: Mutex<()>,
+    import_lock: std::sync::Mutex<()>,
+    events: broadcast::Sender<Appended>,
+    graph: RwLock<Arc<ReplicateSet>>,
+    graph_version: watch::Sender<u64>,
+    carrier: carry::Carrier,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Replica {
+    /// Builds the replica around an open store; computes the replicate set
+    /// and loads the blob wants kept in the store.
     pub fn new(
         keys: Keypair,
         store: Store,
         blobs: BlobStore,
-        settings: Settings,
-    ) -> Result<Arc<Node>, NodeError> {
-        let shs_keys = shs::Keypair::from_secret(keys.to_libsodium_secret())
-            .map_err(|e| NodeError::Task(format!("identity: {e}")))?;
+        policy: Policy,
+    ) -> Result<Arc<Replica>, StoreError> {
         let id = keys.id();
-        let graph = graph::compute(
-            &store,
-            &id,
-            settings.hops,
-            &settings.replicate,
-            &settings.block,
-        )?;
-        let wants = store.wants(blobs::MAX_WANTS)?;
+        let graph = graph::compute(&store, &id, policy.hops, &policy.replicate, &policy.block)?;
+        let wants = store.wants(wants::MAX_WANTS)?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        Ok(Arc::new(Node {
+        Ok(Arc::new(Replica {
             keys,
-            shs_keys,
             id,
             store: Arc::new(store),
             blobs: Arc::new(blobs),
+            wants: Wants::new(wants),
+            policy,
             append_lock: Mutex::new(()),
+            import_lock: std::sync::Mutex::new(()),
             events,
             graph: RwLock::new(Arc::new(graph)),
             graph_version: watch::channel(0).0,
-            wants: blobs::Wants::new(wants),
-            peers: peers::PeerTable::default(),
-            import_lock: std::sync::Mutex::new(()),
-            status: status::Status::new(),
-            settings,
+            carrier: carry::Carrier::default(),
         }))
+    }
+
+    /// What the carrying policy did.
+    pub fn carrier(&self) -> &carry::Carrier {
+        &self.carrier
     }
 
     /// Our feed id.
@@ -176,12 +174,37 @@ impl Node {
         &self.keys
     }
 
-    /// Our identity for the secret handshake.
-    pub fn shs_keys(&self) -> &shs::Keypair {
-        &self.shs_keys
+    /// The message store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
-    /// The feeds we replicate now.
+    /// The blob store.
+    pub fn blobs(&self) -> &Arc<BlobStore> {
+        &self.blobs
+    }
+
+    /// The blobs we and our peers want.
+    pub fn wants(&self) -> &Wants {
+        &self.wants
+    }
+
+    /// What this replica keeps.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The largest blob fetched or imported.
+    pub fn blob_max(&self) -> u64 {
+        self.policy.blob_max
+    }
+
+    /// Holds the one bundle import at a time until the guard drops.
+    pub fn lock_imports(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.import_lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The feeds we replicate.
     pub fn replicate_set(&self) -> Arc<ReplicateSet> {
         self.graph
             .read()
@@ -194,7 +217,7 @@ impl Node {
         self.graph_version.subscribe()
     }
 
-    /// Every append from now on.
+    /// Every append from the call on.
     pub fn subscribe(&self) -> broadcast::Receiver<Appended> {
         self.events.subscribe()
     }
@@ -211,47 +234,52 @@ impl Node {
 
     /// Up to [`READ_CHUNK`] stored messages of `feed` from sequence `from` on,
     /// read on a blocking thread.
-    pub async fn read_chunk(&self, feed: FeedId, from: u32) -> Result<Vec<StoredMsg>, String> {
+    pub async fn read_chunk(
+        &self,
+        feed: FeedId,
+        from: u32,
+    ) -> Result<Vec<StoredMsg>, ReplicaError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
+        let chunk = tokio::task::spawn_blocking(move || {
             store
                 .feed(&feed, from)
                 .take(READ_CHUNK)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())
         })
-        .await
-        .map_err(|e| e.to_string())?
+        .await??;
+        Ok(chunk)
     }
 
     /// Verifies and stores messages from outside, then tells listeners,
     /// wants the blobs they mention, and updates the follow graph.
-    pub async fn append(self: &Arc<Self>, msgs: Vec<Message>) -> Result<AppendReport, NodeError> {
+    pub async fn append(
+        self: &Arc<Self>,
+        msgs: Vec<Message>,
+    ) -> Result<AppendReport, ReplicaError> {
         if msgs.is_empty() {
             return Ok(AppendReport::default());
         }
         let checked = tokio::task::spawn_blocking(move || {
             BatchVerifier::with_threads(verify_threads()).check(msgs)
         })
-        .await
-        .map_err(|e| NodeError::Task(e.to_string()))?;
+        .await?;
         self.append_verified(checked).await
     }
 
     /// Stores messages whose signatures were checked already, as
-    /// [`Node::append`] does.
+    /// [`Replica::append`] does.
     pub async fn append_verified(
         self: &Arc<Self>,
         batch: Verified,
-    ) -> Result<AppendReport, NodeError> {
+    ) -> Result<AppendReport, ReplicaError> {
         if batch.is_empty() {
             return Ok(AppendReport::default());
         }
         let _guard = self.append_lock.lock().await;
-        let node = self.clone();
+        let replica = self.clone();
         tokio::task::spawn_blocking(move || {
             let feeds: HashSet<FeedId> = batch.messages().map(Message::author).collect();
-            let before = node.heads(&feeds)?;
+            let before = replica.heads(&feeds)?;
             let notes: Vec<(FeedId, u32, Vec<BlobId>, bool)> = batch
                 .messages()
                 .map(|m| {
@@ -259,40 +287,41 @@ impl Node {
                     (m.author(), m.sequence(), blobs, contact)
                 })
                 .collect();
-            let report = node.store.append_verified(batch)?;
+            let report = replica.store.append_verified(batch)?;
             if report.added > 0 {
-                let after = node.heads(&feeds)?;
-                node.after_append(&before, &after, &notes)?;
+                let after = replica.heads(&feeds)?;
+                replica.after_append(&before, &after, &notes)?;
             }
             Ok(report)
         })
-        .await
-        .map_err(|e| NodeError::Task(e.to_string()))?
+        .await?
     }
 
     /// Publishes our own messages (durably), then tells listeners.
-    pub async fn publish(self: &Arc<Self>, contents: Vec<Value>) -> Result<Vec<MsgId>, NodeError> {
+    pub async fn publish(
+        self: &Arc<Self>,
+        contents: Vec<Value>,
+    ) -> Result<Vec<MsgId>, ReplicaError> {
         let _guard = self.append_lock.lock().await;
-        let node = self.clone();
+        let replica = self.clone();
         tokio::task::spawn_blocking(move || {
-            let feeds = HashSet::from([node.id]);
-            let before = node.heads(&feeds)?;
+            let feeds = HashSet::from([replica.id]);
+            let before = replica.heads(&feeds)?;
             let notes: Vec<(FeedId, u32, Vec<BlobId>, bool)> = contents
                 .iter()
                 .enumerate()
                 .map(|(i, c)| {
                     let (blobs, contact) = scan_content(c);
-                    let seq = before.get(&node.id).copied().unwrap_or(0) + i as u32 + 1;
-                    (node.id, seq, blobs, contact)
+                    let seq = before.get(&replica.id).copied().unwrap_or(0) + i as u32 + 1;
+                    (replica.id, seq, blobs, contact)
                 })
                 .collect();
-            let ids = publish(&node.store, &node.keys, contents);
-            let after = node.heads(&feeds)?;
-            node.after_append(&before, &after, &notes)?;
+            let ids = publish(&replica.store, &replica.keys, contents);
+            let after = replica.heads(&feeds)?;
+            replica.after_append(&before, &after, &notes)?;
             Ok(ids?)
         })
-        .await
-        .map_err(|e| NodeError::Task(e.to_string()))?
+        .await?
     }
 
     fn heads(&self, feeds: &HashSet<FeedId>) -> Result<HashMap<FeedId, u32>, StoreError> {
@@ -315,7 +344,7 @@ impl Node {
             if *seq <= lo || *seq > hi {
                 continue;
             }
-            regraph |= *contact && set.shapes_graph(feed, self.settings.hops);
+            regraph |= *contact && set.shapes_graph(feed, self.policy.hops);
             wanted.extend(blobs.iter().filter(|b| !self.blobs.has(b)).copied());
         }
         if !wanted.is_empty() {
@@ -342,23 +371,18 @@ impl Node {
     /// bundle was read; each run's batch also wants the blobs its messages
     /// mention that the blob store lacks), drops what is left past the
     /// heads, tells listeners, wants those blobs here too and updates the
-    /// follow graph, as [`Node::append`] does. Blocking: call from a
+    /// follow graph, as [`Replica::append`] does. Blocking: call from a
     /// blocking thread. Returns how many messages were added, and per feed
     /// that stopped short, why.
-    pub fn promote_staged(
-        &self,
-        stage: crate::store::stage::Stage,
-    ) -> Result<(u64, Vec<(FeedId, String)>), StoreError> {
+    pub fn promote_staged(&self, stage: Stage) -> Result<(u64, Vec<(FeedId, String)>), StoreError> {
         let mut added = 0;
         let mut stuck = Vec::new();
         let mut staged = stage.into_reader()?;
         loop {
             let _guard = self.append_lock.blocking_lock();
-            let Some(p) =
-                self.store
-                    .promote(&mut staged, crate::store::stage::PROMOTE_RUN, &|b| {
-                        !self.blobs.has(b)
-                    })?
+            let Some(p) = self
+                .store
+                .promote(&mut staged, PROMOTE_RUN, &|b| !self.blobs.has(b))?
             else {
                 break;
             };
@@ -396,7 +420,7 @@ impl Node {
         self.store.persist()
     }
 
-    /// [`Node::shutdown`], and flushes the store's memtables so that the
+    /// [`Replica::shutdown`], and flushes the store's memtables so that the
     /// next start replays little journal (see [`crate::store::Store::settle`]):
     /// for a node that ran for a while, not for a quick `sync`, whose time it
     /// would lengthen.
@@ -407,8 +431,8 @@ impl Node {
 
     /// Recomputes the replicate set from the store and tells sessions if it changed.
     pub fn recompute_graph(&self) -> Result<(), StoreError> {
-        let s = &self.settings;
-        let fresh = graph::compute(&self.store, &self.id, s.hops, &s.replicate, &s.block)?;
+        let p = &self.policy;
+        let fresh = graph::compute(&self.store, &self.id, p.hops, &p.replicate, &p.block)?;
         let mut g = self.graph.write().unwrap_or_else(|e| e.into_inner());
         if **g != fresh {
             *g = Arc::new(fresh);
@@ -416,62 +440,5 @@ impl Node {
             self.graph_version.send_modify(|v| *v += 1);
         }
         Ok(())
-    }
-}
-
-/// Blob ids mentioned anywhere in a message's content, and whether it is a
-/// `contact` message.
-pub(crate) fn scan_content(content: &Value) -> (Vec<BlobId>, bool) {
-    fn walk(v: &Value, out: &mut Vec<BlobId>, depth: usize) {
-        if depth > 32 || out.len() >= 64 {
-            return;
-        }
-        match v {
-            Value::String(s) => {
-                if let Some(text) = s.as_str() {
-                    if refs::is_blob(text) {
-                        if let Ok(id) = text.parse::<BlobId>() {
-                            if !out.contains(&id) {
-                                out.push(id);
-                            }
-                        }
-                    }
-                }
-            }
-            Value::Array(items) => items.iter().for_each(|i| walk(i, out, depth + 1)),
-            Value::Object(o) => o
-                .entries()
-                .iter()
-                .for_each(|(_, v)| walk(v, out, depth + 1)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk(content, &mut out, 0);
-    let contact = content
-        .as_object()
-        .and_then(|o| o.get("type"))
-        .and_then(Value::as_str)
-        == Some("contact");
-    (out, contact)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_scan_finds_blob_links_and_contacts() {
-        let blob = BlobId::of(b"hello");
-        let c = Value::parse(
-            format!(
-                r#"{{"type":"post","mentions":[{{"link":"{blob}","size":5}}],"text":"see {blob}"}}"#
-            )
-            .as_bytes(),
-        )
-        .unwrap();
-        assert_eq!(scan_content(&c), (vec![blob], false));
-        let c = Value::parse(br#"{"type":"contact","contact":"x"}"#).unwrap();
-        assert_eq!(scan_content(&c), (vec![], true));
     }
 }
