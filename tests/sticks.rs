@@ -17,7 +17,7 @@ use firmware::{LedSpec, Pattern};
 use ssb_node::appliance::mounts::{self, StickEvent, SNEAKERNET_DIR};
 use ssb_node::appliance::status::{Status, StickState};
 use ssb_node::appliance::status_led;
-use ssb_node::appliance::sticks::{self, StickHandler};
+use ssb_node::appliance::sticks::{self, StickFailure, StickHandler};
 use tokio::sync::{mpsc, Notify};
 
 #[path = "support/fake_led.rs"]
@@ -151,8 +151,7 @@ impl Gate {
             Box::pin(async move {
                 gate.started.notify_one();
                 gate.release.notified().await;
-                std::fs::write(stick.join(SNEAKERNET_DIR).join("written"), b"x")
-                    .map_err(|e| e.to_string())?;
+                std::fs::write(stick.join(SNEAKERNET_DIR).join("written"), b"x")?;
                 Ok(String::from("wrote one file"))
             })
         })
@@ -269,8 +268,7 @@ async fn a_handler_failing_because_its_stick_is_gone_counts_as_pulled_early() {
         let out = out.clone();
         Box::pin(async move {
             std::fs::rename(&stick, &out).unwrap();
-            std::fs::write(stick.join(SNEAKERNET_DIR).join("x"), b"x")
-                .map_err(|e| e.to_string())?;
+            std::fs::write(stick.join(SNEAKERNET_DIR).join("x"), b"x")?;
             Ok(String::from("impossible"))
         })
     });
@@ -294,8 +292,9 @@ async fn a_handler_failing_because_its_stick_is_gone_counts_as_pulled_early() {
 async fn a_failing_stick_that_stays_is_an_error_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("media").canonicalize_or_create();
-    let handler: StickHandler =
-        Arc::new(|_stick: PathBuf| Box::pin(async { Err(String::from("stick full")) }));
+    let handler: StickHandler = Arc::new(|_stick: PathBuf| {
+        Box::pin(async { Err(StickFailure::Incomplete("stick full".into())) })
+    });
     let (status, _w) = start(&root, handler);
     let stick = drop_in(dir.path(), &root);
     until_stick(&status, "error", |x| matches!(x, StickState::Failed { .. })).await;

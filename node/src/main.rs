@@ -5,15 +5,15 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 use ssb_node::data_dir::DataDir;
-use ssb_node::feed::{BatchVerifier, BlobId, FeedId, Message, MsgId, Value};
+use ssb_node::feed::{BatchVerifier, BlobId, FeedId, Message, Value};
 use ssb_node::ingest::{parse_line, Ingest};
-use ssb_node::publish::publish;
-use ssb_node::service::api;
+use ssb_node::service::command::Command as NodeCommand;
 
 #[path = "cli/open.rs"]
 mod open;
@@ -297,38 +297,73 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
-    let command = match remote::try_remote(command, data)? {
-        Ok(code) => return Ok(code),
-        Err(local) => local,
-    };
+    let node = |command, print| remote::on_node(command, print, data);
+    let json = |json| remote::Print { json, config: None };
     let mut out = io::BufWriter::new(io::stdout().lock());
     match command {
         Command::Run(args) => return remote::run_node(data, args),
+        Command::Publish { content, stdin } => {
+            let contents = read_contents(content, stdin)?;
+            return node(NodeCommand::Publish { contents }, json(false));
+        }
+        Command::Get { id } => return node(NodeCommand::Get { id: id.parse()? }, json(false)),
+        Command::Clock => return node(NodeCommand::Clock, json(false)),
+        Command::Follow { feed } => {
+            return node(
+                NodeCommand::Follow {
+                    feed: feed.parse()?,
+                },
+                json(false),
+            );
+        }
+        Command::Unfollow { feed } => {
+            return node(
+                NodeCommand::Unfollow {
+                    feed: feed.parse()?,
+                },
+                json(false),
+            );
+        }
+        Command::Peers { json: j } => return node(NodeCommand::Peers, json(j)),
+        Command::Status { json: j } => return node(NodeCommand::Status, json(j)),
         Command::Sync {
             address,
             timeout,
             config,
         } => {
-            let line = remote::sync_local(data, &address, timeout, config)?;
-            writeln!(out, "{line}")?;
-        }
-        Command::Follow { feed } => {
-            let id = remote::contact_local(data, &feed, true)?;
-            writeln!(out, "{id}")?;
-        }
-        Command::Unfollow { feed } => {
-            let id = remote::contact_local(data, &feed, false)?;
-            writeln!(out, "{id}")?;
+            let address = address
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{address}: {e}"))?;
+            let timeout = Duration::from_secs(timeout);
+            let print = remote::Print {
+                json: false,
+                config,
+            };
+            return node(NodeCommand::Sync { address, timeout }, print);
         }
         Command::Stick {
-            command: StickCommand::Sync { mount, json },
-        } => return sneakernet::stick_sync(data, &mount, json, &mut out),
-        Command::Sticks { json } => sneakernet::sticks(data, json, &mut out)?,
-        Command::Bundle { command } => return sneakernet::bundle(data, command, &mut out),
-        Command::Peers { .. } | Command::Status { .. } => bail!(
-            "no node is running on {} (start one with `ssb-node run`)",
-            data.root().display()
-        ),
+            command: StickCommand::Sync { mount, json: j },
+        } => return node(NodeCommand::StickSync { mount }, json(j)),
+        Command::Sticks { json: j } => return node(NodeCommand::Sticks, json(j)),
+        Command::Bundle {
+            command: BundleCommand::Import { file, json: j },
+        } => return node(NodeCommand::BundleImport { path: file }, json(j)),
+        Command::Bundle {
+            command: BundleCommand::Export { out: path, clock },
+        } => {
+            let clock = clock
+                .as_deref()
+                .map(sneakernet::read_clock)
+                .transpose()?
+                .unwrap_or_default();
+            return node(NodeCommand::BundleExport { path, clock }, json(false));
+        }
+        Command::Bundle {
+            command: BundleCommand::Verify { file },
+        } => sneakernet::verify(&file, &mut out)?,
+        Command::Bundle {
+            command: BundleCommand::Inspect { file, json },
+        } => sneakernet::inspect(&file, json, &mut out)?,
         Command::Init { secret } => {
             let (keys, created) = data.init(secret.as_deref())?;
             if created {
@@ -337,15 +372,10 @@ fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
             writeln!(out, "{}", keys.id())?;
         }
         Command::Whoami => writeln!(out, "{}", data.keys()?.id())?,
-        Command::Publish { content, stdin } => {
-            let keys = data.keys()?;
-            let store = data.open_store()?;
-            let contents = read_contents(content, stdin)?;
-            for id in publish(&store, &keys, contents)? {
-                writeln!(out, "{id}")?;
-            }
-        }
         Command::Feed { feed, from, limit } => {
+            if let Some(code) = remote::feed_on_running_node(feed.clone(), from, limit, data)? {
+                return Ok(code);
+            }
             let feed: FeedId = match feed {
                 Some(f) => f.parse()?,
                 None => data.keys()?.id(),
@@ -354,18 +384,6 @@ fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
             for m in store.feed(&feed, from).take(limit.unwrap_or(usize::MAX)) {
                 writeln!(out, "{}", m?.to_kvt_json())?;
             }
-        }
-        Command::Get { id } => {
-            let id: MsgId = id.parse()?;
-            let store = data.open_store()?;
-            match store.get(&id)? {
-                Some(m) => writeln!(out, "{}", m.to_kvt_json())?,
-                None => bail!("message {id} is not in the store"),
-            }
-        }
-        Command::Clock => {
-            let store = data.open_store()?;
-            writeln!(out, "{}", api::vector_clock(&store)?.to_compact())?;
         }
         Command::Ingest {
             input,
@@ -449,19 +467,18 @@ fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
 }
 
 fn blobs(command: BlobsCommand, data: &DataDir, out: &mut dyn Write) -> Result<ExitCode> {
-    let store = data.open_blobs()?;
     match command {
         BlobsCommand::Add { file } => {
-            let mut f =
-                std::fs::File::open(&file).with_context(|| format!("{}", file.display()))?;
-            let (id, _) = store.add(&mut f, None, u64::MAX)?;
-            writeln!(out, "{id}")?;
+            let command = NodeCommand::BlobsAdd { path: file };
+            return remote::on_node(command, remote::Print::default(), data);
         }
         BlobsCommand::Has { id } => {
+            let store = data.open_blobs()?;
             let id: BlobId = id.parse()?;
             writeln!(out, "{}", store.has(&id))?;
         }
         BlobsCommand::Get { id, out: file } => {
+            let store = data.open_blobs()?;
             let id: BlobId = id.parse()?;
             match file {
                 None => {

@@ -59,8 +59,8 @@ fn reconcile_handler(node: Arc<Replica>) -> sticks::StickHandler {
         Box::pin(async move {
             match visits::sync_stick(node, mount).await {
                 Ok(report) if report.problem.is_none() => Ok(report.summary()),
-                Ok(report) => Err(report.summary()),
-                Err(e) => Err(e.to_string()),
+                Ok(report) => Err(sticks::StickFailure::Incomplete(report.summary())),
+                Err(e) => Err(e.into()),
             }
         })
     })

@@ -32,6 +32,7 @@ use std::time::Instant;
 use firmware::Pattern;
 use tokio::sync::watch;
 
+use super::sticks::StickOutcome;
 use crate::feed::json::{Object, Value};
 use crate::feed::FeedId;
 use crate::replication::{LinkMark, LinkWatch};
@@ -351,7 +352,7 @@ impl Status {
     /// A stick's handler finished. Ignored (but logged) if the stick was
     /// pulled early or replaced meanwhile. Success clears the attention of
     /// every problem noted before this stick was inserted.
-    pub fn stick_finished(&self, run: u64, outcome: Result<String, String>) {
+    pub fn stick_finished(&self, run: u64, outcome: StickOutcome) {
         let noted_at = self.inner.runs.load(Ordering::SeqCst);
         self.update(|s| {
             let Some(st) = s.stick_mut(run) else {
@@ -369,7 +370,8 @@ impl Status {
                     st.state = StickState::Done { summary };
                     clear_attention(s, run);
                 }
-                Err(reason) => {
+                Err(failure) => {
+                    let reason = failure.to_string();
                     tracing::warn!(stick = %st.path.display(), "status: stick failed, needs attention: {reason}");
                     st.state = StickState::Failed { reason };
                     st.attention = true;
@@ -503,6 +505,7 @@ impl Drop for LinkHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::appliance::sticks::StickFailure;
 
     fn p(s: &str) -> PathBuf {
         PathBuf::from(s)
@@ -532,7 +535,12 @@ mod tests {
         status.set_ready();
         let run = status.stick_busy(&p("/media/a"));
         status.stick_vanished(run);
-        status.stick_finished(run, Err("I/O error: No such file or directory".into()));
+        status.stick_finished(
+            run,
+            Err(StickFailure::Incomplete(
+                "I/O error: No such file or directory".into(),
+            )),
+        );
         let snap = status.snapshot();
         assert_eq!(snap.pattern(), Pattern::Attention);
         assert_eq!(
@@ -551,7 +559,7 @@ mod tests {
         status.set_ready();
         let a = status.stick_busy(&p("/media/a"));
         let b = status.stick_busy(&p("/media/b"));
-        status.stick_finished(a, Err("stick full".into()));
+        status.stick_finished(a, Err(StickFailure::Incomplete("stick full".into())));
         // b was in before a failed: its success does not clear a's problem.
         status.stick_finished(b, Ok("ok".into()));
         assert_eq!(status.snapshot().pattern(), Pattern::Attention);
@@ -631,7 +639,7 @@ mod tests {
         status.set_ready();
         assert!(!rx.has_changed().unwrap(), "no change, no wake-up");
         let run = status.stick_busy(&p("/media/a b"));
-        status.stick_finished(run, Err("read-only".into()));
+        status.stick_finished(run, Err(StickFailure::Incomplete("read-only".into())));
         let mut o = Object::new();
         status.snapshot().push_fields(&mut o);
         let json = Value::Object(o).to_compact();

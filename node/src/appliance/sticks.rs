@@ -23,9 +23,28 @@ use tokio::sync::mpsc;
 
 use super::mounts::StickEvent;
 use super::status::Status;
+use super::visits::SneakernetError;
+
+/// Why a stick handler failed; its text is the reason the status shows.
+#[derive(Debug, thiserror::Error)]
+pub enum StickFailure {
+    /// The visit ran but could not do everything (the stick is full or
+    /// read-only): its summary.
+    #[error("{0}")]
+    Incomplete(String),
+    /// The visit failed (the stick, its bundles, or our store).
+    #[error(transparent)]
+    Visit(#[from] SneakernetError),
+    /// Reading or writing the stick failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The handler's task died (a bug of ours).
+    #[error("stick handler failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
 
 /// What a stick handler reports: a one-line summary, or why it failed.
-pub type StickOutcome = Result<String, String>;
+pub type StickOutcome = Result<String, StickFailure>;
 
 /// The future a stick handler returns.
 pub type StickFuture = Pin<Box<dyn Future<Output = StickOutcome> + Send + 'static>>;
@@ -49,7 +68,7 @@ pub async fn run(status: Status, handler: StickHandler, mut events: mpsc::Receiv
     // The run of each stick that is in.
     let mut present: HashMap<PathBuf, u64> = HashMap::new();
     // Failures waiting to see whether their stick vanishes.
-    let mut failing: HashMap<u64, String> = HashMap::new();
+    let mut failing: HashMap<u64, StickFailure> = HashMap::new();
     loop {
         tokio::select! {
             event = events.recv() => match event {
@@ -60,16 +79,14 @@ pub async fn run(status: Status, handler: StickHandler, mut events: mpsc::Receiv
                     let work = tokio::spawn(handler(path));
                     let tx = notes_tx.clone();
                     tokio::spawn(async move {
-                        let outcome = work
-                            .await
-                            .unwrap_or_else(|e| Err(format!("stick handler failed: {e}")));
+                        let outcome = work.await.unwrap_or_else(|e| Err(e.into()));
                         let _ = tx.send(Note::Finished { run, outcome });
                     });
                 }
                 Some(StickEvent::Vanished(path)) => {
                     let Some(run) = present.remove(&path) else { continue };
                     match failing.remove(&run) {
-                        Some(reason) => status.stick_pulled_early(run, Some(reason)),
+                        Some(reason) => status.stick_pulled_early(run, Some(reason.to_string())),
                         None => status.stick_vanished(run),
                     }
                 }

@@ -1,26 +1,23 @@
-//! The CLI's network side: `run`, `sync`, and every command that must go
-//! through a running node's control socket instead of opening the store
-//! (which the node holds locked).
+//! The CLI's node side: `run`, and the control commands, which go through a
+//! running node's control socket (the node holds the store locked) or run on
+//! a node of the CLI's own when none is running.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
 use ssb_node::data_dir::DataDir;
 use ssb_node::feed::json::{Object, Value};
-use ssb_node::feed::{FeedId, MsgId};
+use ssb_node::feed::FeedId;
 use ssb_node::muxrpc::{Body, CallType, Item, Session};
 use ssb_node::net::address::MultiserverAddress;
-use ssb_node::publish::publish;
-use ssb_node::replication::sync;
+use ssb_node::service::command::{Command as NodeCommand, Reply};
+use ssb_node::service::control;
 use ssb_node::service::server::{self, RunOptions};
-use ssb_node::service::{api, control};
 
 use super::open::open_node;
-use super::{BlobsCommand, BundleCommand, Command, StickCommand};
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -98,79 +95,45 @@ pub fn run_node(data: &DataDir, args: RunArgs) -> Result<ExitCode> {
                 led,
             },
         )
-        .await
+        .await?;
+        Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// `ssb-node sync` with no node running: a node of our own for one link.
-pub fn sync_local(
-    data: &DataDir,
-    address: &str,
-    timeout: u64,
-    config: Option<PathBuf>,
-) -> Result<String> {
-    let addr: MultiserverAddress = address.parse().map_err(|e| anyhow!("{address}: {e}"))?;
-    let rt = runtime()?;
-    let report = rt.block_on(async {
-        let node = open_node(data, config)?;
-        let report = sync::sync(
-            node.replicator().clone(),
-            &addr,
-            Duration::from_secs(timeout),
-        )
-        .await?;
-        node.replica().shutdown().await?;
-        Ok::<_, anyhow::Error>(report.to_string())
-    })?;
-    // Everything received is durable now (shutdown fsynced the journal) and
-    // the process is about to end: tearing the runtime and the store down
-    // would free every memtable entry one by one and wait for a background
-    // flush the next open does not need (~6 ms after 10,000 messages). The
-    // OS takes it all back at exit; the next open replays the journal, as
-    // it does after any stop.
-    std::mem::forget(rt);
-    Ok(report)
+/// How a control command's reply is printed, and the config of a node the
+/// CLI opens for it.
+#[derive(Default)]
+pub struct Print {
+    /// Print JSON rather than text.
+    pub json: bool,
+    /// The config file for a node of the CLI's own.
+    pub config: Option<PathBuf>,
 }
 
-/// `follow`/`unfollow` with no node running.
-pub fn contact_local(data: &DataDir, feed: &str, following: bool) -> Result<MsgId> {
-    let feed: FeedId = feed.parse()?;
-    let keys = data.keys()?;
-    let store = data.open_store()?;
-    let ids = publish(&store, &keys, [api::contact(&feed, following)])?;
-    ids.into_iter().next().context("nothing published")
+/// Runs a control command on the running node if there is one, else on a
+/// node of the CLI's own, and prints its reply.
+pub fn on_node(command: NodeCommand, print: Print, data: &DataDir) -> Result<ExitCode> {
+    if let NodeCommand::Publish { contents } = &command {
+        if contents.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let reply = match on_running_node(&command, data)? {
+        Some(reply) => reply,
+        None => on_own_node(command, data, print.config)?,
+    };
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let code = write_reply(reply, print.json, &mut out)?;
+    out.flush()?;
+    Ok(code)
 }
 
-/// Runs `command` through a running node if there is one: `Ok(Ok(code))`
-/// when it was handled, `Ok(Err(command))` to run it locally.
-pub fn try_remote(
-    command: Command,
-    data: &DataDir,
-) -> Result<std::result::Result<ExitCode, Command>> {
-    let remote_capable = matches!(
-        command,
-        Command::Publish { .. }
-            | Command::Feed { .. }
-            | Command::Get { .. }
-            | Command::Clock
-            | Command::Follow { .. }
-            | Command::Unfollow { .. }
-            | Command::Peers { .. }
-            | Command::Status { .. }
-            | Command::Sync { .. }
-            | Command::Blobs {
-                command: BlobsCommand::Add { .. }
-            }
-            | Command::Stick { .. }
-            | Command::Sticks { .. }
-            | Command::Bundle {
-                command: BundleCommand::Import { .. } | BundleCommand::Export { .. }
-            }
-    );
+/// Sends `command` to the node running on `data`; `None` if none is.
+fn on_running_node(command: &NodeCommand, data: &DataDir) -> Result<Option<Reply>> {
     let path = control::socket_path(data.root());
-    if !remote_capable || !path.exists() {
-        return Ok(Err(command));
+    if !path.exists() {
+        return Ok(None);
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -178,24 +141,73 @@ pub fn try_remote(
         .context("starting the async runtime")?;
     rt.block_on(async {
         let Some(session) = control::connect(&path).await else {
-            return Ok(Err(command));
+            return Ok(None);
         };
-        let mut out = io::BufWriter::new(io::stdout().lock());
-        let code = remote(command, data, &session, &mut out).await;
+        let command = absolute(command)?;
+        let mut progress = super::sneakernet::Progress::new();
+        let reply = control::send(&session, &command, &mut |s| progress.step(s)).await;
+        drop(progress);
         session.close().await;
-        out.flush()?;
-        code.map(Ok)
+        Ok(Some(reply?))
     })
 }
 
-/// An existing path, absolute, as a JSON string (the node has its own cwd).
-fn abs_path(path: &std::path::Path) -> Result<Value> {
-    let p = std::fs::canonicalize(path).with_context(|| format!("{}", path.display()))?;
-    Ok(Value::string(&p.to_string_lossy()))
+/// Runs `command` on a node of the CLI's own (no node holds the store).
+fn on_own_node(command: NodeCommand, data: &DataDir, config: Option<PathBuf>) -> Result<Reply> {
+    if command.needs_running_node() {
+        bail!(
+            "no node is running on {} (start one with `ssb-node run`)",
+            data.root().display()
+        );
+    }
+    if command.runs_on_stores() {
+        return Ok(command.run_on_stores(data)?);
+    }
+    let rt = runtime()?;
+    let reply = rt.block_on(async {
+        let node = open_node(data, config)?;
+        let mut progress = super::sneakernet::Progress::new();
+        let reply = command.run(&node, move |s| progress.step(s)).await;
+        node.replica().shutdown().await?;
+        Ok::<_, anyhow::Error>(reply?)
+    })?;
+    // Everything written is durable now (shutdown fsynced the journal) and
+    // the process is about to end: tearing the runtime and the store down
+    // would free every memtable entry one by one and wait for a background
+    // flush the next open does not need (~6 ms after a 10,000-message
+    // sync). The OS takes it all back at exit; the next open replays the
+    // journal, as it does after any stop.
+    std::mem::forget(rt);
+    Ok(reply)
+}
+
+/// `command` with its paths absolute (the node has its own cwd).
+fn absolute(command: &NodeCommand) -> Result<NodeCommand> {
+    Ok(match command {
+        NodeCommand::BlobsAdd { path } => NodeCommand::BlobsAdd {
+            path: abs_path(path)?,
+        },
+        NodeCommand::StickSync { mount } => NodeCommand::StickSync {
+            mount: abs_path(mount)?,
+        },
+        NodeCommand::BundleImport { path } => NodeCommand::BundleImport {
+            path: abs_path(path)?,
+        },
+        NodeCommand::BundleExport { path, clock } => NodeCommand::BundleExport {
+            path: abs_target(path)?,
+            clock: clock.clone(),
+        },
+        other => other.clone(),
+    })
+}
+
+/// An existing path, absolute.
+fn abs_path(path: &Path) -> Result<PathBuf> {
+    std::fs::canonicalize(path).with_context(|| format!("{}", path.display()))
 }
 
 /// A path that may not exist yet (its folder must), absolute.
-fn abs_target(path: &std::path::Path) -> Result<Value> {
+fn abs_target(path: &Path) -> Result<PathBuf> {
     if path.exists() {
         return abs_path(path);
     }
@@ -204,202 +216,121 @@ fn abs_target(path: &std::path::Path) -> Result<Value> {
         .context("--out needs a file or folder name")?;
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
-        _ => std::path::Path::new("."),
+        _ => Path::new("."),
     };
     let dir = std::fs::canonicalize(parent).with_context(|| format!("{}", parent.display()))?;
-    Ok(Value::string(&dir.join(name).to_string_lossy()))
+    Ok(dir.join(name))
 }
 
-async fn call(session: &Session, name: &[&str], args: Vec<Value>) -> Result<Value> {
-    let body = session.call_async(name, args).await.map_err(|e| match e {
-        ssb_node::muxrpc::CallError::Remote(m) => anyhow!("{m}"),
-        other => anyhow!("{other}"),
-    })?;
-    Ok(body.to_value()?)
+/// Prints a control command's reply as the CLI shows it.
+fn write_reply(reply: Reply, json: bool, out: &mut dyn Write) -> Result<ExitCode> {
+    match reply {
+        Reply::Published(ids) => {
+            for id in ids {
+                writeln!(out, "{id}")?;
+            }
+        }
+        Reply::Message(text) => writeln!(out, "{text}")?,
+        Reply::Clock(v) => writeln!(out, "{}", v.to_compact())?,
+        Reply::Blob(id) => writeln!(out, "{id}")?,
+        Reply::Synced(line) => writeln!(out, "{line}")?,
+        Reply::Peers(v) => write_peers(&v, json, out)?,
+        Reply::Status(v) if json => writeln!(out, "{}", v.to_compact())?,
+        Reply::Status(v) => write_status(&v, out)?,
+        Reply::Stick(report) => return super::sneakernet::print_stick(&report, json, out),
+        Reply::Sticks(rows) => super::sneakernet::print_sticks(&rows, json, out)?,
+        Reply::Import(report) => super::sneakernet::print_import(&report, json, out)?,
+        Reply::Export(report) => super::sneakernet::print_export(&report, out)?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
-/// Calls one of the node's long sneakernet methods as a `source`: draws the
-/// progress it streams (when stderr is a terminal) and returns its report.
-async fn call_with_progress(session: &Session, name: &[&str], args: Vec<Value>) -> Result<Value> {
-    let mut stream = session.call(name, CallType::Source, args).await?;
-    let mut progress = super::sneakernet::Progress::new();
+/// `ssb-node peers`: one row per peer, as JSON or `ADDRESS STATE SOURCE`.
+fn write_peers(v: &Value, json: bool, out: &mut dyn Write) -> Result<()> {
+    let Value::Array(rows) = v else {
+        bail!("the node's peer list is not an array");
+    };
+    for row in rows {
+        if json {
+            writeln!(out, "{}", row.to_compact())?;
+        } else {
+            let o = row.as_object().context("peer row")?;
+            let text = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("-").to_owned();
+            let addr = match o.get("address").and_then(Value::as_str) {
+                Some(a) => a.to_owned(),
+                None => text("key"),
+            };
+            writeln!(out, "{} {} {}", addr, text("state"), text("source"))?;
+        }
+    }
+    Ok(())
+}
+
+/// `ssb-node feed` through a running node (its `createHistoryStream`):
+/// `None` if no node is running.
+pub fn feed_on_running_node(
+    feed: Option<String>,
+    from: u32,
+    limit: Option<usize>,
+    data: &DataDir,
+) -> Result<Option<ExitCode>> {
+    let path = control::socket_path(data.root());
+    if !path.exists() {
+        return Ok(None);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let Some(session) = control::connect(&path).await else {
+            return Ok(None);
+        };
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        let done = write_feed(feed, from, limit, data, &session, &mut out).await;
+        session.close().await;
+        out.flush()?;
+        done.map(|()| Some(ExitCode::SUCCESS))
+    })
+}
+
+async fn write_feed(
+    feed: Option<String>,
+    from: u32,
+    limit: Option<usize>,
+    data: &DataDir,
+    session: &Session,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let feed: FeedId = match feed {
+        Some(f) => f.parse()?,
+        None => data.keys()?.id(),
+    };
+    let mut o = Object::new();
+    o.push("id", Value::string(&feed.to_string()));
+    o.push("sequence", Value::Number(f64::from(from)));
+    if let Some(l) = limit {
+        o.push("limit", Value::Number(l as f64));
+    }
+    o.push("keys", Value::Bool(true));
+    let mut stream = session
+        .call(
+            &["createHistoryStream"],
+            CallType::Source,
+            vec![Value::Object(o)],
+        )
+        .await?;
     loop {
         match stream.recv().await {
             Some(Item::Data(Body { bytes, .. })) => {
-                let item = Value::parse(&bytes)?;
-                let o = item
-                    .as_object()
-                    .context("the node sent a non-object item")?;
-                if let Some(report) = o.get("report") {
-                    return Ok(report.clone());
-                }
-                if let Some(step) = o.get("progress") {
-                    progress.step(serde_json::from_str(&step.to_compact())?);
-                }
+                out.write_all(&bytes)?;
+                out.write_all(b"\n")?;
             }
-            Some(Item::End) => bail!("the node ended {} without a report", name.join(".")),
+            Some(Item::End) => return Ok(()),
             Some(Item::Error(e)) => bail!("{e}"),
             None => bail!("the node closed the connection"),
         }
     }
-}
-
-fn key_of(v: &Value) -> Result<String> {
-    v.as_object()
-        .and_then(|o| o.get("key"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .context("the node's reply has no key")
-}
-
-async fn remote(
-    command: Command,
-    data: &DataDir,
-    session: &Session,
-    out: &mut dyn Write,
-) -> Result<ExitCode> {
-    match command {
-        Command::Publish { content, stdin } => {
-            let contents = super::read_contents(content, stdin)?;
-            for (index, c) in contents.into_iter().enumerate() {
-                let reply = call(session, &["publish"], vec![c])
-                    .await
-                    .with_context(|| format!("content {index}"))?;
-                writeln!(out, "{}", key_of(&reply)?)?;
-            }
-        }
-        Command::Feed { feed, from, limit } => {
-            let feed: FeedId = match feed {
-                Some(f) => f.parse()?,
-                None => data.keys()?.id(),
-            };
-            let mut o = Object::new();
-            o.push("id", Value::string(&feed.to_string()));
-            o.push("sequence", Value::Number(f64::from(from)));
-            if let Some(l) = limit {
-                o.push("limit", Value::Number(l as f64));
-            }
-            o.push("keys", Value::Bool(true));
-            let mut stream = session
-                .call(
-                    &["createHistoryStream"],
-                    CallType::Source,
-                    vec![Value::Object(o)],
-                )
-                .await?;
-            loop {
-                match stream.recv().await {
-                    Some(Item::Data(Body { bytes, .. })) => {
-                        out.write_all(&bytes)?;
-                        out.write_all(b"\n")?;
-                    }
-                    Some(Item::End) => break,
-                    Some(Item::Error(e)) => bail!("{e}"),
-                    None => bail!("the node closed the connection"),
-                }
-            }
-        }
-        Command::Get { id } => {
-            let id: MsgId = id.parse()?;
-            let v = call(session, &["get"], vec![Value::string(&id.to_string())]).await?;
-            writeln!(out, "{}", v.to_compact())?;
-        }
-        Command::Clock => {
-            let v = call(session, &["getVectorClock"], vec![]).await?;
-            writeln!(out, "{}", v.to_compact())?;
-        }
-        Command::Follow { feed } => {
-            let feed: FeedId = feed.parse()?;
-            let v = call(session, &["follow"], vec![Value::string(&feed.to_string())]).await?;
-            writeln!(out, "{}", key_of(&v)?)?;
-        }
-        Command::Unfollow { feed } => {
-            let feed: FeedId = feed.parse()?;
-            let v = call(
-                session,
-                &["unfollow"],
-                vec![Value::string(&feed.to_string())],
-            )
-            .await?;
-            writeln!(out, "{}", key_of(&v)?)?;
-        }
-        Command::Peers { json } => {
-            let v = call(session, &["peers"], vec![]).await?;
-            let Value::Array(rows) = v else {
-                bail!("the node's peer list is not an array");
-            };
-            for row in rows {
-                if json {
-                    writeln!(out, "{}", row.to_compact())?;
-                } else {
-                    let o = row.as_object().context("peer row")?;
-                    let text = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("-").to_owned();
-                    let addr = match o.get("address").and_then(Value::as_str) {
-                        Some(a) => a.to_owned(),
-                        None => text("key"),
-                    };
-                    writeln!(out, "{} {} {}", addr, text("state"), text("source"))?;
-                }
-            }
-        }
-        Command::Status { json } => {
-            let v = call(session, &["status"], vec![]).await?;
-            if json {
-                writeln!(out, "{}", v.to_compact())?;
-            } else {
-                write_status(&v, out)?;
-            }
-        }
-        Command::Sync {
-            address, timeout, ..
-        } => {
-            let v = call(
-                session,
-                &["sync"],
-                vec![Value::string(&address), Value::Number(timeout as f64)],
-            )
-            .await?;
-            writeln!(out, "{}", v.as_str().unwrap_or_default())?;
-        }
-        Command::Blobs {
-            command: BlobsCommand::Add { file },
-        } => {
-            let v = call(session, &["blobs", "add"], vec![abs_path(&file)?]).await?;
-            writeln!(out, "{}", v.as_str().unwrap_or_default())?;
-        }
-        Command::Stick {
-            command: StickCommand::Sync { mount, json },
-        } => {
-            let v =
-                call_with_progress(session, &["stick", "sync"], vec![abs_path(&mount)?]).await?;
-            let report = serde_json::from_str(&v.to_compact())?;
-            return super::sneakernet::print_stick(&report, json, out);
-        }
-        Command::Sticks { json } => {
-            let v = call(session, &["sticks"], vec![]).await?;
-            super::sneakernet::print_sticks(&serde_json::from_str(&v.to_compact())?, json, out)?;
-        }
-        Command::Bundle {
-            command: BundleCommand::Import { file, json },
-        } => {
-            let v =
-                call_with_progress(session, &["bundle", "import"], vec![abs_path(&file)?]).await?;
-            super::sneakernet::print_import(&serde_json::from_str(&v.to_compact())?, json, out)?;
-        }
-        Command::Bundle {
-            command: BundleCommand::Export { out: path, clock },
-        } => {
-            let mut args = vec![abs_target(&path)?];
-            if let Some(c) = clock {
-                let clock = super::sneakernet::read_clock(&c)?;
-                args.push(Value::parse(&serde_json::to_vec(&clock)?)?);
-            }
-            let v = call_with_progress(session, &["bundle", "export"], args).await?;
-            super::sneakernet::print_export(&serde_json::from_str(&v.to_compact())?, out)?;
-        }
-        _ => bail!("this command cannot run while a node is running"),
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `ssb-node status` as text: the node's phase and LED pattern, the peer

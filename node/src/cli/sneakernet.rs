@@ -1,6 +1,6 @@
-//! The CLI's sneakernet commands with no node running (`stick sync`,
-//! `sticks`, `bundle …`), and how every report is printed (the same with or
-//! without a running node).
+//! The CLI's sneakernet side: how every report is printed (the same with or
+//! without a running node), progress on stderr, and the bundle commands that
+//! need no node (`bundle verify`, `bundle inspect`).
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
@@ -11,12 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use bundle_format::{BundleName, Clock, Limits};
-use ssb_node::data_dir::DataDir;
-use ssb_node::sneakernet::files::{self, ExportReport};
+use ssb_node::sneakernet::files::ExportReport;
 use ssb_node::sneakernet::import::{self, ImportReport};
-use ssb_node::sneakernet::reconcile::{self, Step, StickReport};
-
-use super::BundleCommand;
+use ssb_node::sneakernet::reconcile::{Step, StickReport};
 
 /// Progress on stderr, redrawn at most five times a second, only when
 /// stderr is a terminal (also for steps a running node streams).
@@ -160,111 +157,65 @@ pub fn read_clock(path: &Path) -> Result<Clock> {
     serde_json::from_str(&text).with_context(|| format!("{}: not a clock", path.display()))
 }
 
-/// `ssb-node stick sync MOUNT` with no node running.
-pub fn stick_sync(
-    data: &DataDir,
-    mount: &Path,
-    json: bool,
-    out: &mut dyn Write,
-) -> Result<ExitCode> {
-    let node = super::open::open_node(data, None)?;
+/// `ssb-node bundle verify`: checks a bundle on its own (no store needed).
+pub fn verify(file: &Path, out: &mut dyn Write) -> Result<()> {
     let mut progress = Progress::new();
-    let report = reconcile::sync_stick(node.replica(), mount, &mut |s| progress.step(s))?;
+    let input = File::open(file).with_context(|| format!("{}", file.display()))?;
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(BundleName::parse);
+    let r = import::verify(input, name.as_ref(), &Limits::default(), &mut |n| {
+        progress.step(Step::Importing(n))
+    })?;
     drop(progress);
-    print_stick(&report, json, out)
-}
-
-/// `ssb-node sticks` with no node running.
-pub fn sticks(data: &DataDir, json: bool, out: &mut dyn Write) -> Result<()> {
-    let node = super::open::open_node(data, None)?;
-    print_sticks(
-        &ssb_node::appliance::visits::sticks(node.replica())?,
-        json,
+    writeln!(
         out,
-    )
+        "ok: {} by {}: {} messages checked",
+        r.name, r.author, r.checked
+    )?;
+    Ok(())
 }
 
-/// `ssb-node bundle …` with no node running.
-pub fn bundle(data: &DataDir, command: BundleCommand, out: &mut dyn Write) -> Result<ExitCode> {
-    let mut progress = Progress::new();
-    match command {
-        BundleCommand::Export { out: path, clock } => {
-            let clock = clock
-                .as_deref()
-                .map(read_clock)
-                .transpose()?
-                .unwrap_or_default();
-            let node = super::open::open_node(data, None)?;
-            let report =
-                files::export_to(node.replica(), &path, &clock, &mut |s| progress.step(s))?;
-            drop(progress);
-            print_export(&report, out)?;
-        }
-        BundleCommand::Import { file, json } => {
-            let node = super::open::open_node(data, None)?;
-            // No `settle` (as `ingest` has): the import wrote its messages as
-            // tables, not through the journal, so the next open has little
-            // journal to read.
-            let report = files::import_file(node.replica(), &file, &mut |s| progress.step(s))?;
-            drop(progress);
-            print_import(&report, json, out)?;
-        }
-        BundleCommand::Verify { file } => {
-            let input = File::open(&file).with_context(|| format!("{}", file.display()))?;
-            let name = file
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(BundleName::parse);
-            let r = import::verify(input, name.as_ref(), &Limits::default(), &mut |n| {
-                progress.step(Step::Importing(n))
-            })?;
-            drop(progress);
-            writeln!(
-                out,
-                "ok: {} by {}: {} messages checked",
-                r.name, r.author, r.checked
-            )?;
-        }
-        BundleCommand::Inspect { file, json } => {
-            let input = File::open(&file).with_context(|| format!("{}", file.display()))?;
-            let (m, name) = bundle_format::read_manifest(input, &Limits::default())?;
-            let on_file = file
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(BundleName::parse);
-            let matches = on_file.is_none_or(|n| n == name);
-            if json {
-                let v = serde_json::json!({
-                    "name": name.file_name(),
-                    "name_matches_file": matches,
-                    "manifest": m,
-                });
-                writeln!(out, "{v}")?;
-            } else {
-                writeln!(out, "bundle   {}", name.file_name())?;
-                if !matches {
-                    writeln!(out, "warning  the file's name does not match its content")?;
-                }
-                writeln!(out, "author   {}", m.author)?;
-                writeln!(out, "created  {} (ms since 1970)", m.created)?;
-                writeln!(out, "messages {} in {} feeds", m.messages(), m.feeds.len())?;
-                for f in &m.feeds {
-                    writeln!(
-                        out,
-                        "  {} {}..={} ({} bytes)",
-                        f.feed, f.first, f.last, f.bytes
-                    )?;
-                }
-                writeln!(out, "blobs    {}", m.blobs.len())?;
-                for b in &m.blobs {
-                    writeln!(out, "  {} ({} bytes)", b.id, b.bytes)?;
-                }
-                writeln!(
-                    out,
-                    "(signature and contents not checked: use `ssb-node bundle verify`)"
-                )?;
-            }
-        }
+/// `ssb-node bundle inspect`: a bundle's manifest, unchecked.
+pub fn inspect(file: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
+    let input = File::open(file).with_context(|| format!("{}", file.display()))?;
+    let (m, name) = bundle_format::read_manifest(input, &Limits::default())?;
+    let on_file = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(BundleName::parse);
+    let matches = on_file.is_none_or(|n| n == name);
+    if json {
+        let v = serde_json::json!({
+            "name": name.file_name(),
+            "name_matches_file": matches,
+            "manifest": m,
+        });
+        writeln!(out, "{v}")?;
+        return Ok(());
     }
-    Ok(ExitCode::SUCCESS)
+    writeln!(out, "bundle   {}", name.file_name())?;
+    if !matches {
+        writeln!(out, "warning  the file's name does not match its content")?;
+    }
+    writeln!(out, "author   {}", m.author)?;
+    writeln!(out, "created  {} (ms since 1970)", m.created)?;
+    writeln!(out, "messages {} in {} feeds", m.messages(), m.feeds.len())?;
+    for f in &m.feeds {
+        writeln!(
+            out,
+            "  {} {}..={} ({} bytes)",
+            f.feed, f.first, f.last, f.bytes
+        )?;
+    }
+    writeln!(out, "blobs    {}", m.blobs.len())?;
+    for b in &m.blobs {
+        writeln!(out, "  {} ({} bytes)", b.id, b.bytes)?;
+    }
+    writeln!(
+        out,
+        "(signature and contents not checked: use `ssb-node bundle verify`)"
+    )?;
+    Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::io::Read as _;
 
-use bundle_format::{header, BundleReader, Item, Limits, Manifest, Planner, Trailer};
+use bundle_format::{header, BundleError, BundleReader, Item, Limits, Manifest, Planner, Trailer};
 use bundle_format::{BundleWriter, WriterOptions};
 use sha2::{Digest as _, Sha256};
 
@@ -31,12 +31,12 @@ pub const MANIFEST: Target = Target {
 /// against `max_manifest_bytes` first); everything else is small buffers.
 const READER_CAP: usize = 17 << 20;
 
-/// What a full read found, or the error's text.
-fn read_all(compressed: &[u8], limits: &Limits) -> Result<Manifest, String> {
-    let mut r = BundleReader::open(compressed, limits).map_err(|e| e.to_string())?;
+/// What a full read found, or why the bundle is refused.
+fn read_all(compressed: &[u8], limits: &Limits) -> Result<Manifest, BundleError> {
+    let mut r = BundleReader::open(compressed, limits)?;
     let mut feeds: Vec<(String, Vec<u32>, Vec<u8>)> = Vec::new();
     let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
-    while let Some(item) = r.next().map_err(|e| e.to_string())? {
+    while let Some(item) = r.next()? {
         match item {
             Item::Line(line) => {
                 if feeds.last().is_none_or(|(f, _, _)| f != line.feed) {
@@ -55,8 +55,7 @@ fn read_all(compressed: &[u8], limits: &Limits) -> Result<Manifest, String> {
                 // Read a blob in part or not at all, sometimes: the reader
                 // skips the rest and still checks it.
                 if size % 3 != 1 {
-                    blob.read_to_end(&mut data)
-                        .map_err(|e| blob.error(e).to_string())?;
+                    blob.read_to_end(&mut data).map_err(|e| blob.error(e))?;
                     assert_eq!(data.len() as u64, size);
                     blobs.push((id, data));
                 }
@@ -113,7 +112,9 @@ pub fn reader(data: &[u8]) {
         let verified = bundle_format::verify(&compressed[..], &limits);
         match (&read, &verified) {
             (Ok(m), Ok(v)) => assert_eq!(&v.manifest, m),
-            (Err(a), Err(b)) => assert_eq!(a, &b.to_string(), "reader and verify disagree"),
+            (Err(a), Err(b)) => {
+                assert_eq!(a.to_string(), b.to_string(), "reader and verify disagree")
+            }
             _ => panic!("reader {read:?} and verify {verified:?} disagree"),
         }
     });

@@ -12,7 +12,7 @@ pub mod session;
 pub mod shs_driver;
 
 pub use session::{
-    Body, CallError, CallType, Handler, InboundCall, Item, Request, Session, SessionConfig, Sink,
-    Stream,
+    Body, CallError, CallType, Handler, InboundCall, Item, Request, RequestError, Session,
+    SessionConfig, Sink, Stream,
 };
 pub use shs_driver::{client_handshake, server_handshake, LinkError};

@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
 use super::shs_driver::LinkError;
-use crate::feed::json::{Object, Value};
+use crate::feed::json::{JsonError, Object, Value};
 use crate::net::box_stream::{Decryptor, Encryptor};
 use crate::net::rpc::{self, BodyType, Decoder, Encoder, Frame, RequestNumbers};
 use crate::net::shs::{Outcome, PublicKey};
@@ -105,23 +105,23 @@ impl Request {
         Value::Object(o).to_compact().into_bytes()
     }
 
-    pub(crate) fn parse(body: &[u8]) -> Result<Request, String> {
-        let v = Value::parse(body).map_err(|e| format!("request is not JSON: {e}"))?;
-        let o = v.as_object().ok_or("request is not an object")?;
+    pub(crate) fn parse(body: &[u8]) -> Result<Request, RequestError> {
+        let v = Value::parse(body).map_err(RequestError::NotJson)?;
+        let o = v.as_object().ok_or(RequestError::NotObject)?;
         let name = match o.get("name") {
             Some(Value::Array(parts)) if !parts.is_empty() => parts
                 .iter()
                 .map(|p| p.as_str().map(str::to_owned))
                 .collect::<Option<Vec<_>>>()
-                .ok_or("request name has a non-string part")?,
-            Some(Value::String(s)) => vec![s.as_str().ok_or("bad name")?.to_owned()],
-            _ => return Err("request has no name".into()),
+                .ok_or(RequestError::NamePart)?,
+            Some(Value::String(s)) => vec![s.as_str().ok_or(RequestError::Name)?.to_owned()],
+            _ => return Err(RequestError::NoName),
         };
         let kind = match o.get("type") {
             Some(t) => t
                 .as_str()
                 .and_then(CallType::parse)
-                .ok_or("request has an unknown type")?,
+                .ok_or(RequestError::UnknownType)?,
             None => CallType::Async,
         };
         let args = match o.get("args") {
@@ -185,6 +185,29 @@ pub enum Item {
     End,
     /// The peer ended the call with an error; the text is its message.
     Error(String),
+}
+
+/// Why a peer's request frame is refused (the peer's fault).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The body is not JSON.
+    #[error("request is not JSON: {0}")]
+    NotJson(JsonError),
+    /// The body is not a JSON object.
+    #[error("request is not an object")]
+    NotObject,
+    /// A part of the name array is not a string.
+    #[error("request name has a non-string part")]
+    NamePart,
+    /// The name string is not valid text.
+    #[error("bad name")]
+    Name,
+    /// No `name`.
+    #[error("request has no name")]
+    NoName,
+    /// A `type` that is not a muxrpc call type.
+    #[error("request has an unknown type")]
+    UnknownType,
 }
 
 /// Why a call failed.
@@ -731,7 +754,7 @@ impl Session {
         let request = match Request::parse(&f.body) {
             Ok(r) => r,
             Err(e) => {
-                let _ = self.send_frame(refuse(e)).await;
+                let _ = self.send_frame(refuse(e.to_string())).await;
                 return;
             }
         };

@@ -17,20 +17,34 @@ pub fn request_args() -> Value {
     Value::Object(o)
 }
 
+/// Why an incoming `ebt.replicate` is refused (the peer's fault).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EbtRequestError {
+    /// The first argument is not an object.
+    #[error("ebt.replicate expects an options object")]
+    NoOptions,
+    /// A version other than 3.
+    #[error("expected ebt version 3")]
+    Version,
+    /// A format other than `classic`.
+    #[error("unsupported ebt format (only classic)")]
+    Format,
+}
+
 /// Checks the arguments of an incoming `ebt.replicate`; the error says why we refuse.
-pub fn check_request_args(args: &[Value]) -> Result<(), String> {
+pub fn check_request_args(args: &[Value]) -> Result<(), EbtRequestError> {
     let o = args
         .first()
         .and_then(Value::as_object)
-        .ok_or("ebt.replicate expects an options object")?;
+        .ok_or(EbtRequestError::NoOptions)?;
     match o.get("version") {
         Some(Value::Number(v)) if *v == 3.0 => {}
-        _ => return Err("expected ebt version 3".into()),
+        _ => return Err(EbtRequestError::Version),
     }
     match o.get("format") {
         None => Ok(()),
         Some(f) if f.as_str() == Some("classic") => Ok(()),
-        Some(_) => Err("unsupported ebt format (only classic)".into()),
+        Some(_) => Err(EbtRequestError::Format),
     }
 }
 

@@ -103,7 +103,7 @@ pub async fn answer(
     };
     let _ = match reply {
         Ok(v) => call.stream.send(Body::json(&v)).await,
-        Err(e) => call.stream.error(&e).await,
+        Err(e) => call.stream.error(&e.to_string()).await,
     };
     None
 }
@@ -122,7 +122,7 @@ async fn serve_ebt(ctx: Option<Arc<LinkCtx>>, call: InboundCall) {
         return;
     };
     if let Err(e) = ebt_proto::check_request_args(&call.request.args) {
-        let _ = call.stream.error(&e).await;
+        let _ = call.stream.error(&e.to_string()).await;
         return;
     }
     ctx.set_mode(Mode::Ebt);

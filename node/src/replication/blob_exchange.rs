@@ -16,10 +16,10 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::Notify;
 
-use super::link::{LinkCtx, LinkStats};
+use super::link::{LinkCtx, LinkStats, ReplicationError};
 use crate::feed::json::{Object, Value};
 use crate::feed::BlobId;
-use crate::muxrpc::{Body, CallType, Item, Session, Sink};
+use crate::muxrpc::{Body, CallError, CallType, Item, Session, Sink};
 use crate::replica::Replica;
 
 /// Most blobs one link's peer may have asked us for and wait on, and most
@@ -218,7 +218,11 @@ fn fetch(ctx: &Arc<LinkCtx>, session: &Session, id: BlobId, size: u64) {
     tokio::spawn(async move {
         let node = ctx.replica.clone();
         let result = async {
-            let _slot = node.wants().fetch_slot().await.map_err(|e| e.to_string())?;
+            let _slot = node
+                .wants()
+                .fetch_slot()
+                .await
+                .map_err(|_| ReplicationError::Stopping)?;
             if node.blobs().has(&id) {
                 return Ok(false);
             }
@@ -233,29 +237,26 @@ fn fetch(ctx: &Arc<LinkCtx>, session: &Session, id: BlobId, size: u64) {
                     CallType::Source,
                     vec![Value::Object(args)],
                 )
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             let mut bytes = Vec::new();
             loop {
                 match stream.recv().await {
                     Some(Item::Data(b)) => {
                         if (bytes.len() + b.bytes.len()) as u64 > size.min(max) {
                             let _ = stream.end().await;
-                            return Err("peer sent more bytes than announced".to_owned());
+                            return Err(ReplicationError::BlobTooLong);
                         }
                         bytes.extend_from_slice(&b.bytes);
                     }
                     Some(Item::End) => break,
-                    Some(Item::Error(e)) => return Err(format!("peer error: {e}")),
-                    None => return Err("connection closed".into()),
+                    Some(Item::Error(e)) => return Err(ReplicationError::PeerSaid(e)),
+                    None => return Err(CallError::Closed.into()),
                 }
             }
             let blobs = node.blobs().clone();
             tokio::task::spawn_blocking(move || blobs.add(&mut Cursor::new(bytes), Some(&id), max))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
-            Ok(true)
+                .await??;
+            Ok::<bool, ReplicationError>(true)
         }
         .await;
         node.wants().end_fetch(&id);
@@ -287,14 +288,52 @@ struct BlobArgs {
     end: Option<u64>,
 }
 
-fn parse_blob_args(arg: &Value) -> Result<BlobArgs, String> {
+/// Why a blob request is refused or fails, as told to the asker.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobRequestError {
+    /// An id that is not a blob id (the asker's fault).
+    #[error("invalid blob id: {0}")]
+    BadId(String),
+    /// An object without `key` or `hash` (the asker's fault).
+    #[error("blob request needs key or hash")]
+    NoKey,
+    /// Neither a string nor an object (the asker's fault).
+    #[error("blob request needs an id")]
+    NoId,
+    /// A `blobs.has` item that is not a string (the asker's fault).
+    #[error("invalid id: not a string")]
+    HasNotString,
+    /// A `blobs.has` item that is not a blob id (the asker's fault).
+    #[error("invalid id: {0}")]
+    HasBadId(String),
+    /// We do not hold the blob.
+    #[error("blob not found: {0}")]
+    NotFound(BlobId),
+    /// The asker named a size other than the blob's.
+    #[error("incorrect blob size: {0}")]
+    WrongSize(u64),
+    /// The blob is larger than the asker's `max`.
+    #[error("blob is {0} bytes, more than max")]
+    OverMax(u64),
+    /// Our blob file could not be read.
+    #[error("reading blob: {0}")]
+    Read(std::io::Error),
+    /// Our blob file does not hash to its id.
+    #[error("stored blob is damaged")]
+    Damaged,
+    /// The asker went away.
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
+fn parse_blob_args(arg: &Value) -> Result<BlobArgs, BlobRequestError> {
     let num = |o: &Object, k: &str| match o.get(k) {
         Some(Value::Number(n)) if *n >= 0.0 => Some(*n as u64),
         _ => None,
     };
     let parse_id = |s: &str| {
         s.parse::<BlobId>()
-            .map_err(|_| format!("invalid blob id: {s}"))
+            .map_err(|_| BlobRequestError::BadId(s.to_owned()))
     };
     match arg {
         Value::String(s) => Ok(BlobArgs {
@@ -309,7 +348,7 @@ fn parse_blob_args(arg: &Value) -> Result<BlobArgs, String> {
                 .get("key")
                 .or_else(|| o.get("hash"))
                 .and_then(Value::as_str)
-                .ok_or("blob request needs key or hash")?;
+                .ok_or(BlobRequestError::NoKey)?;
             Ok(BlobArgs {
                 id: parse_id(key)?,
                 size: num(o, "size"),
@@ -318,7 +357,7 @@ fn parse_blob_args(arg: &Value) -> Result<BlobArgs, String> {
                 end: num(o, "end"),
             })
         }
-        _ => Err("blob request needs an id".into()),
+        _ => Err(BlobRequestError::NoId),
     }
 }
 
@@ -336,12 +375,12 @@ pub async fn serve_get(
         let actual = node
             .blobs()
             .size(&a.id)
-            .ok_or_else(|| format!("blob not found: {}", a.id))?;
+            .ok_or(BlobRequestError::NotFound(a.id))?;
         if a.size.is_some_and(|s| s != actual) {
-            return Err(format!("incorrect blob size: {actual}"));
+            return Err(BlobRequestError::WrongSize(actual));
         }
         if a.max.is_some_and(|m| actual > m) {
-            return Err(format!("blob is {actual} bytes, more than max"));
+            return Err(BlobRequestError::OverMax(actual));
         }
         let (start, end) = if slice {
             let start = a.start.unwrap_or(0);
@@ -366,7 +405,7 @@ pub async fn serve_get(
     .await;
     let _ = match result {
         Ok(()) => sink.end().await,
-        Err(e) => sink.error(&e).await,
+        Err(e) => sink.error(&e.to_string()).await,
     };
 }
 
@@ -377,13 +416,13 @@ async fn stream_file(
     end: u64,
     check: bool,
     sink: &Sink,
-) -> Result<(), String> {
+) -> Result<(), BlobRequestError> {
     let mut file = tokio::fs::File::open(node.blobs().path(id))
         .await
-        .map_err(|e| format!("reading blob: {e}"))?;
+        .map_err(BlobRequestError::Read)?;
     file.seek(std::io::SeekFrom::Start(start))
         .await
-        .map_err(|e| format!("reading blob: {e}"))?;
+        .map_err(BlobRequestError::Read)?;
     let mut hasher = Sha256::new();
     let mut left = end - start;
     while left > 0 {
@@ -391,28 +430,26 @@ async fn stream_file(
         let mut buf = vec![0u8; want];
         file.read_exact(&mut buf)
             .await
-            .map_err(|e| format!("reading blob: {e}"))?;
+            .map_err(BlobRequestError::Read)?;
         left -= want as u64;
         if check {
             hasher.update(&buf);
         }
-        sink.send(Body::binary(buf))
-            .await
-            .map_err(|e| e.to_string())?;
+        sink.send(Body::binary(buf)).await?;
     }
     if check && BlobId(hasher.finalize().into()) != *id {
-        return Err("stored blob is damaged".into());
+        return Err(BlobRequestError::Damaged);
     }
     Ok(())
 }
 
 /// Answers `blobs.has`: a bool for an id, an array of bools for an array.
-pub fn has(node: &Replica, arg: &Value) -> Result<Value, String> {
-    let one = |v: &Value| -> Result<Value, String> {
-        let s = v.as_str().ok_or("invalid id: not a string")?;
+pub fn has(node: &Replica, arg: &Value) -> Result<Value, BlobRequestError> {
+    let one = |v: &Value| -> Result<Value, BlobRequestError> {
+        let s = v.as_str().ok_or(BlobRequestError::HasNotString)?;
         let id = s
             .parse::<BlobId>()
-            .map_err(|_| format!("invalid id: {s}"))?;
+            .map_err(|_| BlobRequestError::HasBadId(s.to_owned()))?;
         Ok(Value::Bool(node.blobs().has(&id)))
     };
     match arg {

@@ -11,16 +11,36 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
-use super::link::{LinkCtx, LinkStats};
+use super::link::{LinkCtx, LinkStats, ReplicationError};
 use crate::feed::json::{Object, Value};
-use crate::feed::{FeedId, Message};
-use crate::muxrpc::{Body, CallType, Item, Session, Sink};
-use crate::replica::{Replica, READ_CHUNK};
+use crate::feed::{FeedId, Invalid, Message};
+use crate::muxrpc::{Body, CallError, CallType, Item, Session, Sink};
+use crate::replica::{Replica, ReplicaError, READ_CHUNK};
 
 /// Messages stored per append when pulling.
 const BATCH: usize = 1024;
 /// Most feeds pulled at once on one link.
 const MAX_PULLS: usize = 512;
+
+/// Why a `createHistoryStream` request is refused (the asker's fault).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HistoryArgsError {
+    /// The first argument is not an object.
+    #[error("createHistoryStream expects an options object")]
+    NoOptions,
+    /// No `id`.
+    #[error("createHistoryStream needs an id")]
+    NoId,
+    /// An `id` that is not a feed id.
+    #[error("createHistoryStream: id is not a feed id")]
+    BadId,
+    /// A count that is not a whole number.
+    #[error("createHistoryStream: {0} must be a whole number")]
+    NotWhole(&'static str),
+    /// `sequence` and its alias `seq` disagree.
+    #[error("createHistoryStream: sequence and seq differ")]
+    SeqDiffers,
+}
 
 /// Parsed `createHistoryStream` options.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,27 +61,23 @@ pub struct HistoryOpts {
 
 impl HistoryOpts {
     /// Parses the first argument; the error is the text sent back to the peer.
-    pub fn parse(arg: &Value) -> Result<HistoryOpts, String> {
-        let o = arg
-            .as_object()
-            .ok_or("createHistoryStream expects an options object")?;
+    pub fn parse(arg: &Value) -> Result<HistoryOpts, HistoryArgsError> {
+        let o = arg.as_object().ok_or(HistoryArgsError::NoOptions)?;
         let id = o
             .get("id")
             .and_then(Value::as_str)
-            .ok_or("createHistoryStream needs an id")?
+            .ok_or(HistoryArgsError::NoId)?
             .parse::<FeedId>()
-            .map_err(|_| "createHistoryStream: id is not a feed id".to_owned())?;
-        let num = |key: &str| -> Result<Option<f64>, String> {
+            .map_err(|_| HistoryArgsError::BadId)?;
+        let num = |key: &'static str| -> Result<Option<f64>, HistoryArgsError> {
             match o.get(key) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::Number(n)) if *n >= 0.0 && n.fract() == 0.0 => Ok(Some(*n)),
-                Some(_) => Err(format!("createHistoryStream: {key} must be a whole number")),
+                Some(_) => Err(HistoryArgsError::NotWhole(key)),
             }
         };
         let sequence = match (num("sequence")?, num("seq")?) {
-            (Some(a), Some(b)) if a != b => {
-                return Err("createHistoryStream: sequence and seq differ".into())
-            }
+            (Some(a), Some(b)) if a != b => return Err(HistoryArgsError::SeqDiffers),
             (Some(a), _) | (None, Some(a)) => a,
             (None, None) => 0.0,
         };
@@ -103,15 +119,12 @@ async fn send_from(
     next: &mut u32,
     sent: &mut u64,
     ctx: Option<&LinkCtx>,
-) -> Result<bool, String> {
+) -> Result<bool, ReplicaError> {
     loop {
         if opts.limit.is_some_and(|l| *sent >= l) {
             return Ok(false);
         }
-        let chunk = node
-            .read_chunk(opts.id, *next)
-            .await
-            .map_err(|e| e.to_string())?;
+        let chunk = node.read_chunk(opts.id, *next).await?;
         if chunk.is_empty() {
             return Ok(true);
         }
@@ -144,7 +157,7 @@ pub async fn serve(node: Arc<Replica>, ctx: Option<Arc<LinkCtx>>, arg: &Value, s
     let opts = match HistoryOpts::parse(arg) {
         Ok(o) => o,
         Err(e) => {
-            let _ = sink.error(&e).await;
+            let _ = sink.error(&e.to_string()).await;
             return;
         }
     };
@@ -177,7 +190,7 @@ pub async fn serve(node: Arc<Replica>, ctx: Option<Arc<LinkCtx>>, arg: &Value, s
     caught_up(&behind);
     match go_on {
         Err(e) => {
-            let _ = sink.error(&e).await;
+            let _ = sink.error(&e.to_string()).await;
             return;
         }
         Ok(false) => {
@@ -214,7 +227,7 @@ pub async fn serve(node: Arc<Replica>, ctx: Option<Arc<LinkCtx>>, arg: &Value, s
                     return;
                 }
                 Err(e) => {
-                    let _ = sink.error(&e).await;
+                    let _ = sink.error(&e.to_string()).await;
                     return;
                 }
             }
@@ -258,11 +271,15 @@ async fn pull(ctx: Arc<LinkCtx>, session: Session, feed: FeedId) {
     ctx.progress.touch();
 }
 
-async fn pull_inner(ctx: &LinkCtx, session: &Session, feed: FeedId) -> Result<(), String> {
+async fn pull_inner(
+    ctx: &LinkCtx,
+    session: &Session,
+    feed: FeedId,
+) -> Result<(), ReplicationError> {
     let node = &ctx.replica;
     let opts = HistoryOpts {
         id: feed,
-        sequence: node.seq(&feed).map_err(|e| e.to_string())? + 1,
+        sequence: node.seq(&feed)? + 1,
         limit: None,
         live: !ctx.one_shot,
         old: true,
@@ -274,27 +291,26 @@ async fn pull_inner(ctx: &LinkCtx, session: &Session, feed: FeedId) -> Result<()
             CallType::Source,
             vec![opts.to_value()],
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     loop {
         let mut batch = Vec::new();
         let mut end = None;
         match stream.recv().await {
             Some(Item::Data(b)) => push_msg(&mut batch, b),
             Some(Item::End) | None => end = Some(Ok(())),
-            Some(Item::Error(e)) => end = Some(Err(format!("peer error: {e}"))),
+            Some(Item::Error(e)) => end = Some(Err(ReplicationError::PeerSaid(e))),
         }
         while end.is_none() && batch.len() < BATCH {
             match stream.try_recv() {
                 Some(Item::Data(b)) => push_msg(&mut batch, b),
                 Some(Item::End) => end = Some(Ok(())),
-                Some(Item::Error(e)) => end = Some(Err(format!("peer error: {e}"))),
+                Some(Item::Error(e)) => end = Some(Err(ReplicationError::PeerSaid(e))),
                 None => break,
             }
         }
         if !batch.is_empty() {
             let batch: Vec<Message> = batch.into_iter().filter(|m| m.author() == feed).collect();
-            let report = node.append(batch).await.map_err(|e| e.to_string())?;
+            let report = node.append(batch).await?;
             LinkStats::add(&ctx.stats.msgs_in, report.added as u64);
             if let Some((_, why)) = &report.first_rejection {
                 tracing::warn!(peer = %ctx.peer, %feed, "refused messages: {why}");
@@ -307,14 +323,23 @@ async fn pull_inner(ctx: &LinkCtx, session: &Session, feed: FeedId) -> Result<()
     }
 }
 
+/// Why a history stream item is not a message (the peer's fault).
+#[derive(Debug, thiserror::Error)]
+enum InvalidMessage {
+    #[error(transparent)]
+    Json(CallError),
+    #[error(transparent)]
+    Message(Invalid),
+}
+
 fn push_msg(batch: &mut Vec<Message>, body: Body) {
-    let parsed = body.to_value().map_err(|e| e.to_string()).and_then(|v| {
+    let parsed = body.to_value().map_err(InvalidMessage::Json).and_then(|v| {
         // Accept `{key, value}` too, from peers that ignore keys:false.
         let v = match v.as_object().and_then(|o| o.get("value")) {
             Some(inner) if v.as_object().is_some_and(|o| o.get("key").is_some()) => inner.clone(),
             _ => v,
         };
-        Message::from_value(v, None).map_err(|e| e.to_string())
+        Message::from_value(v, None).map_err(InvalidMessage::Message)
     });
     match parsed {
         Ok(m) => batch.push(m),

@@ -14,10 +14,42 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::{blob_exchange, ebt_link, history};
+use crate::blob_store::BlobError;
 use crate::feed::FeedId;
-use crate::muxrpc::{CallType, Item, Session};
+use crate::muxrpc::{CallError, CallType, Item, Session};
 use crate::net::ebt as ebt_proto;
-use crate::replica::Replica;
+use crate::replica::{Replica, ReplicaError};
+use crate::store::StoreError;
+
+/// Why one replication exchange with a peer (a pull, a blob fetch, a
+/// stream served) ended early, named for who is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicationError {
+    /// The peer ended the call with an error.
+    #[error("peer error: {0}")]
+    PeerSaid(String),
+    /// The peer sent more blob bytes than it announced.
+    #[error("peer sent more bytes than announced")]
+    BlobTooLong,
+    /// The call failed: the connection closed, or the peer broke muxrpc.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// Our replica failed (store, publishing, a blocking task).
+    #[error(transparent)]
+    Replica(#[from] ReplicaError),
+    /// Our store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Our blob store refused or failed.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// A blocking task died (a bug of ours).
+    #[error("internal task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The blob fetch slots are closed (the node is stopping).
+    #[error("the node is stopping")]
+    Stopping,
+}
 
 /// How long the server side waits for the client's `ebt.replicate`.
 const EBT_WAIT: Duration = Duration::from_secs(2);

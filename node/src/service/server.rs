@@ -7,16 +7,57 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::{control, Node};
+use crate::appliance::mounts::WatchError;
 use crate::appliance::{self, notify};
-use crate::net::address::MultiserverAddress;
-use crate::replica::carry;
+use crate::net::address::{AddressError, MultiserverAddress};
+use crate::replica::{carry, ReplicaError};
 use crate::replication::lan;
 use crate::replication::peers::{self, Source};
+use crate::store::StoreError;
+
+/// Why `run` could not start or stop cleanly (our side: the machine, the
+/// store, the configuration).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The signal handlers could not be set up.
+    #[error("signal handlers: {0}")]
+    Signals(std::io::Error),
+    /// The listen address could not be bound.
+    #[error("listening on {addr}: {error}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The cause.
+        error: std::io::Error,
+    },
+    /// The control socket could not be served.
+    #[error("control socket {path}: {error}")]
+    Control {
+        /// The socket path.
+        path: String,
+        /// The cause.
+        error: std::io::Error,
+    },
+    /// Our own listening address cannot be written as a multiserver address.
+    #[error("our own address: {0}")]
+    Address(AddressError),
+    /// The `listening` line could not be written to stdout.
+    #[error("writing to stdout: {0}")]
+    Stdout(std::io::Error),
+    /// The follows of the config's sites could not be published.
+    #[error("following the config's sites: {0}")]
+    Sites(ReplicaError),
+    /// The stick watcher could not start.
+    #[error("watching for sticks: {0}")]
+    Sticks(WatchError),
+    /// The store could not be saved on the way out.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// How long a stopping node waits for its sessions to write their goodbye.
 const GOODBYE_WAIT: Duration = Duration::from_secs(2);
@@ -39,28 +80,33 @@ pub struct RunOptions {
 }
 
 /// Runs the node until SIGTERM or SIGINT.
-pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
+pub async fn run(node: Arc<Node>, opts: RunOptions) -> Result<(), RunError> {
     // Before anyone can be told we are ready: a stop request from then on
     // must find the handlers in place.
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
     let listen = opts
         .listen
         .clone()
         .unwrap_or_else(|| node.settings().listen.clone());
-    let listener = TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
-    let local = listener.local_addr()?;
+    let listen_error = |error| RunError::Listen {
+        addr: listen.clone(),
+        error,
+    };
+    let listener = TcpListener::bind(&listen).await.map_err(listen_error)?;
+    let local = listener.local_addr().map_err(listen_error)?;
     let control = control::listen(node.clone(), &opts.socket)
         .await
-        .with_context(|| format!("control socket {}", opts.socket.display()))?;
-    let me = MultiserverAddress::from_socket(local, *node.id())
-        .map_err(|e| anyhow::anyhow!("our own address: {e}"))?;
+        .map_err(|error| RunError::Control {
+            path: opts.socket.display().to_string(),
+            error,
+        })?;
+    let me = MultiserverAddress::from_socket(local, *node.id()).map_err(RunError::Address)?;
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening {me}")?;
-        out.flush()?;
+        writeln!(out, "listening {me}")
+            .and_then(|()| out.flush())
+            .map_err(RunError::Stdout)?;
     }
     tracing::info!(%me, "node running");
     let service = notify::Service::from_env();
@@ -68,14 +114,14 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> anyhow::Result<()> {
 
     carry::follow_sites(node.replica())
         .await
-        .context("following the config's sites")?;
+        .map_err(RunError::Sites)?;
     let appliance = appliance::start(
         node.replica(),
         node.status(),
         opts.mount_roots.clone(),
         &opts.led,
     )
-    .context("watching for sticks")?;
+    .map_err(RunError::Sticks)?;
     let mut tasks = vec![
         control,
         tokio::spawn(peers::accept_loop(node.replicator().clone(), listener)),
