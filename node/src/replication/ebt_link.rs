@@ -1,6 +1,6 @@
 //! The tokio driver of EBT over one `ebt.replicate` duplex stream, either
 //! side: it reads frames, feeds them to the link's
-//! [`EbtSession`](crate::net::ebt_session::EbtSession), and performs what the
+//! [`EbtSession`], and performs what the
 //! session decides (notes to send, feeds to stream, the peer's clock to
 //! store). The rules of replication live in the session.
 //!

@@ -141,7 +141,7 @@ impl DialPlan {
 
     /// The next address to dial at `now`, if one is due and the bucket allows; it is then
     /// in flight until [`DialPlan::finished`]. A due key for which `hold(key)` is true (a
-    /// session is up, or it is blocked) is looked at again [`CONNECTED_RECHECK`] later.
+    /// session is up, or it is blocked) is looked at again `CONNECTED_RECHECK` later.
     /// Of several due keys, the one due longest goes first.
     pub fn next_dial(
         &mut self,
