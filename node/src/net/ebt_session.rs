@@ -118,6 +118,12 @@ pub struct EbtSession {
     told: HashMap<FeedId, Note>,
     /// The peer's latest sequence per feed (from notes, messages in either direction).
     theirs: HashMap<FeedId, u32>,
+    /// What the peer itself showed it holds: its notes and the messages it sent
+    /// us. This, not `theirs`, is stored for the next link: a message we sent
+    /// may never have been stored by the peer (its disk was full, it was
+    /// killed), and a stored clock that claims it was would make both sides
+    /// skip the feed next time, so it would never converge.
+    claimed: HashMap<FeedId, u32>,
     /// Feeds the peer wants from us, with the next sequence to send.
     sending: HashMap<FeedId, u32>,
     /// Feeds of `sending` that may have messages to stream.
@@ -126,7 +132,7 @@ pub struct EbtSession {
     notes: Vec<(FeedId, Note)>,
     /// Whether the peer's opening clock arrived.
     opened: bool,
-    /// Whether `theirs` changed since it was last taken to be stored.
+    /// Whether `claimed` changed since it was last taken to be stored.
     unsaved: bool,
     /// Messages received and not yet stored (or refused).
     in_flight: usize,
@@ -146,6 +152,7 @@ impl EbtSession {
         Self {
             told: HashMap::new(),
             theirs: HashMap::new(),
+            claimed: HashMap::new(),
             sending: HashMap::new(),
             dirty: HashSet::new(),
             notes: Vec::new(),
@@ -172,6 +179,7 @@ impl EbtSession {
             let ours = local.seq(feed)?;
             if let Some(theirs) = stored.get(feed) {
                 self.theirs.insert(*feed, *theirs);
+                self.claimed.insert(*feed, *theirs);
                 if *theirs == ours {
                     skipped += 1;
                     continue;
@@ -274,7 +282,7 @@ impl EbtSession {
                     self.sending.remove(&feed);
                 }
                 Note::Have { seq, receive } => {
-                    self.saw(feed, seq);
+                    self.claim(feed, seq);
                     if receive && !local.blocks(&feed) {
                         self.sending.insert(feed, seq.saturating_add(1));
                         self.dirty.insert(feed);
@@ -341,7 +349,7 @@ impl EbtSession {
     /// the peer holds them, so they are never sent back to it.
     pub fn on_checked(&mut self, messages: impl IntoIterator<Item = (FeedId, u32)>) {
         for (feed, seq) in messages {
-            self.saw(feed, seq);
+            self.claim(feed, seq);
             if let Some(next) = self.sending.get_mut(&feed) {
                 *next = (*next).max(seq.saturating_add(1));
             }
@@ -423,7 +431,7 @@ impl EbtSession {
     pub fn take_unsaved(&mut self, local: &impl Local) -> Option<Vec<(FeedId, u32)>> {
         self.unsaved.then(|| {
             self.unsaved = false;
-            self.theirs
+            self.claimed
                 .iter()
                 .filter(|(f, _)| local.replicates(f))
                 .take(CLOCK_ENTRIES)
@@ -462,11 +470,25 @@ impl EbtSession {
         Ok(true)
     }
 
+    /// The peer holds `feed` up to `seq`, as far as this link goes.
     fn saw(&mut self, feed: FeedId, seq: u32) {
         let e = self.theirs.entry(feed).or_insert(0);
-        if seq > *e {
-            *e = seq;
-            self.unsaved = true;
+        *e = (*e).max(seq);
+    }
+
+    /// The peer showed it holds `feed` up to `seq` (its note, or a message it sent).
+    fn claim(&mut self, feed: FeedId, seq: u32) {
+        self.saw(feed, seq);
+        match self.claimed.get_mut(&feed) {
+            Some(e) if *e >= seq => {}
+            Some(e) => {
+                *e = seq;
+                self.unsaved = true;
+            }
+            None => {
+                self.claimed.insert(feed, seq);
+                self.unsaved = true;
+            }
         }
     }
 
@@ -747,6 +769,27 @@ mod tests {
         );
         // At the end of the link, whatever changed is taken regardless of time.
         assert_eq!(s.take_unsaved(&ours), Some(vec![(feed(1), 5)]));
+    }
+
+    /// What we sent is not stored as the peer's: a peer that never stored it (disk
+    /// full, killed) and whose own stored clock matches what it holds would skip
+    /// the feed next time, and so would we: the feed would never converge.
+    #[test]
+    fn messages_sent_are_not_stored_as_the_peers_clock() {
+        let ours = Ours::replicating(&[(1, 10)]);
+        let mut s = EbtSession::new(t0());
+        s.open(&ours, &ours.feeds(), &HashMap::new()).unwrap();
+        s.on_notes(&ours, vec![(feed(1), have(0))]).unwrap();
+        for q in 1..=10 {
+            assert!(s.on_sent(feed(1), q));
+        }
+        let stored: HashMap<FeedId, u32> = s.take_unsaved(&ours).unwrap().into_iter().collect();
+        assert_eq!(stored, HashMap::from([(feed(1), 0)]));
+        // The next link: the peer holds 0 and skips (its stored clock of us
+        // matched), and we tell our note, so it asks.
+        let mut next = EbtSession::new(t0());
+        let opening = next.open(&ours, &ours.feeds(), &stored).unwrap();
+        assert_eq!(opening.notes, vec![(feed(1), have(10))]);
     }
 
     #[test]
