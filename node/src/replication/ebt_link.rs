@@ -181,7 +181,12 @@ pub async fn run(
         wake.clone(),
     ));
     let (to_appender, from_receiver) = tokio::sync::mpsc::channel::<Vec<Vec<u8>>>(1);
-    let appender = tokio::spawn(append_loop(ctx.clone(), state.clone(), from_receiver));
+    let appender = tokio::spawn(append_loop(
+        ctx.clone(),
+        state.clone(),
+        sink.clone(),
+        from_receiver,
+    ));
     let mut batch: Vec<Vec<u8>> = Vec::new();
     // When the peer's clock is saved next, once something moved: so the
     // stored clock (what `status` shows) is at most SAVE_EVERY old on an
@@ -361,6 +366,7 @@ async fn handle_body(
 async fn append_loop(
     ctx: Arc<LinkCtx>,
     state: Arc<EbtState>,
+    sink: Sink,
     mut batches: tokio::sync::mpsc::Receiver<Vec<Vec<u8>>>,
 ) {
     let mut writing: Option<tokio::task::JoinHandle<()>> = None;
@@ -371,7 +377,7 @@ async fn append_loop(
         if let Some(w) = writing.take() {
             let _ = w.await;
         }
-        let (ctx, state) = (ctx.clone(), state.clone());
+        let (ctx, state, sink) = (ctx.clone(), state.clone(), sink.clone());
         writing = Some(tokio::spawn(async move {
             let r = match checked {
                 Ok(batch) => store_batch(&ctx, &state, batch).await,
@@ -380,7 +386,16 @@ async fn append_loop(
             if let Err(e) = r {
                 tracing::warn!(peer = %ctx.peer, "storing messages: {e}");
             }
-            lock(&state).on_stored(n);
+            let stored = lock(&state).on_stored(&ReplicaSide::new(&ctx.replica), n);
+            match stored {
+                // The notes that confirm what came in, before the link counts as caught up.
+                Ok(()) => {
+                    if let Err(e) = send_notes(&state, &sink).await {
+                        tracing::debug!(peer = %ctx.peer, "telling what was stored: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!(peer = %ctx.peer, "reading what was stored: {e}"),
+            }
             ctx.progress.touch();
         }));
     }
