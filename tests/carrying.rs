@@ -339,10 +339,8 @@ fn two_sites_set_up_by_config_carry_each_others_communities_on_a_stick() {
 }
 
 /// The ssb-server phone's feed goes phone → B → stick → A → pa. (The other
-/// way, pa's feed reaching the ssb-server phone in the session it stays
-/// connected in, after B follows pa, is not asserted: ssb-server 16 answers
-/// B's note for pa with -1, as it does not follow pa then, and sends no note
-/// for it once B's follow of pa has arrived, within that session.)
+/// way, in the session the phone stays connected in, is
+/// `live_peers_get_the_other_sites_feeds_a_stick_brings_without_reconnecting`.)
 #[test]
 fn an_ssb_server_phones_feed_reaches_the_other_sites_phone() {
     let dir = tempfile::tempdir().unwrap();
@@ -408,4 +406,61 @@ fn a_live_peer_shows_how_far_behind_it_is_while_it_stays_connected() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(status(&boxed)["peers_connected"], 1);
+}
+
+/// Live peers of B, an ssb-server 16 phone and a phone running our node,
+/// both following B at 2 hops, stay connected while a stick from A brings
+/// A's community to B: each gets the other site's phone's feed in the same
+/// session, once B carries it, without reconnecting. B tells its note for
+/// pa as soon as A's follow of pa is in (pa's messages not yet); the
+/// ssb-server phone answers -1 (pa is 3 hops from it until B's own follow of
+/// pa reaches it), and asks for pa only once B tells it holds more.
+#[test]
+fn live_peers_get_the_other_sites_feeds_a_stick_brings_without_reconnecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, a_id, b, b_id) = two_sites(dir.path());
+    let pa = Site::new(dir.path(), "pa", 3);
+    ok(ssb_at(&pa.data, &["follow", &a_id]));
+    sync(&pa, &a);
+    // A follows B and pa.
+    wait_seq(&a.data, &a_id, 2, &a);
+
+    let mut js = ssb_server::SsbServer::start(ssb_server::Options::default());
+    let js_id = js.id().to_owned();
+    js.ok(json!({"cmd": "follow", "id": b_id}));
+    js.ok(json!({"cmd": "connect", "address": b.addr}));
+    let ours = Node::start_with(dir.path(), "ours", "", &["--connect", &b.addr]);
+    let ours_id = whoami(&ours.data);
+    ok(ssb_at(&ours.data, &["follow", &b_id]));
+    // B carries both; both hold B's feed (its follow of A, and of each phone).
+    wait_seq(&b.data, &js_id, 1, &b);
+    wait_seq(&b.data, &ours_id, 1, &b);
+    wait_seq(&b.data, &b_id, 3, &b);
+    js.wait_for(&b_id, 3, DEADLINE);
+    wait_seq(&ours.data, &b_id, 3, &ours);
+    let connects = js.ok(json!({"cmd": "stats"}))["connects"].clone();
+
+    // The stick: A's feed and pa's reach B; B follows pa (a site's follow).
+    let stick = dir.path().join("stick");
+    std::fs::create_dir(&stick).unwrap();
+    visit(&a, &stick);
+    visit(&b, &stick);
+    assert_eq!(seq(&b.data, &pa.id), 4);
+    wait_seq(&b.data, &b_id, 4, &b);
+
+    // Both phones get pa's feed in the session they stayed in.
+    wait_seq(&ours.data, &pa.id, 4, &ours);
+    assert_eq!(seq(&ours.data, &a_id), seq(&b.data, &a_id));
+    let got = js.cmd(json!({"cmd": "waitFor", "id": pa.id, "seq": 4, "timeoutMs": 30_000}));
+    assert!(
+        got.get("error").is_none(),
+        "the ssb-server phone lacks pa: {got}\n--- B ---\n{}",
+        b.log()
+    );
+    assert_eq!(
+        js.ok(json!({"cmd": "stats"}))["connects"],
+        connects,
+        "no reconnect"
+    );
+    assert_eq!(status(&b)["peers_connected"], 2);
 }

@@ -1,14 +1,19 @@
 //! Pub-style invites against the real clients: a running `ssb-node run`
 //! makes codes through its CLI, and ssb-server 16's `invite.accept`
-//! (Patchwork's path) and ssb-invite-client on Manyverse's stack redeem them. After accepting, with no further step,
-//! the client follows the node, the node follows the client, and each holds
-//! the other's whole feed. Used-up, expired and revoked codes, calls other
+//! (Patchwork's path) and ssb-invite-client on Manyverse's stack redeem them.
+//! After accepting, with no further step, the client follows the node, the
+//! node follows the client, and each holds the other's whole feed: ssb-server
+//! redials the box with its own key itself (ssb-gossip), Manyverse's stack
+//! is reached on a LAN of network namespaces by the box, which hears its
+//! ssb-lan. Used-up, expired and revoked codes, calls other
 //! than `invite.use` from an invite key, and bad `feed` arguments are refused
 //! with an error the client sees, and follow nothing.
 #![allow(clippy::unwrap_used)]
 
 #[path = "support/manyverse.rs"]
 mod manyverse;
+#[path = "support/netns.rs"]
+mod netns;
 #[path = "support/ssb_server.rs"]
 mod ssb_server;
 mod support;
@@ -302,9 +307,9 @@ fn manyverse_stack_accepts_an_invite_and_both_sides_replicate() {
     // The client's feed: 4 posts, its contact for the node, its `pub` message.
     let client_seq = 4 + 2;
     assert_eq!(client.seq_of(&client_id), client_seq);
-    // The connection ssb-conn's scheduler makes with the client's own key
-    // (to the address its `pub` message announces); the scheduler itself
-    // never dials a loopback host, so the test makes it.
+    // On loopback there is no LAN for the box to hear the client on and dial
+    // it (ssb-conn never dials the box again by itself: see
+    // `manyverse_on_a_lan_case`), so the test connects with the client's key.
     let plain = node.addr.clone();
     client.ok(json!({"cmd": "connect", "address": plain}));
     wait_node_has(&node, &client_id, client_seq, Duration::from_secs(60));
@@ -326,4 +331,143 @@ fn manyverse_stack_accepts_an_invite_and_both_sides_replicate() {
         error_of(&again).contains("invite has been used up"),
         "{again}"
     );
+}
+
+/// `ssb-node run` as host `i` of `lan`, as a box runs: listening on 0.0.0.0:8008 with LAN
+/// discovery on, its LAN address named for codes by `public_address`. The node's `addr` and
+/// `socket` are its LAN address.
+fn start_on_lan(lan: &netns::Lan, i: usize, dir: &std::path::Path) -> Node {
+    let host = lan.host(i);
+    let data = dir.join("node");
+    assert!(ssb_at(&data, &["init"]).status.success());
+    let config = format!("public_address = \"{}\"\n", host.ip);
+    std::fs::write(data.join("ssb-node.toml"), config).unwrap();
+    let log = dir.join("node.log");
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", &host.netns])
+        .arg(support::ssb_node())
+        .arg("--data")
+        .arg(&data)
+        .args(["run", "--listen", "0.0.0.0:8008", "--mount-root"])
+        .arg(dir.join("sticks"))
+        .env("SSB_NODE_LOG", "ssb_node=debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let shs = line
+        .trim()
+        .strip_prefix("listening net:0.0.0.0:8008~shs:")
+        .unwrap_or_else(|| panic!("{line}"));
+    let socket = std::net::SocketAddr::from((host.ip, 8008));
+    let addr = format!("net:{socket}~shs:{shs}");
+    Node {
+        child,
+        data,
+        log,
+        socket,
+        key: ssb_node::net::shs::PublicKey(
+            ssb_node::feed::ids::decode_base64_exact::<32>(shs).unwrap(),
+        ),
+        addr,
+    }
+}
+
+/// Manyverse's stack on one host of a LAN, the box on another, as a phone meets a box: after
+/// `invite.accept` alone, each holds the other's whole feed. ssb-conn itself never dials the
+/// box again: ssb-invite-client remembers the code's address with the seed (no `key` in its
+/// data, so its hops cooldown is infinite), and the `pub` message it publishes remembers the
+/// box's own address with `autoconnect: false`, which ssb-conn then merges into the box's
+/// ssb-lan entry (the same address) and so never dials that either. The box dials the phone
+/// it hears on the LAN, also a phone whose key sorts before its own (the order in which two
+/// of our nodes decide who dials).
+fn manyverse_on_a_lan_case(phone_key_sorts_first: bool) {
+    let Some(lan) = netns::Lan::new(2) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_on_lan(&lan, 0, dir.path());
+    let box_id = own_id(&node);
+    publish_posts(&node, 3);
+
+    let phone = loop {
+        let keys = ssb_node::feed::keys::Keypair::generate();
+        if (keys.id().as_bytes() < &node.key.0) == phone_key_sorts_first {
+            break keys;
+        }
+    };
+    let phone_ip = lan.host(1).ip.to_string();
+    let secret = phone.to_secret_file();
+    let mut client = Manyverse::start_in(&lan.host(1).netns, &phone_ip, Some(&secret), &[]);
+    for i in 0..4 {
+        client.ok(json!({"cmd": "publish", "content": {"type": "post", "text": format!("phone post {i}")}}));
+    }
+    let client_id = client.id().to_owned();
+    assert_eq!(client_id, phone.id().to_string());
+
+    let code = create(&node, &["--note", "lan phone"]);
+    assert!(
+        code.starts_with(&format!("{}:{box_id}~", node.socket)),
+        "{code}"
+    );
+    let accepted = client.cmd(json!({"cmd": "inviteAccept", "code": code}));
+    assert_eq!(
+        accepted["accepted"],
+        true,
+        "{accepted}\n{}",
+        client.stderr_tail()
+    );
+    assert_eq!(followed(&node), vec![client_id.clone()]);
+
+    // Nothing more. The client's feed: 4 posts, its contact for the box, its `pub` message.
+    let client_seq = 4 + 2;
+    let within = Duration::from_secs(40);
+    let start = Instant::now();
+    loop {
+        let have = clock(&node)[&client_id].as_u64().unwrap_or(0);
+        if have >= client_seq {
+            break;
+        }
+        assert!(
+            start.elapsed() < within,
+            "the node holds {client_id} up to {have}, not {client_seq}\n\
+             ssb-conn: {}\n--- node log ---\n{}\n--- client ---\n{}",
+            client.cmd(json!({"cmd": "conn"})),
+            node.log()
+                .lines()
+                .filter(|l| !l.contains("peer=None"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            client.stderr_tail()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let box_seq = clock(&node)[&box_id].as_u64().unwrap();
+    assert_eq!(box_seq, 3 + 1, "3 posts and the contact");
+    let left = within.saturating_sub(start.elapsed()) + Duration::from_secs(5);
+    client.wait_for(&box_id, box_seq, left);
+    assert_eq!(feed(&node, &client_id).len() as u64, client_seq);
+    let follows = client.ok(json!({"cmd": "follows", "id": box_id}));
+    assert_eq!(follows["following"], true, "{follows}");
+    assert!(
+        !client.stderr().contains("exception"),
+        "{}",
+        client.stderr_tail()
+    );
+}
+
+#[test]
+fn manyverse_on_a_lan_accepts_an_invite_and_both_replicate_with_no_further_step() {
+    manyverse_on_a_lan_case(false);
+}
+
+#[test]
+fn manyverse_whose_key_sorts_first_accepts_an_invite_and_both_replicate_on_the_lan() {
+    manyverse_on_a_lan_case(true);
 }

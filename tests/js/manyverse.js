@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // A client on Manyverse's stack, driven over stdin/stdout like server.js, one JSON object per line.
 //
-// Usage: node manyverse.js --dir T --port P
+// Usage: node manyverse.js --dir T --port P [--host H] [--lan]
 //
-// The stack is Manyverse's backend (src/backend/ssb.ts) less its UI, Bluetooth, rooms, LAN and
-// search plugins: secret-stack 8.1.0 with ssb-caps, ssb-master, ssb-db2 8 and its compat
+// The stack is Manyverse's backend (src/backend/ssb.ts) less its UI, Bluetooth, rooms and
+// search plugins, and less its LAN discovery unless --lan (ssb-lan 1.2, which ssb-conn's
+// scheduler starts and whose peers it stages and dials): secret-stack 8.1.0 with ssb-caps, ssb-master, ssb-db2 8 and its compat
 // plugins, ssb-ebt 9 (classic plus the bendy-butt format, so it also calls
 // ebt.replicateFormat), ssb-friends 5, ssb-replication-scheduler 3, ssb-conn 6,
-// ssb-invite-client and ssb-blobs 2. It listens on 127.0.0.1:P; ssb-conn's scheduler starts as
-// Manyverse starts it. Its identity is T/secret (created if missing), its data lives in T.
+// ssb-invite-client and ssb-blobs 2. It listens on H:P (H defaults to 127.0.0.1) and dials from
+// H's network; ssb-conn's scheduler starts as Manyverse starts it. Its identity is T/secret (created if missing), its data lives in T.
 // Everything the stack logs (console.*) goes to stderr, where tests look for exceptions.
 //
 // Once listening it prints {"ready":true,"id":"@…"}. Then each input line is one command
@@ -25,6 +26,7 @@
 //   waitFor {id, seq, timeoutMs?}   -> {seq}        answers when feed id holds seq
 //   follows {id}                    -> {following}  whether our feed follows id (ssb-friends)
 //   blobWant {id}                   -> {has}        ssb-blobs' blobs.want
+//   conn                            -> {db, staged, hub}  ssb-conn's pools: [address, data] pairs
 'use strict'
 
 const fs = require('fs')
@@ -36,15 +38,17 @@ console.log = console.info = console.warn = console.error =
   (...args) => process.stderr.write(util.format(...args) + '\n')
 
 function usage (msg) {
-  process.stderr.write('manyverse.js: ' + msg + '\nusage: node manyverse.js --dir T --port P\n')
+  process.stderr.write('manyverse.js: ' + msg + '\nusage: node manyverse.js --dir T --port P [--host H]\n')
   process.exit(2)
 }
 
-const opts = { dir: null, port: null }
+const opts = { dir: null, port: null, host: '127.0.0.1', lan: false }
 const argv = process.argv.slice(2)
 for (let i = 0; i < argv.length; i++) {
   if (argv[i] === '--dir') opts.dir = path.resolve(argv[++i])
   else if (argv[i] === '--port') opts.port = Number(argv[++i])
+  else if (argv[i] === '--host') opts.host = argv[++i]
+  else if (argv[i] === '--lan') opts.lan = true
   else usage('unknown argument ' + argv[i])
 }
 if (!opts.dir) usage('--dir is required')
@@ -56,18 +60,19 @@ const SecretStack = require('secret-stack')
 const caps = require('ssb-caps')
 const ssbKeys = require('ssb-keys')
 
+const loopback = /^127\./.test(opts.host) || opts.host === 'localhost'
 const keys = ssbKeys.loadOrCreateSync(path.join(opts.dir, 'secret'))
 const settings = {
   caps,
   keys,
   path: opts.dir,
-  host: '127.0.0.1',
+  host: opts.host,
   port: opts.port,
   blobs: { sympathy: 2 },
   conn: { autostart: false },
   friends: { hops: 2, hookAuth: false },
   connections: {
-    incoming: { net: [{ scope: 'device', transform: 'shs', host: '127.0.0.1', port: opts.port }] },
+    incoming: { net: [{ scope: loopback ? 'device' : 'private', transform: 'shs', host: opts.host, port: opts.port }] },
     outgoing: { net: [{ transform: 'shs' }] }
   }
 }
@@ -88,7 +93,7 @@ function whole (plugin) {
   })
 }
 
-const ssb = SecretStack({ caps })
+let stack = SecretStack({ caps })
   .use(whole(require('ssb-master')))
   .use(whole(require('ssb-db2')))
   .use(whole(require('ssb-db2/compat/db')))
@@ -101,7 +106,8 @@ const ssb = SecretStack({ caps })
   .use(whole(require('ssb-conn')))
   .use(whole(require('ssb-invite-client')))
   .use(whole(require('ssb-blobs')))
-  .call(null, config)
+if (opts.lan) stack = stack.use(whole(require('ssb-lan')))
+const ssb = stack.call(null, config)
 ssb.ebt.registerFormat(require('ssb-ebt/formats/bendy-butt'))
 
 // An error with the lines of its stack that are not frames: clarify-error keeps the cause
@@ -150,6 +156,18 @@ const commands = {
         setTimeout(poll, 100)
       })
     })()
+  },
+
+  conn (c, cb) {
+    const plain = (entries) => Array.from(entries).map(([addr, data]) => {
+      const { disconnect, ...rest } = data
+      return [addr, rest]
+    })
+    cb(null, {
+      db: plain(ssb.conn.db().entries()),
+      staged: plain(ssb.conn.staging().entries()),
+      hub: plain(ssb.conn.hub().entries())
+    })
   },
 
   blobWant (c, cb) {

@@ -1,6 +1,7 @@
 //! A client on Manyverse's stack (`tests/js/manyverse.js`: secret-stack, ssb-db2 8, ssb-ebt 9,
 //! ssb-replication-scheduler 3, ssb-friends 5, ssb-conn 6, ssb-invite-client, ssb-blobs 2) as a
-//! child process driven with JSON commands, one line each way, listening on 127.0.0.1 only.
+//! child process driven with JSON commands, one line each way, listening on 127.0.0.1, or on a
+//! host of a test LAN ([`Manyverse::start_in`]).
 //!
 //! Include it next to `mod support;` with `#[path = "support/manyverse.rs"] mod manyverse;`.
 //! Every command and answer is described at the top of `tests/js/manyverse.js`.
@@ -33,22 +34,61 @@ fn free_port() -> u16 {
 impl Manyverse {
     /// Starts a client in a new temp dir on a free port and waits until it listens.
     pub fn start() -> Manyverse {
+        Manyverse::spawn(None, "127.0.0.1", None, &[])
+    }
+
+    /// Starts a client inside the network namespace `netns` (a test LAN's host), listening on
+    /// `host`, its address there, with Manyverse's LAN discovery (ssb-lan) on, so it finds,
+    /// dials and is dialled on that LAN only. `secret` is the text of its ssb-keys secret file
+    /// (else a new identity); `env` adds variables, e.g. `DEBUG=ssb:conn*` for ssb-conn's log.
+    pub fn start_in(
+        netns: &str,
+        host: &str,
+        secret: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Manyverse {
+        Manyverse::spawn(Some(netns), host, secret, env)
+    }
+
+    fn spawn(
+        netns: Option<&str>,
+        host: &str,
+        secret: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Manyverse {
         let dir = tempfile::Builder::new()
             .prefix("manyverse-")
             .tempdir()
             .unwrap();
         let port = free_port().to_string();
         let data = dir.path().join("ssb");
+        if let Some(secret) = secret {
+            fs::create_dir_all(&data).unwrap();
+            fs::write(data.join("secret"), secret).unwrap();
+        }
         let stderr = fs::File::create(dir.path().join("stderr")).unwrap();
-        let mut child = crate::support::node_script(
-            "manyverse.js",
-            &["--dir", data.to_str().unwrap(), "--port", &port],
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start node tests/js/manyverse.js: {e}"));
+        let mut args = vec![
+            "--dir",
+            data.to_str().unwrap(),
+            "--port",
+            &port,
+            "--host",
+            host,
+        ];
+        let mut command = match netns {
+            Some(netns) => {
+                args.push("--lan");
+                crate::support::node_script_in(netns, "manyverse.js", &args)
+            }
+            None => crate::support::node_script("manyverse.js", &args),
+        };
+        let mut child = command
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start node tests/js/manyverse.js: {e}"));
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();

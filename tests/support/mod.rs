@@ -55,6 +55,20 @@ pub fn node_script(script: &str, args: &[&str]) -> Command {
     cmd
 }
 
+/// Like [`node_script`], run inside the network namespace `netns` (`ip netns exec`, which
+/// execs node in place: the child's pid is node's).
+pub fn node_script_in(netns: &str, script: &str, args: &[&str]) -> Command {
+    let plain = node_script(script, args);
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", netns])
+        .arg(plain.get_program())
+        .args(plain.get_args());
+    if let Some(dir) = plain.get_current_dir() {
+        cmd.current_dir(dir);
+    }
+    cmd
+}
+
 /// Run `cmd` to completion and return its output; panics (with the command) only if it cannot start.
 pub fn run(cmd: &mut Command) -> Output {
     cmd.output()

@@ -18,7 +18,10 @@
 //!
 //! Request skipping: the opening clock leaves out feeds where the peer's
 //! stored clock matches ours; when the peer or an append mentions such a
-//! feed later, we tell our note for it then.
+//! feed later, we tell our note for it then. A feed the peer declined (-1)
+//! is told again whenever we get ahead of our last note for it, so a peer
+//! that starts replicating it later in the link knows there is more to ask
+//! for.
 //!
 //! What a peer's notes can cost is bounded: notes for feeds we neither
 //! replicate nor hold are followed for at most [`FOREIGN_NOTES`] feeds per
@@ -128,6 +131,8 @@ pub struct EbtSession {
     sending: HashMap<FeedId, u32>,
     /// Feeds of `sending` that may have messages to stream.
     dirty: HashSet<FeedId>,
+    /// Feeds whose latest note from the peer was -1 (it does not replicate them).
+    declined: HashSet<FeedId>,
     /// Notes to send.
     notes: Vec<(FeedId, Note)>,
     /// Whether the peer's opening clock arrived.
@@ -159,6 +164,7 @@ impl EbtSession {
             claimed: HashMap::new(),
             sending: HashMap::new(),
             dirty: HashSet::new(),
+            declined: HashSet::new(),
             notes: Vec::new(),
             opened: false,
             unsaved: false,
@@ -285,8 +291,10 @@ impl EbtSession {
             match note {
                 Note::Skip => {
                     self.sending.remove(&feed);
+                    self.declined.insert(feed);
                 }
                 Note::Have { seq, receive } => {
+                    self.declined.remove(&feed);
                     self.claim(feed, seq);
                     if receive && !local.blocks(&feed) {
                         self.sending.insert(feed, seq.saturating_add(1));
@@ -306,20 +314,26 @@ impl EbtSession {
 
     /// We appended `feed` up to `seq`: stream it if the peer wants it, or
     /// tell our note if it is replicated and not told yet (skipped at the
-    /// start), so the peer can ask for it.
+    /// start), or told lower to a peer that declined it (see
+    /// [`Self::retell`]), so the peer can ask for it.
     pub fn on_append(&mut self, local: &impl Local, feed: FeedId, seq: u32) {
         if self.error.is_some() {
             return;
         }
         if self.sending.contains_key(&feed) {
             self.dirty.insert(feed);
-        } else if !self.told.contains_key(&feed) && local.replicates(&feed) {
-            self.tell(feed, seq);
+        } else if local.replicates(&feed) {
+            if self.told.contains_key(&feed) {
+                self.retell(feed, seq);
+            } else {
+                self.tell(feed, seq);
+            }
         }
     }
 
-    /// Some appends were missed: look at every feed the peer wants, and tell
-    /// our note for each replicated feed not told yet.
+    /// Some appends were missed: look at every feed the peer wants, tell
+    /// our note for each replicated feed not told yet, and again for each
+    /// the peer declined that we hold more of now.
     pub fn on_lagged<'a>(
         &mut self,
         local: &impl Local,
@@ -329,6 +343,16 @@ impl EbtSession {
             return Ok(());
         }
         self.dirty.extend(self.sending.keys().copied());
+        let declined: Vec<FeedId> = self
+            .declined
+            .iter()
+            .filter(|f| local.replicates(f))
+            .copied()
+            .collect();
+        for feed in declined {
+            let ours = local.seq(&feed)?;
+            self.retell(feed, ours);
+        }
         self.on_replicate_change(local, replicated)
     }
 
@@ -482,6 +506,30 @@ impl EbtSession {
         let note = Note::Have { seq, receive: true };
         self.told.insert(feed, note);
         self.notes.push((feed, note));
+    }
+
+    /// Tells the peer our note for `feed` again, now that we hold `seq`, if
+    /// the peer declined the feed (-1) and we told it lower. A peer that
+    /// declined a feed (it did not replicate it then) and replicates it later
+    /// asks for it only if it knows we hold more than it does (ssb-ebt
+    /// compares our last note with its own sequence), so we tell it when we
+    /// get ahead, as JS EBT peers tell each other.
+    fn retell(&mut self, feed: FeedId, seq: u32) {
+        if !self.declined.contains(&feed) {
+            return;
+        }
+        let Some(Note::Have { seq: told, receive }) = self.told.get(&feed).copied() else {
+            return;
+        };
+        if told >= seq || self.theirs.get(&feed).is_some_and(|t| *t >= seq) {
+            return;
+        }
+        let note = Note::Have { seq, receive };
+        self.told.insert(feed, note);
+        match self.notes.iter_mut().find(|(f, _)| *f == feed) {
+            Some(queued) => queued.1 = note,
+            None => self.notes.push((feed, note)),
+        }
     }
 
     /// Whether to follow the peer's note for `feed`: always for feeds we
@@ -885,6 +933,45 @@ mod tests {
         // An append to a feed we do not replicate tells nothing.
         s.on_append(&ours, feed(77), 1);
         assert_eq!(s.status(), Status::Wait);
+    }
+
+    #[test]
+    fn a_feed_the_peer_declined_is_told_again_when_we_get_ahead() {
+        // We told feed 1 at 0; the peer does not replicate it (yet): -1.
+        let mut ours = Ours::replicating(&[(1, 0)]);
+        let (mut s, opening) = opened(&ours);
+        assert_eq!(opening.notes, vec![(feed(1), have(0))]);
+        s.on_notes(&ours, vec![(feed(1), Note::Skip)]).unwrap();
+        assert_eq!(s.take_notes(), None);
+        // Our appends: told again (one note per clock), so the peer, once
+        // it replicates the feed, knows we hold more than it does.
+        ours.held.insert(feed(1), 3);
+        s.on_append(&ours, feed(1), 2);
+        s.on_append(&ours, feed(1), 3);
+        assert_eq!(s.take_notes(), Some(vec![(feed(1), have(3))]));
+        assert!(s.take_streams(&ours).is_empty(), "nothing streamed unasked");
+        // The peer asks: streamed, and no more notes for our appends.
+        s.on_notes(&ours, vec![(feed(1), have(0))]).unwrap();
+        assert_eq!(s.take_streams(&ours), vec![(feed(1), 1)]);
+        s.on_append(&ours, feed(1), 4);
+        assert_eq!(s.take_notes(), None);
+        // A feed the peer did not decline and did not ask for: told once.
+        let mut ours = Ours::replicating(&[(2, 0)]);
+        let (mut s, _) = opened(&ours);
+        s.on_notes(
+            &ours,
+            vec![(
+                feed(2),
+                Note::Have {
+                    seq: 0,
+                    receive: false,
+                },
+            )],
+        )
+        .unwrap();
+        ours.held.insert(feed(2), 1);
+        s.on_append(&ours, feed(2), 1);
+        assert_eq!(s.take_notes(), None);
     }
 
     #[test]

@@ -141,6 +141,7 @@ async fn send_notes(state: &EbtState, sink: &Sink) -> Result<(), EbtLinkError> {
 async fn send_clock(sink: &Sink, notes: Option<Vec<(FeedId, Note)>>) -> Result<(), EbtLinkError> {
     let Some(notes) = notes else { return Ok(()) };
     let v = clock_value(notes.iter().map(|(f, n)| (f, *n)));
+    tracing::trace!(clock = %v.to_compact(), "ebt clock sent");
     Ok(sink.send(Body::json(&v)).await?)
 }
 
@@ -356,6 +357,7 @@ async fn handle_body(
         ),
         Received::Clock { .. } => {}
     }
+    tracing::trace!(peer = %ctx.peer, clock = %String::from_utf8_lossy(&body.bytes), "ebt clock received");
     ctx.progress.touch();
     send_notes(state, sink).await
 }

@@ -2,7 +2,10 @@
 //! (plain on the TCP port, encrypted on [`ENCRYPTED_PORT`]; already narrowed to senders
 //! announcing their own on-link IP) is dialled, and kept connected with
 //! back-off, until the peer falls silent. Of two nodes that hear each other, the one with
-//! the smaller key dials.
+//! the smaller key dials first; the other dials only if no session with that key is up
+//! [`YIELD_TO_SMALLER_KEY`] after it heard it. Two of our nodes so share one link, and a
+//! peer that never dials (Manyverse's ssb-conn does not dial a box it has redeemed an
+//! invite at: it remembers the box's address with `autoconnect: false`) is still reached.
 //!
 //! Announcements are unauthenticated, so the dialling is paced by [`DialPlan`], a sans-IO
 //! policy that takes the time as an argument: one attempt at a time per key, none while a
@@ -36,6 +39,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 const SESSION_RESETS_BACKOFF: Duration = Duration::from_secs(60);
 /// How long a key whose session is up (it dialled us) waits before it is looked at again.
 const CONNECTED_RECHECK: Duration = Duration::from_secs(15);
+/// How long a heard peer whose key sorts before ours is given to dial us before we dial it.
+pub const YIELD_TO_SMALLER_KEY: Duration = Duration::from_secs(8);
 
 /// How one attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,15 +87,15 @@ impl DialPlan {
         }
     }
 
-    /// A peer to dial was heard at `address` at `now`: wanted from now on, due at once if
-    /// it is new. A key already wanted keeps its schedule and takes the newer address for
-    /// its next attempt.
-    pub fn heard(&mut self, address: MultiserverAddress, now: Instant) {
+    /// A peer to dial was heard at `address`: wanted from now on, first due at `due` if it
+    /// is new. A key already wanted keeps its schedule and takes the newer address for its
+    /// next attempt.
+    pub fn heard(&mut self, address: MultiserverAddress, due: Instant) {
         match self.wanted.get_mut(address.key()) {
             Some(w) => w.address = address,
             None => {
                 let key = *address.key();
-                let stage = Stage::Waiting { not_before: now };
+                let stage = Stage::Waiting { not_before: due };
                 let backoff = BACKOFF_MIN;
                 self.wanted.insert(
                     key,
@@ -258,14 +263,15 @@ pub async fn run(node: Arc<Replicator>, listen: SocketAddr) {
                         continue;
                     }
                     node.peers().know(key, Some(addr.clone()), Source::Lan);
-                    // Two of our nodes hear each other at once: only the one with
-                    // the smaller key dials, so they share one link, not two.
-                    // (Other implementations dial us anyway; we accept.)
-                    if key.as_bytes() < node.id().as_bytes() {
-                        continue;
-                    }
+                    // Two of our nodes hear each other at once: the one with the
+                    // smaller key dials first, so they share one link, not two.
+                    let due = if key.as_bytes() < node.id().as_bytes() {
+                        now() + YIELD_TO_SMALLER_KEY
+                    } else {
+                        now()
+                    };
                     tracing::info!(%addr, "heard on the LAN");
-                    plan.heard(addr, now());
+                    plan.heard(addr, due);
                 }
                 Some(Event::Forgotten(key)) => {
                     tracing::info!(peer = %key, "silent on the LAN; forgotten");
@@ -358,6 +364,24 @@ mod tests {
         plan.finished(a.key(), Attempt::Failed, at);
         assert!(plan.is_empty());
         assert_eq!(drain(&mut plan, at + 100 * S), []);
+    }
+
+    #[test]
+    fn a_key_heard_with_a_later_due_time_waits_for_it() {
+        // A peer whose key sorts before ours gets its turn to dial us first.
+        let t0 = Instant::now();
+        let mut plan = DialPlan::new(t0);
+        let a = addr("10.0.0.2", 2);
+        plan.heard(a.clone(), t0 + YIELD_TO_SMALLER_KEY);
+        plan.heard(a.clone(), t0);
+        assert_eq!(drain(&mut plan, t0), [], "heard again: keeps its due time");
+        assert_eq!(plan.next_wake(t0), Some(t0 + YIELD_TO_SMALLER_KEY));
+        // It dialled us meanwhile: held, not dialled.
+        assert_eq!(plan.next_dial(t0 + YIELD_TO_SMALLER_KEY, |_| true), None);
+        // It never did: dialled.
+        let mut other = DialPlan::new(t0);
+        other.heard(a.clone(), t0 + YIELD_TO_SMALLER_KEY);
+        assert_eq!(drain(&mut other, t0 + YIELD_TO_SMALLER_KEY), [a]);
     }
 
     #[test]
