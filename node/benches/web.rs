@@ -4,7 +4,7 @@
 //! 1. Idle cost: two `ssb-node run` on 127.0.0.1 with the same empty data,
 //!    one without and one with `--http`; after they settle (and after 20
 //!    page loads on the second), each one's VmRSS, then the context switches
-//!    of all its threads over `SSB_WEB_IDLE_SECS` (default 10) of idling:
+//!    of its threads (12 s after the loads) over `SSB_WEB_IDLE_SECS` (default 10) of idling:
 //!    the HTTP server's share is the difference (budget: ≤ 2 MiB, 0
 //!    wake-ups).
 //! 2. Rendering: an in-process node carrying 1,000 feeds (each with a
@@ -52,16 +52,34 @@ fn rss(pid: u32) -> u64 {
     ) * 1024
 }
 
-/// Context switches (voluntary and not) of all of `pid`'s threads.
-fn switches(pid: u32) -> u64 {
+/// Context switches (voluntary and not) of each of `pid`'s threads.
+fn switches(pid: u32) -> std::collections::HashMap<String, u64> {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .flatten()
         .map(|t| {
             let s = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
-            field(&s, "voluntary_ctxt_switches:") + field(&s, "nonvoluntary_ctxt_switches:")
+            let n =
+                field(&s, "voluntary_ctxt_switches:") + field(&s, "nonvoluntary_ctxt_switches:");
+            (t.file_name().to_string_lossy().into_owned(), n)
         })
-        .sum()
+        .collect()
+}
+
+/// Wake-ups between two samples: the switches of threads in both, plus one
+/// per thread that appeared or left.
+fn wakeups(
+    before: &std::collections::HashMap<String, u64>,
+    after: &std::collections::HashMap<String, u64>,
+) -> u64 {
+    let mut n = 0;
+    for (tid, a) in after {
+        n += match before.get(tid) {
+            Some(b) => a.saturating_sub(*b),
+            None => 1,
+        };
+    }
+    n + before.keys().filter(|t| !after.contains_key(*t)).count() as u64
 }
 
 /// `ssb-node run` on a fresh data dir, with `extra` arguments.
@@ -127,7 +145,8 @@ fn idle_cost() {
             load(port, path);
         }
     }
-    std::thread::sleep(Duration::from_secs(1));
+    // Past tokio's 10 s keep-alive of idle blocking threads.
+    std::thread::sleep(Duration::from_secs(12));
     let rss_web_used = rss(web.id());
     let (p0, w0) = (switches(plain.id()), switches(web.id()));
     std::thread::sleep(idle);
@@ -138,8 +157,8 @@ fn idle_cost() {
     println!(
         "idle node, context switches in {} s: without --http {}; with --http {} (after the page loads)",
         idle.as_secs(),
-        p1 - p0,
-        w1 - w0
+        wakeups(&p0, &p1),
+        wakeups(&w0, &w1)
     );
     for c in [&mut plain, &mut web] {
         let _ = c.kill();
@@ -191,17 +210,18 @@ fn render_times() {
                 let req = axum::http::Request::get(path).body(Body::empty()).unwrap();
                 let t = Instant::now();
                 let r = app.clone().oneshot(req).await.unwrap();
+                assert_eq!(r.status(), 200, "{path}");
                 let body = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap();
                 times.push(t.elapsed());
                 size = body.len();
             }
             times.sort();
             println!(
-                "{path} with {} carried feeds: median {:.2} ms, worst {:.2} ms over {renders} renders ({} KiB)",
+                "{path} with {} carried feeds: median {:.2} ms, worst {:.2} ms over {renders} renders ({} bytes)",
                 node.replica().replicate_set().feeds.len(),
                 times[times.len() / 2].as_secs_f64() * 1e3,
                 times[times.len() - 1].as_secs_f64() * 1e3,
-                size / 1024
+                size
             );
         }
     });
