@@ -35,6 +35,7 @@ pub mod replication;
 pub mod service;
 pub mod sneakernet;
 pub mod store;
+pub mod web;
 
 pub use blob_store::BlobStore;
 pub use data_dir::DataDir;

@@ -23,6 +23,8 @@ mod open;
 mod remote;
 #[path = "cli/sneakernet.rs"]
 mod sneakernet;
+#[path = "cli/web.rs"]
+mod web;
 
 #[derive(Parser)]
 #[command(
@@ -159,6 +161,8 @@ enum Command {
         #[command(subcommand)]
         command: InviteCommand,
     },
+    /// Set the web page's admin password: one line on stdin (hashed here).
+    WebPassword,
 }
 
 #[derive(Subcommand)]
@@ -506,6 +510,7 @@ fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
             let (command, j) = invites::command(command);
             return node(command, json(j));
         }
+        Command::WebPassword => return node(web::command()?, json(false)),
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

@@ -49,6 +49,10 @@ pub struct RunArgs {
     /// gpio:CHIP:LINE[:active-low] (default from the config, else none).
     #[arg(long, value_name = "SPEC")]
     pub led: Option<firmware::LedSpec>,
+    /// Serve the site keeper's web page here (default from the config's
+    /// `http`, else none).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub http: Option<String>,
 }
 
 /// `ssb-node run`.
@@ -60,6 +64,7 @@ pub fn run_node(data: &DataDir, args: RunArgs) -> Result<ExitCode> {
         config,
         mount_roots,
         led,
+        http,
     } = args;
     let connect = connect
         .iter()
@@ -92,6 +97,8 @@ pub fn run_node(data: &DataDir, args: RunArgs) -> Result<ExitCode> {
                 socket: control::socket_path(data.root()),
                 mount_roots,
                 led,
+                http,
+                data_root: data.root().to_path_buf(),
             },
         )
         .await?;
@@ -253,6 +260,7 @@ fn write_reply(reply: Reply, json: bool, out: &mut dyn Write) -> Result<ExitCode
         Reply::Import(report) => super::sneakernet::print_import(&report, json, out)?,
         Reply::Export(report) => super::sneakernet::print_export(&report, out)?,
         reply @ (Reply::Invite(_) | Reply::Invites(_)) => super::invites::print(reply, json, out)?,
+        Reply::WebPasswordSet => writeln!(out, "web password set")?,
     }
     Ok(ExitCode::SUCCESS)
 }

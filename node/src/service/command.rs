@@ -15,7 +15,8 @@
 //! `sync(address, seconds?) → text`, `status() → object`, `stick.sync(mount)`,
 //! `bundle.import(path)`, `bundle.export(path, clock?) → report`,
 //! `sticks() → [row]`, `invite.create({uses?, expires?, note?}) → row with
-//! code`, `invite.list() → [row]`, `invite.revoke(id) → row`. The three
+//! code`, `invite.list() → [row]`, `invite.revoke(id) → row`,
+//! `web.password(argon2id hash) → true`. The three
 //! sneakernet ones also answer as `source`
 //! calls: items `{"progress": STEP}` (at most five a second), then one
 //! `{"report": REPORT}`, then the end (or an error).
@@ -59,6 +60,7 @@ pub const METHODS: &[&str] = &[
     "invite.create",
     "invite.list",
     "invite.revoke",
+    "web.password",
 ];
 
 /// Most bytes of arguments one request carries: half the largest body a
@@ -137,6 +139,11 @@ pub enum Command {
         /// Its id, or a unique start of it.
         id: String,
     },
+    /// Set the web page's admin password.
+    WebPassword {
+        /// Its argon2id hash (the CLI hashes; the plaintext never travels).
+        hash: String,
+    },
 }
 
 /// A command's answer.
@@ -168,6 +175,8 @@ pub enum Reply {
     Invite(InviteRow),
     /// The invites kept, oldest first.
     Invites(Vec<InviteRow>),
+    /// The web password is set.
+    WebPasswordSet,
 }
 
 /// Why a command was refused or failed, named for who is at fault.
@@ -230,6 +239,9 @@ pub enum CommandError {
     /// An invite could not be made or revoked (options, id, room, store).
     #[error(transparent)]
     Invite(#[from] InviteError),
+    /// The web password hash was refused or not stored.
+    #[error(transparent)]
+    WebPassword(#[from] crate::web::password::PasswordError),
     /// A blocking task died (a bug of ours).
     #[error("internal task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -334,6 +346,9 @@ impl Command {
             "invite.revoke" => Command::InviteRevoke {
                 id: text("an invite id")?.to_owned(),
             },
+            "web.password" => Command::WebPassword {
+                hash: text("a password hash")?.to_owned(),
+            },
             _ => return Err(CommandError::UnknownMethod(method.to_owned())),
         })
     }
@@ -357,6 +372,7 @@ impl Command {
             Command::InviteCreate { .. } => "invite.create",
             Command::InviteList => "invite.list",
             Command::InviteRevoke { .. } => "invite.revoke",
+            Command::WebPassword { .. } => "web.password",
         }
     }
 
@@ -389,6 +405,7 @@ impl Command {
             }
             Command::InviteCreate { options } => vec![options.to_value()],
             Command::InviteRevoke { id } => vec![Value::string(id)],
+            Command::WebPassword { hash } => vec![Value::string(hash)],
             Command::Clock
             | Command::Peers
             | Command::Status
@@ -448,6 +465,7 @@ impl Command {
                 | Command::BlobsAdd { .. }
                 | Command::InviteList
                 | Command::InviteRevoke { .. }
+                | Command::WebPassword { .. }
         )
     }
 
@@ -462,6 +480,10 @@ impl Command {
                 &data.open_store()?,
                 &id,
             )?)),
+            Command::WebPassword { hash } => {
+                crate::web::password::set(&data.open_store()?, &hash)?;
+                Ok(Reply::WebPasswordSet)
+            }
             other => Err(CommandError::NeedsNode(other.method())),
         }
     }
@@ -516,6 +538,10 @@ impl Command {
             Command::InviteRevoke { id } => {
                 Reply::Invite(invites::revoke_row(replica.store(), &id)?)
             }
+            Command::WebPassword { hash } => {
+                crate::web::password::set(replica.store(), &hash)?;
+                Reply::WebPasswordSet
+            }
         })
     }
 }
@@ -568,6 +594,7 @@ impl Reply {
             Reply::Sticks(rows) => to_value(rows)?,
             Reply::Invite(row) => to_value(row)?,
             Reply::Invites(rows) => to_value(rows)?,
+            Reply::WebPasswordSet => Value::Bool(true),
         })
     }
 
@@ -618,6 +645,10 @@ impl Reply {
             Command::InviteList => {
                 Reply::Invites(serde_json::from_str(&v.to_compact()).map_err(json)?)
             }
+            Command::WebPassword { .. } => match v {
+                Value::Bool(true) => Reply::WebPasswordSet,
+                _ => return Err(shape("true")),
+            },
         })
     }
 }
@@ -702,6 +733,9 @@ mod tests {
             },
             Command::InviteList,
             Command::InviteRevoke { id: "AbC".into() },
+            Command::WebPassword {
+                hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+            },
         ];
         assert_eq!(commands.len(), METHODS.len());
         for c in &commands {
@@ -735,6 +769,11 @@ mod tests {
                 "bundle.export expects a clock object as its second argument",
             ),
             ("invite.revoke", "[]", "invite.revoke expects an invite id"),
+            (
+                "web.password",
+                "[3]",
+                "web.password expects a password hash",
+            ),
         ];
         for (method, args, text) in cases {
             let e = parse(method, args).unwrap_err();

@@ -56,6 +56,11 @@ pub struct ConfigFile {
     pub led: Option<String>,
     /// The host (IP or name) invite codes name (default: the LAN address).
     pub public_address: Option<String>,
+    /// `HOST:PORT` of the site keeper's web page (none: no web page).
+    pub http: Option<String>,
+    /// A file (on the boot partition) with a plaintext web admin password,
+    /// hashed into the store at start and then blanked.
+    pub web_password_file: Option<PathBuf>,
 }
 
 /// Why the config could not be used.
@@ -122,6 +127,10 @@ pub struct Settings {
     pub led: LedSpec,
     /// The host invite codes name, if configured.
     pub public_address: Option<Host>,
+    /// Where the web page is served, if anywhere.
+    pub http: Option<String>,
+    /// The boot partition's plaintext web password file, if configured.
+    pub web_password_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -145,6 +154,8 @@ impl Default for Settings {
                 .collect(),
             led: LedSpec::None,
             public_address: None,
+            http: None,
+            web_password_file: None,
         }
     }
 }
@@ -258,7 +269,15 @@ impl Settings {
                     .map_err(|e| bad("public_address", format!("{e}")))?,
             ),
         };
+        if let Some(f) = file.web_password_file.as_ref().filter(|f| !f.is_absolute()) {
+            return Err(bad(
+                "web_password_file",
+                format!("{} is not an absolute path", f.display()),
+            ));
+        }
         Ok(Settings {
+            http: file.http,
+            web_password_file: file.web_password_file,
             carry,
             carry_max,
             sites: feeds("sites", &file.sites)?,

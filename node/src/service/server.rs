@@ -54,6 +54,9 @@ pub enum RunError {
     /// The stick watcher could not start.
     #[error("watching for sticks: {0}")]
     Sticks(WatchError),
+    /// The web page could not be served.
+    #[error(transparent)]
+    Web(#[from] crate::web::WebError),
     /// The store could not be saved on the way out.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -77,6 +80,10 @@ pub struct RunOptions {
     pub mount_roots: Vec<PathBuf>,
     /// The status LED.
     pub led: firmware::LedSpec,
+    /// `HOST:PORT` of the web page (overrides the config's `http`).
+    pub http: Option<String>,
+    /// The data dir (the web page shows its disk use).
+    pub data_root: PathBuf,
 }
 
 /// Runs the node until SIGTERM or SIGINT.
@@ -146,6 +153,18 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> Result<(), RunError> {
     }
     if node.settings().discovery && !opts.no_discovery {
         tasks.push(tokio::spawn(lan::run(node.replicator().clone(), local)));
+    }
+    if let Some(addr) = opts.http.clone().or_else(|| node.settings().http.clone()) {
+        let web = crate::web::WebOptions {
+            addr,
+            data_root: opts.data_root.clone(),
+            password_file: node.settings().web_password_file.clone(),
+        };
+        let (at, web_tasks) = crate::web::start(node.clone(), web).await?;
+        tasks.extend(web_tasks);
+        // For whoever started us (tests read it); a closed stdout is fine.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "web http://{at}/").and_then(|()| out.flush());
     }
     node.status().set_ready();
 

@@ -840,6 +840,8 @@ fn visit(
         "feeds": clock.len(),
         "messages": clock.iter().map(|&(_, s)| u64::from(s)).sum::<u64>(),
         "problem": report.problem,
+        "brought": { "messages": report.imported_messages, "blobs": report.imported_blobs },
+        "took": { "messages": report.exported_messages, "blobs": report.exported_blobs },
     });
     node.store()
         .save_stick_info(&stick.id, info.to_string().as_bytes())?;

@@ -211,6 +211,9 @@ fn split_log_key(k: &[u8], what: &str) -> Result<(FeedId, u32), StoreError> {
 /// bundle's name (32 bytes) → when it was last seen (ms, u64 BE).
 const VERIFIED_PREFIX: &[u8] = b"verified:";
 
+/// The `remote` key of the web page's admin password hash.
+const WEB_PASSWORD_KEY: &[u8] = b"web:password";
+
 /// Most bundle names remembered as verified (about 400 KiB).
 pub const MAX_VERIFIED_BUNDLES: usize = 8192;
 
@@ -711,6 +714,22 @@ impl Store {
     /// Records what we know of a stick (a small JSON document) under its id.
     pub fn save_stick_info(&self, id: &str, info: &[u8]) -> Result<(), StoreError> {
         Ok(self.remote.insert(format!("stickinfo:{id}"), info)?)
+    }
+
+    /// The web page's admin password hash (a PHC string), if one is set.
+    pub fn web_password(&self) -> Result<Option<String>, StoreError> {
+        match self.remote.get(WEB_PASSWORD_KEY)? {
+            Some(v) => Ok(Some(
+                String::from_utf8(v.to_vec()).map_err(|_| corrupt("web password hash"))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Sets the web page's admin password hash (a PHC string), durably.
+    pub fn set_web_password(&self, hash: &str) -> Result<(), StoreError> {
+        self.remote.insert(WEB_PASSWORD_KEY, hash.as_bytes())?;
+        self.persist()
     }
 
     /// Every stick's recorded info, by stick id.
