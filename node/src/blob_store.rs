@@ -77,6 +77,7 @@ impl Drop for StagedBlob {
 
 /// The blob store rooted at a directory.
 pub struct BlobStore {
+    dir: PathBuf,
     root: PathBuf,
     tmp: PathBuf,
 }
@@ -141,7 +142,16 @@ impl BlobStore {
                 let _ = fs::remove_file(entry.path());
             }
         }
-        Ok(BlobStore { root, tmp })
+        Ok(BlobStore {
+            dir: dir.to_path_buf(),
+            root,
+            tmp,
+        })
+    }
+
+    /// The directory the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Where blob `id` lives.

@@ -352,6 +352,23 @@ fn write_status(v: &Value, out: &mut dyn Write) -> Result<()> {
         number("peers_connected"),
         number("peers_syncing")
     )?;
+    if let Some(d) = o.get("disk").and_then(Value::as_object) {
+        let n = |k: &str| match d.get(k) {
+            Some(Value::Number(n)) => *n / (1024.0 * 1024.0),
+            _ => 0.0,
+        };
+        match d.get("reason").and_then(Value::as_str) {
+            Some(why) => writeln!(out, "disk: disk full, needs attention ({why})")?,
+            None => writeln!(
+                out,
+                "disk: {}, {:.1} MiB free of {:.1} MiB ({:.1} MiB kept in reserve)",
+                text(d, "state"),
+                n("free"),
+                n("total"),
+                n("reserve")
+            )?,
+        }
+    }
     if let Some(c) = o.get("carry").and_then(Value::as_object) {
         let n = |k: &str| match c.get(k) {
             Some(Value::Number(n)) => *n,

@@ -10,6 +10,7 @@
 
 pub mod carry;
 pub mod content;
+pub mod disk_space;
 pub mod graph;
 pub mod stop_at;
 pub mod wants;
@@ -28,6 +29,7 @@ use crate::store::{AppendReport, Store, StoreError, StoredMsg};
 use stop_at::Point;
 
 pub use content::scan_content;
+pub use disk_space::{DiskFull, DiskSpace};
 pub use graph::ReplicateSet;
 pub use wants::Wants;
 
@@ -40,6 +42,10 @@ pub const DEFAULT_HOPS: u32 = 2;
 /// Stored messages read per step when streaming a feed to a peer: bounds
 /// the memory of a send, and lets other work interleave.
 pub const READ_CHUNK: usize = 256;
+
+/// Room a message may take on disk, for the check before an append (the
+/// largest legal message, with its index entries).
+pub const MESSAGE_ROOM: u64 = 24 * 1024;
 
 /// How many append events a slow listener may fall behind before it must
 /// rescan (it then sees `Lagged` and re-reads heads from the store).
@@ -104,6 +110,9 @@ pub enum ReplicaError {
     /// A blocking task of ours panicked or was cancelled (a bug of ours).
     #[error("internal task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The data disk has no room above its reserve: nothing was written.
+    #[error(transparent)]
+    DiskFull(#[from] DiskFull),
 }
 
 /// The feeds and blobs this node holds (see the module docs).
@@ -120,6 +129,7 @@ pub struct Replica {
     graph: RwLock<Arc<ReplicateSet>>,
     graph_version: watch::Sender<u64>,
     carrier: carry::Carrier,
+    disk: DiskSpace,
 }
 
 impl std::fmt::Debug for Replica {
@@ -143,7 +153,9 @@ impl Replica {
         let graph = graph::compute(&store, &id, policy.hops, &policy.replicate, &policy.block)?;
         let wants = store.wants(wants::MAX_WANTS)?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let disk = DiskSpace::new(blobs.dir());
         Ok(Arc::new(Replica {
+            disk,
             keys,
             id,
             store: Arc::new(store),
@@ -182,6 +194,22 @@ impl Replica {
     /// The blob store.
     pub fn blobs(&self) -> &Arc<BlobStore> {
         &self.blobs
+    }
+
+    /// The data disk's room: ask before a write that grows the data dir.
+    pub fn disk(&self) -> &DiskSpace {
+        &self.disk
+    }
+
+    /// Uses `disk` (a fixed reserve, say) instead of the data disk's own.
+    pub fn set_disk(self: &mut Arc<Self>, disk: DiskSpace) -> bool {
+        match Arc::get_mut(self) {
+            Some(r) => {
+                r.disk = disk;
+                true
+            }
+            None => false,
+        }
     }
 
     /// The blobs we and our peers want.
@@ -275,6 +303,7 @@ impl Replica {
         if batch.is_empty() {
             return Ok(AppendReport::default());
         }
+        self.disk.check(batch.len() as u64 * MESSAGE_ROOM)?;
         let _guard = self.append_lock.lock().await;
         let replica = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -302,6 +331,7 @@ impl Replica {
         self: &Arc<Self>,
         contents: Vec<Value>,
     ) -> Result<Vec<MsgId>, ReplicaError> {
+        self.disk.check(contents.len() as u64 * MESSAGE_ROOM)?;
         let _guard = self.append_lock.lock().await;
         let replica = self.clone();
         tokio::task::spawn_blocking(move || {

@@ -213,6 +213,10 @@ fn fetch(ctx: &Arc<LinkCtx>, session: &Session, id: BlobId, size: u64) {
         tracing::info!(peer = %ctx.peer, %id, size, "blob larger than blob_max; not fetched");
         return;
     }
+    if let Err(full) = node.disk().check(size) {
+        tracing::info!(peer = %ctx.peer, %id, size, "blob not fetched: {full}");
+        return;
+    }
     if !node.wants().begin_fetch(id) {
         return;
     }

@@ -20,7 +20,7 @@ use std::cell::OnceCell;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::{broadcast, watch, Notify};
 
 use super::link::{LinkCtx, LinkStats};
 use crate::feed::{BatchVerifier, FeedId, Verified};
@@ -28,7 +28,7 @@ use crate::muxrpc::{Body, CallError, Item, Sink, Stream};
 use crate::net::ebt::{clock_value, Note};
 use crate::net::ebt_session::{EbtSession, Local, Received, SessionError, SAVE_EVERY};
 use crate::replica::graph::ReplicateSet;
-use crate::replica::{verify_threads, Replica, ReplicaError, READ_CHUNK};
+use crate::replica::{verify_threads, DiskFull, Replica, ReplicaError, MESSAGE_ROOM, READ_CHUNK};
 use crate::store::StoreError;
 
 /// Most messages stored per append. Batches are checked on all cores while
@@ -125,6 +125,10 @@ pub enum EbtLinkError {
     /// node stopping).
     #[error("the appender stopped")]
     AppenderStopped,
+    /// Our data disk has no room: the peer's messages are refused (and the
+    /// peer is told so).
+    #[error(transparent)]
+    DiskFull(#[from] DiskFull),
 }
 
 fn lock(s: &EbtState) -> std::sync::MutexGuard<'_, EbtSession> {
@@ -181,7 +185,14 @@ pub async fn run(
         wake.clone(),
     ));
     let (to_appender, from_receiver) = tokio::sync::mpsc::channel::<Vec<Vec<u8>>>(1);
-    let appender = tokio::spawn(append_loop(ctx.clone(), state.clone(), from_receiver));
+    let refusal = Arc::new(watch::channel(None).0);
+    let mut refused = refusal.subscribe();
+    let appender = tokio::spawn(append_loop(
+        ctx.clone(),
+        state.clone(),
+        from_receiver,
+        refusal,
+    ));
     let mut batch: Vec<Vec<u8>> = Vec::new();
     // When the peer's clock is saved next, once something moved: so the
     // stored clock (what `status` shows) is at most SAVE_EVERY old on an
@@ -210,6 +221,12 @@ pub async fn run(
                         match permit {
                             Ok(p) => p.send(std::mem::take(&mut batch)),
                             Err(_) => break Err(EbtLinkError::AppenderStopped),
+                        }
+                        continue;
+                    }
+                    Ok(()) = refused.changed() => {
+                        if let Some(full) = refused.borrow_and_update().clone() {
+                            break Err(EbtLinkError::DiskFull(full));
                         }
                         continue;
                     }
@@ -275,7 +292,8 @@ pub async fn run(
             Some(Item::Error(e)) => break Err(EbtLinkError::PeerSaid(e)),
         }
     };
-    if !batch.is_empty() {
+    let refusing = matches!(result, Err(EbtLinkError::DiskFull(_)));
+    if !batch.is_empty() && !refusing {
         let _ = to_appender.send(batch).await;
     }
     drop(to_appender);
@@ -283,7 +301,19 @@ pub async fn run(
     sender.abort();
     let entries = lock(&state).take_unsaved(&ReplicaSide::new(&node));
     save_clock(&node, &ctx.peer, entries);
-    let _ = sink.end().await;
+    match &result {
+        // The peer learns that what it sent was not taken.
+        Err(EbtLinkError::DiskFull(full)) => {
+            let _ = sink.error(&full.to_string()).await;
+        }
+        Err(EbtLinkError::PeerSaid(why)) => {
+            ctx.progress.refused(why);
+            let _ = sink.end().await;
+        }
+        _ => {
+            let _ = sink.end().await;
+        }
+    }
     ctx.progress.touch();
     result
 }
@@ -341,6 +371,11 @@ async fn handle_body(
         lock(state).receive(&ReplicaSide::new(&ctx.replica), body.body_type, &body.bytes);
     match received? {
         Received::Message => {
+            // The first message of a batch asks for room; the append asks
+            // again for the whole batch.
+            if batch.is_empty() {
+                ctx.replica.disk().check(MESSAGE_ROOM)?;
+            }
             batch.push(body.bytes);
             return Ok(());
         }
@@ -362,6 +397,7 @@ async fn append_loop(
     ctx: Arc<LinkCtx>,
     state: Arc<EbtState>,
     mut batches: tokio::sync::mpsc::Receiver<Vec<Vec<u8>>>,
+    refusal: Arc<watch::Sender<Option<DiskFull>>>,
 ) {
     let mut writing: Option<tokio::task::JoinHandle<()>> = None;
     while let Some(raw) = batches.recv().await {
@@ -371,14 +407,19 @@ async fn append_loop(
         if let Some(w) = writing.take() {
             let _ = w.await;
         }
-        let (ctx, state) = (ctx.clone(), state.clone());
+        let (ctx, state, refusal) = (ctx.clone(), state.clone(), refusal.clone());
         writing = Some(tokio::spawn(async move {
             let r = match checked {
                 Ok(batch) => store_batch(&ctx, &state, batch).await,
                 Err(e) => Err(e),
             };
-            if let Err(e) = r {
-                tracing::warn!(peer = %ctx.peer, "storing messages: {e}");
+            match r {
+                Err(EbtLinkError::Replica(ReplicaError::DiskFull(full))) => {
+                    tracing::warn!(peer = %ctx.peer, "refusing the peer's messages: {full}");
+                    refusal.send_replace(Some(full));
+                }
+                Err(e) => tracing::warn!(peer = %ctx.peer, "storing messages: {e}"),
+                Ok(()) => {}
             }
             lock(&state).on_stored(n);
             ctx.progress.touch();

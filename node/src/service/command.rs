@@ -34,7 +34,7 @@ use crate::data_dir::{DataDir, DataDirError};
 use crate::feed::json::{JsonError, Object, Value};
 use crate::feed::{BlobId, FeedId, MsgId};
 use crate::net::address::{AddressError, MultiserverAddress};
-use crate::replica::ReplicaError;
+use crate::replica::{DiskSpace, ReplicaError};
 use crate::replication::sync::{self, SyncError};
 use crate::sneakernet::files::ExportReport;
 use crate::sneakernet::import::ImportReport;
@@ -456,7 +456,11 @@ impl Command {
         match self {
             Command::Get { id } => get(&data.open_store()?, id),
             Command::Clock => Ok(Reply::Clock(api::vector_clock(&data.open_store()?)?)),
-            Command::BlobsAdd { path } => Ok(Reply::Blob(add_blob(&data.open_blobs()?, &path)?)),
+            Command::BlobsAdd { path } => {
+                let blobs = data.open_blobs()?;
+                let disk = DiskSpace::new(blobs.dir());
+                Ok(Reply::Blob(add_blob(&blobs, &disk, &path)?))
+            }
             Command::InviteList => Ok(Reply::Invites(invites::list(&data.open_store()?)?)),
             Command::InviteRevoke { id } => Ok(Reply::Invite(invites::revoke_row(
                 &data.open_store()?,
@@ -489,8 +493,9 @@ impl Command {
                 Reply::Published(ids)
             }
             Command::BlobsAdd { path } => {
-                let blobs = replica.blobs().clone();
-                let id = tokio::task::spawn_blocking(move || add_blob(&blobs, &path)).await??;
+                let r = replica.clone();
+                let id = tokio::task::spawn_blocking(move || add_blob(r.blobs(), r.disk(), &path))
+                    .await??;
                 replica.wants().got(&id);
                 let _ = replica.store().remove_want(&id);
                 Reply::Blob(id)
@@ -528,12 +533,15 @@ fn get(store: &Store, id: MsgId) -> Result<Reply, CommandError> {
     }
 }
 
-/// `blobs add`: stores the file at `path` as a blob.
-fn add_blob(blobs: &BlobStore, path: &Path) -> Result<BlobId, CommandError> {
-    let mut f = std::fs::File::open(path).map_err(|error| CommandError::File {
+/// `blobs add`: stores the file at `path` as a blob, if the disk has room.
+fn add_blob(blobs: &BlobStore, disk: &DiskSpace, path: &Path) -> Result<BlobId, CommandError> {
+    let file_err = |error| CommandError::File {
         path: path.display().to_string(),
         error,
-    })?;
+    };
+    let mut f = std::fs::File::open(path).map_err(file_err)?;
+    let size = f.metadata().map_err(file_err)?.len();
+    disk.check(size).map_err(ReplicaError::from)?;
     Ok(blobs.add(&mut f, None, u64::MAX)?.0)
 }
 

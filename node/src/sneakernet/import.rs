@@ -79,6 +79,9 @@ pub enum ImportError {
     /// Our blob store failed.
     #[error("blob store: {0}")]
     Blob(#[from] BlobError),
+    /// The data disk has no room above its reserve for what the bundle adds.
+    #[error(transparent)]
+    DiskFull(#[from] crate::replica::DiskFull),
 }
 
 impl ImportError {
@@ -610,6 +613,10 @@ impl Reading<'_, '_> {
         let (Some(node), Some(_)) = (self.node, &self.stage) else {
             return Ok(());
         };
+        let taken = batch.iter().filter(|(_, take)| *take).count() as u64;
+        if taken > 0 {
+            node.disk().check(taken * crate::replica::MESSAGE_ROOM)?;
+        }
         let mut staged = Vec::new();
         let mut json = Vec::with_capacity(1024);
         for (m, take) in batch {
@@ -712,6 +719,7 @@ impl Reading<'_, '_> {
             });
             match wanted {
                 Some((node, id)) => {
+                    node.disk().check(blob.size())?;
                     let mut tap = Tap {
                         inner: &mut blob,
                         failed: None,
