@@ -89,6 +89,11 @@ pub fn start(
         replica.clone(),
         status.clone(),
     ))];
+    // A node started over its blob quota (or with a smaller one) trims at once.
+    let r = replica.clone();
+    drop(tokio::task::spawn_blocking(move || {
+        crate::replica::blob_budget::enforce_logged(&r)
+    }));
     let mut watcher = None;
     if mount_roots.is_empty() {
         tracing::info!("no mount roots: stick watching is off");

@@ -244,6 +244,8 @@ fn write_reply(reply: Reply, json: bool, out: &mut dyn Write) -> Result<ExitCode
         Reply::Message(text) => writeln!(out, "{text}")?,
         Reply::Clock(v) => writeln!(out, "{}", v.to_compact())?,
         Reply::Blob(id) => writeln!(out, "{id}")?,
+        Reply::BlobsUsage(v) if json => writeln!(out, "{}", v.to_compact())?,
+        Reply::BlobsUsage(v) => writeln!(out, "{}", blob_usage_line(&v))?,
         Reply::Synced(line) => writeln!(out, "{line}")?,
         Reply::Peers(v) => write_peers(&v, json, out)?,
         Reply::Status(v) if json => writeln!(out, "{}", v.to_compact())?,
@@ -255,6 +257,26 @@ fn write_reply(reply: Reply, json: bool, out: &mut dyn Write) -> Result<ExitCode
         reply @ (Reply::Invite(_) | Reply::Invites(_)) => super::invites::print(reply, json, out)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `blobs: N held, X MiB of Y MiB quota (P %)` (or `no quota`).
+fn blob_usage_line(v: &Value) -> String {
+    let n = |k: &str| match v.as_object().and_then(|o| o.get(k)) {
+        Some(Value::Number(n)) => Some(*n),
+        _ => None,
+    };
+    let mib = |b: f64| b / (1024.0 * 1024.0);
+    let used = n("used").unwrap_or(0.0);
+    let quota = match n("quota") {
+        Some(q) if q > 0.0 => format!("of {:.1} MiB quota ({:.0} %)", mib(q), used / q * 100.0),
+        _ => "(no quota)".into(),
+    };
+    format!(
+        "blobs: {} held, {:.1} MiB {quota}; largest taken {:.1} MiB",
+        n("count").unwrap_or(0.0),
+        mib(used),
+        mib(n("max").unwrap_or(0.0))
+    )
 }
 
 /// `ssb-node peers`: one row per peer, as JSON or `ADDRESS STATE SOURCE`.
@@ -368,6 +390,9 @@ fn write_status(v: &Value, out: &mut dyn Write) -> Result<()> {
                 n("reserve")
             )?,
         }
+    }
+    if let Some(b) = o.get("blobs") {
+        writeln!(out, "{}", blob_usage_line(b))?;
     }
     if let Some(c) = o.get("carry").and_then(Value::as_object) {
         let n = |k: &str| match c.get(k) {

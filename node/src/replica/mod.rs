@@ -8,6 +8,7 @@
 //! step with the store. Replication and sneakernet both work on a replica;
 //! neither knows the running node.
 
+pub mod blob_budget;
 pub mod carry;
 pub mod content;
 pub mod disk_space;
@@ -82,6 +83,10 @@ pub struct Policy {
     pub carry_max: u32,
     /// Other site boxes, followed with what they follow.
     pub sites: Vec<FeedId>,
+    /// Most bytes of blobs kept ([`blob_budget`]; `None`: no quota).
+    pub blob_quota: Option<u64>,
+    /// Feeds whose blobs the quota never removes (besides our own).
+    pub keep: Vec<FeedId>,
 }
 
 impl Default for Policy {
@@ -94,6 +99,8 @@ impl Default for Policy {
             carry: carry::CarryMode::Follows,
             carry_max: carry::DEFAULT_CARRY_MAX,
             sites: Vec::new(),
+            blob_quota: None,
+            keep: Vec::new(),
         }
     }
 }
@@ -130,6 +137,7 @@ pub struct Replica {
     graph_version: watch::Sender<u64>,
     carrier: carry::Carrier,
     disk: DiskSpace,
+    budget: blob_budget::BudgetState,
 }
 
 impl std::fmt::Debug for Replica {
@@ -156,6 +164,7 @@ impl Replica {
         let disk = DiskSpace::new(blobs.dir());
         Ok(Arc::new(Replica {
             disk,
+            budget: blob_budget::BudgetState::default(),
             keys,
             id,
             store: Arc::new(store),
@@ -375,7 +384,14 @@ impl Replica {
                 continue;
             }
             regraph |= *contact && set.shapes_graph(feed, self.policy.hops);
-            wanted.extend(blobs.iter().filter(|b| !self.blobs.has(b)).copied());
+            for b in blobs {
+                if self.blobs.has(b) {
+                    // Mentioned again: younger for the blob quota.
+                    self.blobs.touch(b);
+                } else {
+                    wanted.push(*b);
+                }
+            }
         }
         if !wanted.is_empty() {
             self.store.add_wants(&wanted)?;

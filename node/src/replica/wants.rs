@@ -174,6 +174,11 @@ impl Wants {
         lock(&self.fetching).insert(id)
     }
 
+    /// Whether a fetch of `id` is on its way.
+    pub fn is_fetching(&self, id: &BlobId) -> bool {
+        lock(&self.fetching).contains(id)
+    }
+
     /// The fetch of `id` ended (fetched or not).
     pub fn end_fetch(&self, id: &BlobId) {
         lock(&self.fetching).remove(id);

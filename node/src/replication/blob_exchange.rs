@@ -20,7 +20,7 @@ use super::link::{LinkCtx, LinkStats, ReplicationError};
 use crate::feed::json::{Object, Value};
 use crate::feed::BlobId;
 use crate::muxrpc::{Body, CallError, CallType, Item, Session, Sink};
-use crate::replica::Replica;
+use crate::replica::{blob_budget, Replica};
 
 /// Most blobs one link's peer may have asked us for and wait on, and most
 /// of its haves of blobs not wanted (yet) that are kept.
@@ -213,6 +213,15 @@ fn fetch(ctx: &Arc<LinkCtx>, session: &Session, id: BlobId, size: u64) {
         tracing::info!(peer = %ctx.peer, %id, size, "blob larger than blob_max; not fetched");
         return;
     }
+    if !node.keeps_blob(size) {
+        // The quota would remove it at once: no longer wanted.
+        tracing::info!(peer = %ctx.peer, %id, size, "blob larger than the room blob_quota leaves; not fetched, not wanted");
+        node.wants().got(&id);
+        if let Err(e) = node.store().remove_want(&id) {
+            tracing::warn!("forgetting want {id}: {e}");
+        }
+        return;
+    }
     if let Err(full) = node.disk().check(size) {
         tracing::info!(peer = %ctx.peer, %id, size, "blob not fetched: {full}");
         return;
@@ -273,6 +282,12 @@ fn fetch(ctx: &Arc<LinkCtx>, session: &Session, id: BlobId, size: u64) {
                 if fetched {
                     LinkStats::add(&ctx.stats.blobs_in, 1);
                     tracing::debug!(peer = %ctx.peer, %id, "blob fetched");
+                    if node.blob_quota().is_some() {
+                        let r = node.clone();
+                        let _ =
+                            tokio::task::spawn_blocking(move || blob_budget::enforce_logged(&r))
+                                .await;
+                    }
                 }
                 if let Err(e) = node.store().remove_want(&id) {
                     tracing::warn!("forgetting want {id}: {e}");
@@ -407,6 +422,10 @@ pub async fn serve_get(
             if sent.is_ok() && !slice {
                 LinkStats::add(&c.stats.blobs_out, 1);
             }
+        }
+        if sent.is_ok() && !slice {
+            // Served: younger for the blob quota.
+            node.blobs().touch(&a.id);
         }
         sent
     }

@@ -94,6 +94,14 @@ pub fn status(node: &Node) -> Value {
     m.push("write_buffer", Value::Number(memory.write_buffer as f64));
     m.push("cache", Value::Number(memory.cache as f64));
     o.push("store_memory", Value::Object(m));
+    match command::blob_usage(
+        node.replica().blobs(),
+        node.replica().blob_quota(),
+        node.replica().blob_max(),
+    ) {
+        Ok(v) => o.push("blobs", v),
+        Err(e) => tracing::warn!("status: counting the blobs held: {e}"),
+    }
     o.push("disk", disk(node));
     node.status().snapshot().push_fields(&mut o);
     Value::Object(o)

@@ -34,7 +34,7 @@ use crate::data_dir::{DataDir, DataDirError};
 use crate::feed::json::{JsonError, Object, Value};
 use crate::feed::{BlobId, FeedId, MsgId};
 use crate::net::address::{AddressError, MultiserverAddress};
-use crate::replica::{DiskSpace, ReplicaError};
+use crate::replica::{blob_budget, DiskSpace, ReplicaError};
 use crate::replication::sync::{self, SyncError};
 use crate::sneakernet::files::ExportReport;
 use crate::sneakernet::import::ImportReport;
@@ -49,6 +49,7 @@ pub const METHODS: &[&str] = &[
     "follow",
     "unfollow",
     "blobs.add",
+    "blobs.usage",
     "peers",
     "sync",
     "status",
@@ -95,6 +96,8 @@ pub enum Command {
         /// The file (absolute when sent: the node has its own cwd).
         path: PathBuf,
     },
+    /// What the blob store holds, against the quota.
+    BlobsUsage,
     /// The peer table.
     Peers,
     /// Connect to a peer once and replicate both ways.
@@ -150,6 +153,8 @@ pub enum Reply {
     Clock(Value),
     /// The id of the blob added.
     Blob(BlobId),
+    /// The blob store's usage: `{used, count, quota, max}`.
+    BlobsUsage(Value),
     /// The peer table rows.
     Peers(Value),
     /// The one-line summary of a sync.
@@ -233,6 +238,9 @@ pub enum CommandError {
     /// A blocking task died (a bug of ours).
     #[error("internal task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The config file could not be used.
+    #[error(transparent)]
+    Config(#[from] super::config::ConfigError),
     /// Publishing gave no id (a bug of ours).
     #[error("nothing published")]
     NothingPublished,
@@ -295,6 +303,7 @@ impl Command {
             "blobs.add" => Command::BlobsAdd {
                 path: text("a file path")?.into(),
             },
+            "blobs.usage" => Command::BlobsUsage,
             "peers" => Command::Peers,
             "sync" => {
                 let addr = text("an address")?;
@@ -347,6 +356,7 @@ impl Command {
             Command::Follow { .. } => "follow",
             Command::Unfollow { .. } => "unfollow",
             Command::BlobsAdd { .. } => "blobs.add",
+            Command::BlobsUsage => "blobs.usage",
             Command::Peers => "peers",
             Command::Sync { .. } => "sync",
             Command::Status => "status",
@@ -390,6 +400,7 @@ impl Command {
             Command::InviteCreate { options } => vec![options.to_value()],
             Command::InviteRevoke { id } => vec![Value::string(id)],
             Command::Clock
+            | Command::BlobsUsage
             | Command::Peers
             | Command::Status
             | Command::Sticks
@@ -446,6 +457,7 @@ impl Command {
             Command::Get { .. }
                 | Command::Clock
                 | Command::BlobsAdd { .. }
+                | Command::BlobsUsage
                 | Command::InviteList
                 | Command::InviteRevoke { .. }
         )
@@ -460,6 +472,20 @@ impl Command {
                 let blobs = data.open_blobs()?;
                 let disk = DiskSpace::new(blobs.dir());
                 Ok(Reply::Blob(add_blob(&blobs, &disk, &path)?))
+            }
+            Command::BlobsUsage => {
+                let blobs = data.open_blobs()?;
+                let settings =
+                    super::config::Settings::load(&data.root().join("ssb-node.toml"), false)?;
+                let quota = match crate::replica::disk_space::room(blobs.dir()) {
+                    Ok(r) => settings.policy_on(r.total).blob_quota,
+                    Err(_) => settings.policy().blob_quota,
+                };
+                Ok(Reply::BlobsUsage(blob_usage(
+                    &blobs,
+                    quota,
+                    settings.blob_max,
+                )?))
             }
             Command::InviteList => Ok(Reply::Invites(invites::list(&data.open_store()?)?)),
             Command::InviteRevoke { id } => Ok(Reply::Invite(invites::revoke_row(
@@ -498,8 +524,15 @@ impl Command {
                     .await??;
                 replica.wants().got(&id);
                 let _ = replica.store().remove_want(&id);
+                let r = replica.clone();
+                tokio::task::spawn_blocking(move || blob_budget::enforce_logged(&r)).await?;
                 Reply::Blob(id)
             }
+            Command::BlobsUsage => Reply::BlobsUsage(blob_usage(
+                replica.blobs(),
+                replica.blob_quota(),
+                replica.blob_max(),
+            )?),
             Command::Peers => Reply::Peers(node.replicator().peers().to_value()),
             Command::Sync { address, timeout } => {
                 let report = sync::sync(node.replicator().clone(), &address, timeout).await?;
@@ -542,7 +575,24 @@ fn add_blob(blobs: &BlobStore, disk: &DiskSpace, path: &Path) -> Result<BlobId, 
     let mut f = std::fs::File::open(path).map_err(file_err)?;
     let size = f.metadata().map_err(file_err)?.len();
     disk.check(size).map_err(ReplicaError::from)?;
-    Ok(blobs.add(&mut f, None, u64::MAX)?.0)
+    let id = blobs.add(&mut f, None, u64::MAX)?.0;
+    blobs.mark_own(&id)?;
+    Ok(id)
+}
+
+/// What the blob store holds: `{used, count, quota, max}` (bytes; `quota`
+/// is `null` without one).
+pub fn blob_usage(blobs: &BlobStore, quota: Option<u64>, max: u64) -> Result<Value, BlobError> {
+    let usage = blobs.usage()?;
+    let mut o = Object::new();
+    o.push("used", Value::Number(usage.bytes as f64));
+    o.push("count", Value::Number(usage.count as f64));
+    o.push(
+        "quota",
+        quota.map_or(Value::Null, |q| Value::Number(q as f64)),
+    );
+    o.push("max", Value::Number(max as f64));
+    Ok(Value::Object(o))
 }
 
 /// A serde value as a muxrpc JSON value.
@@ -567,7 +617,9 @@ impl Reply {
             Reply::Message(text) => {
                 Value::parse(text.as_bytes()).map_err(|e| CommandError::Encode(e.to_string()))?
             }
-            Reply::Clock(v) | Reply::Peers(v) | Reply::Status(v) => v.clone(),
+            Reply::Clock(v) | Reply::Peers(v) | Reply::Status(v) | Reply::BlobsUsage(v) => {
+                v.clone()
+            }
             Reply::Blob(id) => Value::string(&id.to_string()),
             Reply::Synced(text) => Value::string(text),
             Reply::Stick(r) => to_value(r)?,
@@ -601,6 +653,10 @@ impl Reply {
                     .and_then(|s| s.parse().ok())
                     .ok_or(shape("a blob id"))?,
             ),
+            Command::BlobsUsage => match v {
+                Value::Object(_) => Reply::BlobsUsage(v),
+                _ => return Err(shape("an object")),
+            },
             Command::Peers => match v {
                 Value::Array(_) => Reply::Peers(v),
                 _ => return Err(shape("an array")),
@@ -684,6 +740,7 @@ mod tests {
             Command::BlobsAdd {
                 path: "/tmp/a".into(),
             },
+            Command::BlobsUsage,
             Command::Peers,
             Command::Sync {
                 address: address.parse().unwrap(),

@@ -508,7 +508,7 @@ fn check(
         let candidates: HashSet<BlobId> = manifest
             .blobs
             .iter()
-            .filter(|b| b.bytes <= node.blob_max())
+            .filter(|b| b.bytes <= node.blob_max() && node.keeps_blob(b.bytes))
             .filter_map(|b| b.id.parse().ok())
             .filter(|id| !node.blobs().has(id) && !node.wants().is_wanted(id))
             .collect();
@@ -714,7 +714,8 @@ impl Reading<'_, '_> {
             let wanted = self.node.zip(id).and_then(|(node, id)| {
                 let wanted = (self.linked.contains(&id) || node.wants().is_wanted(&id))
                     && !node.blobs().has(&id)
-                    && blob.size() <= node.blob_max();
+                    && blob.size() <= node.blob_max()
+                    && node.keeps_blob(blob.size());
                 wanted.then_some((node, id))
             });
             match wanted {
