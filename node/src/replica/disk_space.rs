@@ -16,6 +16,7 @@
 //! the status clears without a write attempt.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -77,8 +78,8 @@ pub fn room(dir: &Path) -> std::io::Result<Room> {
 #[derive(Debug)]
 pub struct DiskSpace {
     dir: PathBuf,
-    /// A fixed reserve (tests); else from the file system's size.
-    reserve: Option<u64>,
+    /// A fixed reserve; else from the file system's size.
+    reserve: Mutex<Option<u64>>,
     state: watch::Sender<Option<DiskFull>>,
 }
 
@@ -87,22 +88,29 @@ impl DiskSpace {
     pub fn new(dir: &Path) -> DiskSpace {
         DiskSpace {
             dir: dir.to_path_buf(),
-            reserve: None,
+            reserve: Mutex::new(None),
             state: watch::channel(None).0,
         }
     }
 
     /// Guards `dir` keeping exactly `reserve` bytes free.
     pub fn with_reserve(dir: &Path, reserve: u64) -> DiskSpace {
-        DiskSpace {
-            reserve: Some(reserve),
-            ..DiskSpace::new(dir)
-        }
+        let d = DiskSpace::new(dir);
+        d.set_reserve(Some(reserve));
+        d
+    }
+
+    /// Keeps exactly `reserve` bytes free from now on (`None`: the default
+    /// from the file system's size). Takes effect at the next check.
+    pub fn set_reserve(&self, reserve: Option<u64>) {
+        *self.reserve.lock().unwrap_or_else(|e| e.into_inner()) = reserve;
     }
 
     /// The reserve kept on a file system of `total` bytes.
     pub fn reserve_for(&self, total: u64) -> u64 {
         self.reserve
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .unwrap_or_else(|| MIN_RESERVE.max(total / 100 * RESERVE_PERCENT))
     }
 

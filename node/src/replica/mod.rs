@@ -210,17 +210,6 @@ impl Replica {
         &self.disk
     }
 
-    /// Uses `disk` (a fixed reserve, say) instead of the data disk's own.
-    pub fn set_disk(self: &mut Arc<Self>, disk: DiskSpace) -> bool {
-        match Arc::get_mut(self) {
-            Some(r) => {
-                r.disk = disk;
-                true
-            }
-            None => false,
-        }
-    }
-
     /// The blobs we and our peers want.
     pub fn wants(&self) -> &Wants {
         &self.wants

@@ -120,6 +120,12 @@ impl Wants {
         self.changed_if(changed);
     }
 
+    /// Wakes whoever waits on the wants without changing them, so that
+    /// links look again at what their peers have (the disk has room again).
+    pub fn nudge(&self) {
+        self.changed_if(true);
+    }
+
     /// Forwards the want of `link`'s peer for `id`, within [`LINK_FORWARDS`]
     /// per link and [`MAX_FORWARDS`] in all; false when not taken.
     pub fn forward(&self, link: u64, id: BlobId) -> bool {
