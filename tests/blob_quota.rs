@@ -2,7 +2,9 @@
 //! quota push out the foreign blob of highest score (size × age), never the
 //! node's own (mentioned by its feed, or added by hand); `blobs usage` and
 //! `status` show the figures; a removed blob that a new message mentions is
-//! fetched again, by a peer sync and from a stick; `check` passes after.
+//! fetched again, by a peer sync and from a stick, and a removed blob a
+//! stick carries but no new message mentions is not taken back; `check`
+//! passes after.
 //! And the bad inputs: a quota of 0 stops `run` with a clear error, one
 //! larger than the disk is a warning at start.
 #![allow(clippy::unwrap_used)]
@@ -176,6 +178,14 @@ fn over_the_quota_foreign_blobs_go_by_score_own_stay_and_a_new_mention_fetches_a
     assert!(!has(&a, &b3), "b3 (now highest score) stayed");
     assert!(has(&a, &b1) && has(&a, &own) && has(&a, &by_hand));
     assert!(usage(&a)["used"].as_u64().unwrap() <= QUOTA);
+    // The stick still carries b3, which held messages mention: removed on
+    // purpose, it is not taken back (nor anything else pushed out for it).
+    let before = usage(&a);
+    let out = ssb_at(&a.data, &["stick", "sync", stick.to_str().unwrap()]);
+    println!("the node's second visit: {}", ok(&out, "stick sync again"));
+    assert!(!has(&a, &b3), "b3 came back from the stick");
+    assert!(has(&a, &b1) && has(&a, &b2));
+    assert_eq!(usage(&a), before);
 
     let data = a.data.clone();
     drop(a);

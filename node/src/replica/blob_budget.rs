@@ -19,7 +19,9 @@
 //! foreign blob larger than that room would be removed at once: it is not
 //! fetched, not imported, and no longer wanted ([`Replica::keeps_blob`]). A
 //! removed blob is not wanted either, until a message appended later
-//! mentions it again, which wants and fetches it again.
+//! mentions it again, which wants and fetches it again; a stick visit takes
+//! it back only then too (its healing of blobs missing under held messages
+//! covers, under a quota, only our own and the `keep` feeds).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

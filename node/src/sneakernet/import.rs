@@ -220,6 +220,12 @@ pub fn lost_blobs(
         if candidates.is_empty() {
             break;
         }
+        // Under a blob quota a foreign blob not held may have been removed
+        // on purpose: only the blobs it never removes are healed.
+        if node.blob_quota().is_some() && feed != *node.id() && !node.policy().keep.contains(&feed)
+        {
+            continue;
+        }
         let last = last.min(node.seq(&feed)?);
         if first == 0 || first > last {
             continue;
