@@ -10,10 +10,15 @@
 //!   spoofed source) and itself with made-up keys; TCP listeners at each count what the
 //!   node dials, and an honest node on the LAN is still found and replicated from.
 //!
-//! Both skip (with a message) where network namespaces cannot be made.
+//! - `manyverse_ssb_lan_and_the_node_find_each_other`: Manyverse's ssb-lan 1.2.3
+//!   (`tests/js/lan.js`) on two hosts, one with its plain form off, and `ssb-node run` on a
+//!   third hear each other in both forms.
+//!
+//! All skip (with a message) where network namespaces cannot be made.
 
 #[path = "support/netns.rs"]
 mod netns;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -561,6 +566,118 @@ fn hostile_announcements_are_not_dialled() {
             "the honest node was not replicated from (clock {seq:?}, connected {connected}); log:\n{}",
             log_of(&data[0])
         );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// What one ssb-lan instance reported: each `{"address", "verified"}` line it printed.
+fn ssb_lan_heard(lines: &std_mpsc::Receiver<String>, seen: &mut Vec<(String, bool)>) {
+    while let Ok(line) = lines.try_recv() {
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        let address = v["address"].as_str().expect("address").to_owned();
+        let verified = v["verified"].as_bool().expect("verified");
+        if !seen.contains(&(address.clone(), verified)) {
+            seen.push((address, verified));
+        }
+    }
+}
+
+/// Starts `node tests/js/lan.js run` as host `i`, announcing `net:IP:8008~shs:KEY` of
+/// `seed`; its stdout lines go to the returned channel.
+fn start_ssb_lan(
+    lan: &Lan,
+    i: usize,
+    seed: u8,
+    legacy: bool,
+) -> (Running, std_mpsc::Receiver<String>) {
+    let tests = support::npm_root()
+        .parent()
+        .expect("node_modules has a parent")
+        .to_path_buf();
+    let seed_hex = format!("{seed:02x}").repeat(32);
+    let host = lan.host(i).ip.to_string();
+    let mut child = lan
+        .command(i, "node")
+        .arg(tests.join("js/lan.js"))
+        .args([
+            "run", "--seed", &seed_hex, "--host", &host, "--port", "8008",
+        ])
+        .args(["--legacy", if legacy { "true" } else { "false" }])
+        .current_dir(&tests)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn node tests/js/lan.js");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std_mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (Running(child), rx)
+}
+
+/// The key ssb-keys makes from a seed of 32 times `seed`, as `@….ed25519`.
+fn key_of_seed(seed: u8) -> String {
+    let keys = ssb_node::net::shs::Keypair::from_seed([seed; 32]);
+    FeedId(keys.public().0).to_string()
+}
+
+#[test]
+fn manyverse_ssb_lan_and_the_node_find_each_other() {
+    let Some(lan) = Lan::new(3) else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("node");
+    let id = ok_stdout(ssb_node(&data).arg("init")).trim().to_owned();
+    let key_b64 = id.trim_start_matches('@').trim_end_matches(".ed25519");
+    // Declared after `lan`, so the processes die before their namespaces go.
+    let _node = start_node(&lan, 0, &data);
+    // Host 1 sends only the encrypted form, host 2 both.
+    let (_sealed_only, sealed_lines) = start_ssb_lan(&lan, 1, 0x31, false);
+    let (_both, both_lines) = start_ssb_lan(&lan, 2, 0x32, true);
+    let ours = format!("net:{}:8008~shs:{key_b64}", lan.host(0).ip);
+    let (k1, k2) = (key_of_seed(0x31), key_of_seed(0x32));
+
+    let mut heard1 = Vec::new();
+    let mut heard2 = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        ssb_lan_heard(&sealed_lines, &mut heard1);
+        ssb_lan_heard(&both_lines, &mut heard2);
+        let listed = peers(&data).unwrap_or_default();
+        let lan_peer = |k: &str| listed.iter().any(|p| p.key == k && p.source == "lan");
+        // ssb-lan verified our encrypted form (its signature) and took our plain one.
+        let js_heard_both = heard2.contains(&(ours.clone(), true))
+            && heard2.contains(&(ours.clone(), false))
+            && heard1.contains(&(ours.clone(), true));
+        if js_heard_both && lan_peer(&k1) && lan_peer(&k2) {
+            // Besides us, each ssb-lan hears only the other one.
+            let js = |i: usize, k: &str| {
+                let b64 = k.trim_start_matches('@').trim_end_matches(".ed25519");
+                format!("net:{}:8008~shs:{b64}", lan.host(i).ip)
+            };
+            let known = [ours.clone(), js(1, &k1), js(2, &k2)];
+            for (address, _) in heard1.iter().chain(&heard2) {
+                assert!(known.contains(address), "ssb-lan heard {address}");
+            }
+            for p in &listed {
+                assert!(p.key == k1 || p.key == k2, "a peer no one announced: {p:?}");
+            }
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "not found within 20 s: host 1 heard {heard1:?}, host 2 heard {heard2:?}, \
+                 the node lists {listed:?} (want {k1} and {k2})\nnode log:\n{}",
+                log_of(&data)
+            );
+        }
         std::thread::sleep(Duration::from_millis(250));
     }
 }

@@ -13,7 +13,7 @@
 //! - Reading is one streaming pass ([`BundleReader`]) that checks everything
 //!   against the manifest and refuses untrusted input at the first problem
 //!   ([`BundleError`]); [`verify`] is that pass with the content discarded.
-//! - [`Clock`], [`Coverage`] and [`plan`] decide what to take from and give
+//! - [`Clock`], [`Coverage`] and [`plan()`] decide what to take from and give
 //!   to a stick.
 //!
 //! No async runtime and no storage engine: the node brings both.

@@ -17,6 +17,15 @@
 //!   a scan of the interface list, a hash lookup) and nothing is logged per datagram above
 //!   `trace`, so a flood costs little.
 //!
+//! Manyverse's ssb-lan sends a second, encrypted form to UDP port [`ENCRYPTED_PORT`]
+//! (26830): the JSON `{"address":"net:…"}` in a secretbox whose key is the network key
+//! (`caps.shs`) and whose nonce is that key's first 24 bytes, followed by the 64-byte
+//! Ed25519 signature, by the announced key, of the ssb-keys `signObj` text of the same
+//! object (`JSON.stringify(obj, null, 2)`). Only nodes of the same network can read it, and
+//! the signature proves the key. [`seal_announcement`] and [`open_announcement`] are its
+//! sans-IO codec; what opens goes through the same sender checks as the plain form, and
+//! the driver sends both forms to the same broadcast addresses.
+//!
 //! Where announcements go: JavaScript sends to 255.255.255.255. That limited broadcast leaves
 //! through one interface only (the one the routing table picks; without a default route it
 //! fails with ENETUNREACH), and it would carry one IP for all networks. We send instead to
@@ -36,8 +45,13 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
+use crate::feed::json::{write_quoted, Value};
 use crate::feed::FeedId;
 use crate::net::address::{AddressError, Host, MultiserverAddress, MAX_ADDRESS_LEN};
+use crate::net::crypto::{
+    secretbox_open_detached, secretbox_seal_detached, verify_detached, TAG_LEN,
+};
+use crate::net::shs::{Keypair, NetworkKey};
 
 /// The default port of SSB: TCP for connections, UDP for LAN announcements.
 pub const DEFAULT_PORT: u16 = 8008;
@@ -62,6 +76,20 @@ pub const MAX_KEYS_PER_HOST: usize = 4;
 /// Longest announcement read, in bytes; longer datagrams are ignored whole.
 pub const MAX_PAYLOAD: usize = MAX_ADDRESS_LEN;
 
+/// The UDP port of ssb-lan's encrypted announcements, whatever the TCP port.
+pub const ENCRYPTED_PORT: u16 = 26830;
+
+/// Length of the Ed25519 signature at the end of an encrypted announcement.
+const SIGNATURE_LEN: usize = 64;
+
+/// The JSON around the address inside an encrypted announcement: `{"address":"` and `"}`.
+const SEALED_JSON_OVERHEAD: usize = r#"{"address":""}"#.len();
+
+/// Longest encrypted announcement read, in bytes: the longest address in its JSON object,
+/// the secretbox tag and the signature; longer datagrams are ignored whole.
+pub const MAX_ENCRYPTED_PAYLOAD: usize =
+    MAX_PAYLOAD + SEALED_JSON_OVERHEAD + TAG_LEN + SIGNATURE_LEN;
+
 /// A change in who is on the LAN, reported by [`Discovery::run`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -79,6 +107,22 @@ pub enum Ignored {
     /// Longer than [`MAX_PAYLOAD`].
     #[error("announcement of {0} bytes or more is longer than the {MAX_PAYLOAD} allowed")]
     TooLong(usize),
+    /// An encrypted announcement longer than [`MAX_ENCRYPTED_PAYLOAD`].
+    #[error("encrypted announcement of {0} bytes or more is longer than the {MAX_ENCRYPTED_PAYLOAD} allowed")]
+    SealedTooLong(usize),
+    /// An encrypted announcement too short to hold a tag, a signature and an address.
+    #[error("encrypted announcement of {0} bytes is too short")]
+    SealedTooShort(usize),
+    /// An encrypted announcement that does not open with our network key: another
+    /// network's, or not an announcement.
+    #[error("encrypted announcement does not open with our network key")]
+    NotOurNetwork,
+    /// An encrypted announcement that opens but holds no `{"address": "…"}` object.
+    #[error("encrypted announcement holds no address object")]
+    NoAddressObject,
+    /// An encrypted announcement whose signature is not by the key it announces.
+    #[error("encrypted announcement is not signed by the key it announces")]
+    BadSignature,
     /// Not UTF-8 text.
     #[error("announcement is not UTF-8")]
     NotUtf8,
@@ -145,6 +189,102 @@ pub fn parse_announcement(payload: &[u8]) -> Result<MultiserverAddress, Ignored>
         }
     }
     Ok(address)
+}
+
+/// The text ssb-keys' `signObj` signs for `{address}`: `JSON.stringify(obj, null, 2)`.
+fn signed_text(address: &str) -> Vec<u8> {
+    let mut text = b"{\n  \"address\": ".to_vec();
+    write_quoted(&mut text, address.as_bytes());
+    text.extend_from_slice(b"\n}");
+    text
+}
+
+/// The nonce of an encrypted announcement: the network key's first 24 bytes.
+fn sealed_nonce(network: &NetworkKey) -> [u8; 24] {
+    let mut nonce = [0u8; 24];
+    nonce.copy_from_slice(&network.0[..24]);
+    nonce
+}
+
+/// The encrypted announcement of `address` (which names `keys`' public key) on
+/// `network`, byte for byte as ssb-lan makes it: the secretbox (tag, then ciphertext) of
+/// `{"address":"…"}`, then the signature.
+pub fn seal_announcement(
+    address: &MultiserverAddress,
+    network: &NetworkKey,
+    keys: &Keypair,
+) -> Vec<u8> {
+    let text = address.to_string();
+    let mut json = b"{\"address\":".to_vec();
+    write_quoted(&mut json, text.as_bytes());
+    json.push(b'}');
+    let tag = secretbox_seal_detached(&network.0, &sealed_nonce(network), &mut json);
+    let mut out = Vec::with_capacity(TAG_LEN + json.len() + SIGNATURE_LEN);
+    out.extend_from_slice(&tag);
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&keys.sign(&signed_text(&text)));
+    out
+}
+
+/// Reads one encrypted announcement on `network`: at most [`MAX_ENCRYPTED_PAYLOAD`]
+/// bytes, a secretbox that opens with the network key, holding `{"address": "…"}` with an
+/// address [`parse_announcement`] takes, signed by the key that address names.
+pub fn open_announcement(
+    payload: &[u8],
+    network: &NetworkKey,
+) -> Result<MultiserverAddress, Ignored> {
+    let opened = unseal(payload, network)?;
+    opened.verify()?;
+    Ok(opened.address)
+}
+
+/// An encrypted announcement opened, its signature not checked yet.
+struct Unsealed {
+    address: MultiserverAddress,
+    /// The address as it was in the JSON, which the signature covers.
+    text: String,
+    signature: [u8; SIGNATURE_LEN],
+}
+
+impl Unsealed {
+    fn verify(&self) -> Result<(), Ignored> {
+        let key = self.address.key().as_bytes();
+        if verify_detached(key, &signed_text(&self.text), &self.signature) {
+            Ok(())
+        } else {
+            Err(Ignored::BadSignature)
+        }
+    }
+}
+
+/// Opens the secretbox of an encrypted announcement and reads its address.
+fn unseal(payload: &[u8], network: &NetworkKey) -> Result<Unsealed, Ignored> {
+    if payload.len() > MAX_ENCRYPTED_PAYLOAD {
+        return Err(Ignored::SealedTooLong(payload.len()));
+    }
+    if payload.len() < TAG_LEN + SEALED_JSON_OVERHEAD + SIGNATURE_LEN {
+        return Err(Ignored::SealedTooShort(payload.len()));
+    }
+    let (sealed, signature) = payload.split_at(payload.len() - SIGNATURE_LEN);
+    let (tag, ciphertext) = sealed.split_at(TAG_LEN);
+    let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Ignored::NotOurNetwork)?;
+    let signature: [u8; SIGNATURE_LEN] = signature.try_into().map_err(|_| Ignored::BadSignature)?;
+    let mut plain = ciphertext.to_vec();
+    if !secretbox_open_detached(&network.0, &sealed_nonce(network), &mut plain, tag) {
+        return Err(Ignored::NotOurNetwork);
+    }
+    let value = Value::parse(&plain).map_err(|_| Ignored::NoAddressObject)?;
+    let text = value
+        .as_object()
+        .and_then(|o| o.get("address"))
+        .and_then(Value::as_str)
+        .ok_or(Ignored::NoAddressObject)?;
+    let address = parse_announcement(text.as_bytes())?;
+    Ok(Unsealed {
+        address,
+        text: text.to_owned(),
+        signature,
+    })
 }
 
 /// One IPv4 network this node is on: the address and prefix length of an up, non-loopback
@@ -275,11 +415,47 @@ impl LanPeers {
         now: Instant,
     ) -> Result<Option<Event>, Ignored> {
         let address = parse_announcement(payload)?;
+        self.take(address, from, networks, now)
+    }
+
+    /// Like [`LanPeers::receive`] for an encrypted announcement on `network`
+    /// ([`open_announcement`]); the signature, the costliest check, is checked last.
+    pub fn receive_sealed(
+        &mut self,
+        payload: &[u8],
+        network: &NetworkKey,
+        from: SocketAddr,
+        networks: &[Subnet],
+        now: Instant,
+    ) -> Result<Option<Event>, Ignored> {
+        let opened = unseal(payload, network)?;
+        self.check(&opened.address, from, networks)?;
+        opened.verify()?;
+        self.heard(opened.address, now)
+    }
+
+    fn take(
+        &mut self,
+        address: MultiserverAddress,
+        from: SocketAddr,
+        networks: &[Subnet],
+        now: Instant,
+    ) -> Result<Option<Event>, Ignored> {
+        self.check(&address, from, networks)?;
+        self.heard(address, now)
+    }
+
+    /// Our own announcement, or one [`check_sender`] refuses.
+    fn check(
+        &self,
+        address: &MultiserverAddress,
+        from: SocketAddr,
+        networks: &[Subnet],
+    ) -> Result<(), Ignored> {
         if *address.key() == self.own {
             return Err(Ignored::Own);
         }
-        check_sender(&address, from, networks)?;
-        self.heard(address, now)
+        check_sender(address, from, networks)
     }
 
     /// Notes that `address` was announced at `now`. Returns [`Event::Heard`] if this key
@@ -383,6 +559,9 @@ pub enum DiscoveryError {
     /// Receiving failed in a way that will not get better.
     #[error("LAN discovery socket failed: {0}")]
     Receive(io::Error),
+    /// The identity to sign encrypted announcements with is not the announced one.
+    #[error("the signing identity is not the announced key")]
+    OtherKey,
 }
 
 /// Where announcements are sent.
@@ -405,6 +584,24 @@ pub struct Discovery {
     key: FeedId,
     tcp_port: u16,
     targets: Targets,
+    sealed: Option<Sealed>,
+}
+
+/// The encrypted form: its socket, the network key and our identity to sign with.
+struct Sealed {
+    socket: std::net::UdpSocket,
+    port: u16,
+    network: NetworkKey,
+    keys: Keypair,
+}
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealed")
+            .field("socket", &self.socket)
+            .field("network", &self.network)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Discovery {
@@ -438,7 +635,41 @@ impl Discovery {
             key,
             tcp_port,
             targets: Targets::Interfaces { only: None },
+            sealed: None,
         })
+    }
+
+    /// Also sends and hears ssb-lan's encrypted form on `network`, with a UDP socket bound
+    /// at `udp` (the node: `0.0.0.0:`[`ENCRYPTED_PORT`]); announcements are signed by
+    /// `keys`, which must be the identity given to [`Discovery::bind`]. They go to the
+    /// same hosts as the plain ones, at the bound port.
+    pub fn add_encrypted(
+        &mut self,
+        udp: SocketAddr,
+        network: NetworkKey,
+        keys: Keypair,
+    ) -> Result<(), DiscoveryError> {
+        if keys.public().0 != *self.key.as_bytes() {
+            return Err(DiscoveryError::OtherKey);
+        }
+        let socket =
+            bind_socket(udp).map_err(|source| DiscoveryError::Bind { addr: udp, source })?;
+        let port = socket
+            .local_addr()
+            .map_err(|source| DiscoveryError::Bind { addr: udp, source })?
+            .port();
+        self.sealed = Some(Sealed {
+            socket,
+            port,
+            network,
+            keys,
+        });
+        Ok(())
+    }
+
+    /// The bound UDP address of the encrypted form, if it is on.
+    pub fn encrypted_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.sealed.as_ref().map(|s| s.socket.local_addr())
     }
 
     /// Announces to exactly `targets` instead of the interfaces' broadcast addresses.
@@ -463,8 +694,26 @@ impl Discovery {
             key,
             tcp_port,
             targets,
+            sealed,
         } = self;
         let socket = UdpSocket::from_std(socket).map_err(DiscoveryError::Receive)?;
+        let sealed = match sealed {
+            Some(s) => Some(SealedSocket {
+                socket: UdpSocket::from_std(s.socket).map_err(DiscoveryError::Receive)?,
+                port: s.port,
+                network: s.network,
+                keys: s.keys,
+            }),
+            None => None,
+        };
+        let mut sealed_buf = vec![
+            0u8;
+            if sealed.is_some() {
+                MAX_ENCRYPTED_PAYLOAD + 1
+            } else {
+                0
+            }
+        ];
         let mut table = LanPeers::new(key);
         let mut tick = tokio::time::interval(ANNOUNCE_INTERVAL);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -484,6 +733,9 @@ impl Discovery {
                     }
                     networks = now_networks;
                     announce(&socket, &announced, tcp_port, key).await;
+                    if let Some(sealed) = &sealed {
+                        announce_sealed(sealed, &announced, tcp_port, key).await;
+                    }
                     ignored.log_and_clear();
                     for event in table.sweep(now()) {
                         tracing::debug!(?event, "LAN discovery");
@@ -505,6 +757,24 @@ impl Discovery {
                     },
                     Err(e) if is_transient(&e) => {
                         tracing::debug!(error = %e, "LAN discovery: receive");
+                        continue;
+                    }
+                    Err(e) => return Err(DiscoveryError::Receive(e)),
+                },
+                received = recv_sealed(sealed.as_ref(), &mut sealed_buf) => match received {
+                    Ok((len, from, network)) => {
+                        match table.receive_sealed(&sealed_buf[..len], &network, from, &networks, now()) {
+                            Ok(Some(event)) => event,
+                            Ok(None) | Err(Ignored::Own) => continue,
+                            Err(why) => {
+                                tracing::trace!(%from, %why, "LAN discovery: encrypted announcement ignored");
+                                ignored.add(from, why);
+                                continue;
+                            }
+                        }
+                    }
+                    Err(e) if is_transient(&e) => {
+                        tracing::debug!(error = %e, "LAN discovery: receive (encrypted)");
                         continue;
                     }
                     Err(e) => return Err(DiscoveryError::Receive(e)),
@@ -592,6 +862,45 @@ async fn announce(socket: &UdpSocket, targets: &[Target], tcp_port: u16, key: Fe
         let payload = address.to_string();
         if let Err(e) = socket.send_to(payload.as_bytes(), target.destination).await {
             tracing::debug!(destination = %target.destination, error = %e, "LAN discovery: send");
+        }
+    }
+}
+
+/// The encrypted form while [`Discovery::run`] runs.
+struct SealedSocket {
+    socket: UdpSocket,
+    port: u16,
+    network: NetworkKey,
+    keys: Keypair,
+}
+
+/// Receives one encrypted datagram into `buf`, with its sender and the network key to
+/// open it with; never returns if the encrypted form is off.
+async fn recv_sealed(
+    sealed: Option<&SealedSocket>,
+    buf: &mut [u8],
+) -> io::Result<(usize, SocketAddr, NetworkKey)> {
+    match sealed {
+        Some(s) => {
+            let (len, from) = s.socket.recv_from(buf).await?;
+            Ok((len, from, s.network))
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends the encrypted announcement of `net:IP:PORT~shs:KEY` to each target's host at the
+/// encrypted port, with that target's IP.
+async fn announce_sealed(sealed: &SealedSocket, targets: &[Target], tcp_port: u16, key: FeedId) {
+    for target in targets {
+        let Ok(address) = MultiserverAddress::new(Host::Ip(target.announce_ip), tcp_port, key)
+        else {
+            continue;
+        };
+        let payload = seal_announcement(&address, &sealed.network, &sealed.keys);
+        let destination = SocketAddr::new(target.destination.ip(), sealed.port);
+        if let Err(e) = sealed.socket.send_to(&payload, destination).await {
+            tracing::debug!(%destination, error = %e, "LAN discovery: send (encrypted)");
         }
     }
 }
@@ -705,6 +1014,153 @@ mod tests {
         // The protocol guide's example.
         let guide = b"net:192.168.1.123:8008~shs:FCX/tsDLpubCPKKfIrw4gc+SQkHcaD17s7GI6i/ziWY=";
         assert!(parse_announcement(guide).is_ok());
+    }
+
+    /// ssb-lan 1.2.3's encrypted announcement of `net:10.0.0.2:8008~shs:KEY` on the main
+    /// network by the key of seed `[7; 32]`, made by ssb-lan's own `writeNormal`
+    /// (`node tests/js/lan.js packet --seed 07…07 --address …`).
+    const SSB_LAN_PACKET: &str = "8c75a880bd96607b855cf79e8d5593f2cf3135a37ef849e15892c7d88e47f673afe8ad6d9149a1e6995e9175d9e93907de236345822dfed80e78779732237558f0506cc606f508f36aeb83651530fd14edc2cec873fa9d33a698b7063ffa5fdf7c55f60c03e6c7edaf6b92a884d5a5231159eaed5aa209c776fc1815c3b5cf30ef7504cdea7d4452b79564adc4d343e509a7b2f75756e86d32c2310c01732808";
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn seven() -> (Keypair, MultiserverAddress) {
+        let keys = Keypair::from_seed([7; 32]);
+        let a = MultiserverAddress::new(
+            Host::Ip("10.0.0.2".parse().unwrap()),
+            8008,
+            FeedId(keys.public().0),
+        )
+        .unwrap();
+        (keys, a)
+    }
+
+    #[test]
+    fn encrypted_announcements_are_byte_for_byte_ssb_lans() {
+        let (keys, a) = seven();
+        assert_eq!(
+            a.to_string(),
+            "net:10.0.0.2:8008~shs:6kpsY+KcUgq+9VB7Ey7F+ZVHdq6+vnuSQh7qaRRG0iw="
+        );
+        let net = NetworkKey::default();
+        let sealed = seal_announcement(&a, &net, &keys);
+        assert_eq!(sealed, unhex(SSB_LAN_PACKET), "ours differs from ssb-lan's");
+        assert_eq!(open_announcement(&sealed, &net), Ok(a.clone()));
+        // Another network's key opens nothing.
+        let other = NetworkKey([9; 32]);
+        assert_eq!(
+            open_announcement(&sealed, &other),
+            Err(Ignored::NotOurNetwork)
+        );
+        let theirs = seal_announcement(&a, &other, &keys);
+        assert_eq!(open_announcement(&theirs, &other), Ok(a));
+        assert_eq!(
+            open_announcement(&theirs, &net),
+            Err(Ignored::NotOurNetwork)
+        );
+    }
+
+    #[test]
+    fn forged_or_damaged_encrypted_announcements_are_ignored() {
+        let (keys, a) = seven();
+        let net = NetworkKey::default();
+        let good = seal_announcement(&a, &net, &keys);
+        // Any flipped bit: in the tag or ciphertext it does not open, in the signature it
+        // does not verify.
+        for i in [0, 15, 16, good.len() - 65, good.len() - 64, good.len() - 1] {
+            let mut bad = good.clone();
+            bad[i] ^= 1;
+            let want = if i >= good.len() - 64 {
+                Ignored::BadSignature
+            } else {
+                Ignored::NotOurNetwork
+            };
+            assert_eq!(open_announcement(&bad, &net), Err(want), "byte {i}");
+        }
+        // Signed by another key than the one announced: anyone on the network could
+        // make that, so it is not taken.
+        let mallory = Keypair::from_seed([8; 32]);
+        assert_eq!(
+            open_announcement(&seal_announcement(&a, &net, &mallory), &net),
+            Err(Ignored::BadSignature)
+        );
+        // Sizes.
+        assert_eq!(
+            open_announcement(&good[..TAG_LEN + SIGNATURE_LEN], &net),
+            Err(Ignored::SealedTooShort(TAG_LEN + SIGNATURE_LEN))
+        );
+        let long = vec![0u8; MAX_ENCRYPTED_PAYLOAD + 1];
+        assert_eq!(
+            open_announcement(&long, &net),
+            Err(Ignored::SealedTooLong(long.len()))
+        );
+        // A box of the network that holds no address object, or a bad address.
+        let boxed = |json: &[u8]| {
+            let mut plain = json.to_vec();
+            let tag = secretbox_seal_detached(&net.0, &sealed_nonce(&net), &mut plain);
+            let mut out = tag.to_vec();
+            out.extend_from_slice(&plain);
+            out.extend_from_slice(&[0; SIGNATURE_LEN]);
+            out
+        };
+        for json in [
+            &b"[1,2,3,4,5,6,7,8,9,10,11]"[..],
+            b"{\"addresses\":\"x\"}",
+            b"not json at all",
+        ] {
+            assert_eq!(
+                open_announcement(&boxed(json), &net),
+                Err(Ignored::NoAddressObject),
+                "{}",
+                String::from_utf8_lossy(json)
+            );
+        }
+        assert!(matches!(
+            open_announcement(&boxed(b"{\"address\":\"hello there\"}"), &net),
+            Err(Ignored::Address(_))
+        ));
+    }
+
+    #[test]
+    fn encrypted_announcements_pass_the_same_sender_checks() {
+        let t0 = Instant::now();
+        let nets = networks();
+        let net = NetworkKey::default();
+        let (keys, a) = seven();
+        let sealed = seal_announcement(&a, &net, &keys);
+        let mut table = LanPeers::new(key(1));
+        assert_eq!(
+            table.receive_sealed(&sealed, &net, from("10.0.0.3"), &nets, t0),
+            Err(Ignored::NotSender {
+                announced: "10.0.0.2".parse().unwrap(),
+                from: "10.0.0.3".parse().unwrap()
+            })
+        );
+        assert_eq!(
+            table.receive_sealed(&sealed, &net, from("10.0.0.2"), &nets, t0),
+            Ok(Some(Event::Heard(a.clone())))
+        );
+        // The plain form of the same address only refreshes it.
+        assert_eq!(
+            table.receive(a.to_string().as_bytes(), from("10.0.0.2"), &nets, t0),
+            Ok(None)
+        );
+        // A forged signature from the right sender is still refused.
+        let mallory = Keypair::from_seed([8; 32]);
+        let forged = seal_announcement(&addr("10.0.0.4", 8008, 4), &net, &mallory);
+        assert_eq!(
+            table.receive_sealed(&forged, &net, from("10.0.0.4"), &nets, t0),
+            Err(Ignored::BadSignature)
+        );
+        let mut own = LanPeers::new(FeedId(keys.public().0));
+        assert_eq!(
+            own.receive_sealed(&sealed, &net, from("10.0.0.2"), &nets, t0),
+            Err(Ignored::Own)
+        );
     }
 
     #[test]

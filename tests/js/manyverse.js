@@ -4,10 +4,12 @@
 // Usage: node manyverse.js --dir T --port P
 //
 // The stack is Manyverse's backend (src/backend/ssb.ts) less its UI, Bluetooth, rooms, LAN and
-// search plugins: secret-stack 6.4.1 with ssb-caps, ssb-master, ssb-db2 8 and its compat
-// plugins, ssb-ebt 9, ssb-friends 5, ssb-replication-scheduler 3, ssb-conn 6, ssb-invite-client
-// and ssb-blobs 2. It listens on 127.0.0.1:P; ssb-conn's scheduler starts as Manyverse starts it.
-// Its identity is T/secret (created if missing), its data lives in T.
+// search plugins: secret-stack 8.1.0 with ssb-caps, ssb-master, ssb-db2 8 and its compat
+// plugins, ssb-ebt 9 (classic plus the bendy-butt format, so it also calls
+// ebt.replicateFormat), ssb-friends 5, ssb-replication-scheduler 3, ssb-conn 6,
+// ssb-invite-client and ssb-blobs 2. It listens on 127.0.0.1:P; ssb-conn's scheduler starts as
+// Manyverse starts it. Its identity is T/secret (created if missing), its data lives in T.
+// Everything the stack logs (console.*) goes to stderr, where tests look for exceptions.
 //
 // Once listening it prints {"ready":true,"id":"@…"}. Then each input line is one command
 // {"cmd":NAME,…}; each gets exactly one answer line, in order: a result object or {"error":"…"}.
@@ -22,13 +24,16 @@
 //   clock                           -> {clock}      getVectorClock
 //   waitFor {id, seq, timeoutMs?}   -> {seq}        answers when feed id holds seq
 //   follows {id}                    -> {following}  whether our feed follows id (ssb-friends)
+//   blobWant {id}                   -> {has}        ssb-blobs' blobs.want
 'use strict'
 
 const fs = require('fs')
 const path = require('path')
 const readline = require('readline')
+const util = require('util')
 
-console.log = console.info = console.warn = (...args) => process.stderr.write(args.join(' ') + '\n')
+console.log = console.info = console.warn = console.error =
+  (...args) => process.stderr.write(util.format(...args) + '\n')
 
 function usage (msg) {
   process.stderr.write('manyverse.js: ' + msg + '\nusage: node manyverse.js --dir T --port P\n')
@@ -51,9 +56,8 @@ const SecretStack = require('secret-stack')
 const caps = require('ssb-caps')
 const ssbKeys = require('ssb-keys')
 
-
 const keys = ssbKeys.loadOrCreateSync(path.join(opts.dir, 'secret'))
-const config = {
+const settings = {
   caps,
   keys,
   path: opts.dir,
@@ -68,20 +72,37 @@ const config = {
   }
 }
 
-const ssb = SecretStack()
-  .use(require('ssb-master'))
-  .use(require('ssb-db2'))
-  .use(require('ssb-db2/compat/db'))
-  .use(require('ssb-db2/compat/ebt'))
-  .use(require('ssb-db2/compat/log-stream'))
-  .use(require('ssb-db2/compat/history-stream'))
-  .use(require('ssb-ebt'))
-  .use(require('ssb-friends'))
-  .use(require('ssb-replication-scheduler'))
-  .use(require('ssb-conn'))
-  .use(require('ssb-invite-client'))
-  .use(require('ssb-blobs'))
+const config = Object.assign({ global: settings }, settings)
+
+// secret-stack 8 hands each plugin only its own config section and `global`; these plugins
+// read `path`, `keys`, `friends`, `conn`… at the top level, as on secret-stack 6. Give them
+// the whole config.
+function whole (plugin) {
+  if (Array.isArray(plugin)) return plugin.map(whole)
+  // A plugin is an object or class with `init`, or a bare init function (no name).
+  const bare = typeof plugin.init !== 'function'
+  const init = bare ? plugin : plugin.init.bind(plugin)
+  return Object.assign({}, plugin, {
+    name: bare ? undefined : plugin.name,
+    init: (api, _own, permissions, manifest) => init(api, config, permissions, manifest)
+  })
+}
+
+const ssb = SecretStack({ caps })
+  .use(whole(require('ssb-master')))
+  .use(whole(require('ssb-db2')))
+  .use(whole(require('ssb-db2/compat/db')))
+  .use(whole(require('ssb-db2/compat/ebt')))
+  .use(whole(require('ssb-db2/compat/log-stream')))
+  .use(whole(require('ssb-db2/compat/history-stream')))
+  .use(whole(require('ssb-ebt')))
+  .use(whole(require('ssb-friends')))
+  .use(whole(require('ssb-replication-scheduler')))
+  .use(whole(require('ssb-conn')))
+  .use(whole(require('ssb-invite-client')))
+  .use(whole(require('ssb-blobs')))
   .call(null, config)
+ssb.ebt.registerFormat(require('ssb-ebt/formats/bendy-butt'))
 
 // An error with the lines of its stack that are not frames: clarify-error keeps the cause
 // ("  Error: invite has been used up") only there, under its own message.
@@ -129,6 +150,10 @@ const commands = {
         setTimeout(poll, 100)
       })
     })()
+  },
+
+  blobWant (c, cb) {
+    ssb.blobs.want(c.id, (err, has) => cb(err, { has }))
   },
 
   follows (c, cb) {

@@ -2,7 +2,7 @@
 //! and the [`Verified`] batches the store writes.
 //!
 //! A batch check is several times as fast as one by one: it tests one random
-//! linear combination of all the signature equations (see [`batch_holds`]).
+//! linear combination of all the signature equations (see `batch_holds`).
 //! Like ed25519-dalek's `verify_batch` it does not insist on canonical point
 //! encodings, so a signature its own author crafted to be malleable could
 //! pass here and fail in libsodium; that admits no forgery. Weak

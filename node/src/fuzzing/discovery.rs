@@ -1,8 +1,80 @@
-//! FuzzTarget for the LAN announcement packet.
+//! Targets for the LAN announcement packets: ssb-local's plain one and ssb-lan's
+//! encrypted one.
 
 use super::{bounded, FuzzTarget};
-use crate::discovery::{parse_announcement, MAX_PAYLOAD};
-use crate::feed::Keypair;
+use crate::discovery::{
+    open_announcement, parse_announcement, seal_announcement, Ignored, MAX_PAYLOAD,
+};
+use crate::feed::json::Value;
+use crate::feed::{FeedId, Keypair};
+use crate::net::address::MultiserverAddress;
+use crate::net::crypto::secretbox_seal_detached;
+use crate::net::shs::{self, NetworkKey};
+
+/// `discovery::open_announcement`, with the input as the plaintext inside a box of our
+/// network (random bytes never open a box): a box signed with zeros never opens to an
+/// address, and the address it holds, announced by a key of ours, seals and opens to itself.
+pub const SEALED: FuzzTarget = FuzzTarget {
+    name: "lan_sealed",
+    body: sealed_body,
+    seeds: sealed_seeds,
+};
+
+/// The `lan_sealed` body: `data` as the sealed JSON (and as a whole datagram).
+pub fn sealed_body(data: &[u8]) {
+    bounded(64 << 10, || {
+        let net = NetworkKey::default();
+        let _ = open_announcement(data, &net);
+        let mut boxed = data.to_vec();
+        let mut nonce = [0u8; 24];
+        nonce.copy_from_slice(&net.0[..24]);
+        let tag = secretbox_seal_detached(&net.0, &nonce, &mut boxed);
+        let mut payload = tag.to_vec();
+        payload.extend_from_slice(&boxed);
+        payload.extend_from_slice(&[0; 64]);
+        let opened = open_announcement(&payload, &net);
+        assert!(opened.is_err(), "a zero signature was taken: {opened:?}");
+        let Some(text) = Value::parse(data)
+            .ok()
+            .and_then(|v| v.as_object()?.get("address")?.as_str().map(str::to_owned))
+        else {
+            return;
+        };
+        let Ok(address) = parse_announcement(text.as_bytes()) else {
+            return;
+        };
+        let keys = shs::Keypair::from_seed([5; 32]);
+        let ours = MultiserverAddress::new(
+            address.host().clone(),
+            address.port(),
+            FeedId(keys.public().0),
+        )
+        .expect("a parsed address with another key");
+        let sealed = seal_announcement(&ours, &net, &keys);
+        assert_eq!(
+            open_announcement(&sealed, &net),
+            Ok(ours),
+            "a sealed announcement does not open to itself"
+        );
+        let other = NetworkKey([1; 32]);
+        assert_eq!(
+            open_announcement(&sealed, &other),
+            Err(Ignored::NotOurNetwork)
+        );
+    });
+}
+
+fn sealed_seeds() -> Vec<Vec<u8>> {
+    seeds()
+        .into_iter()
+        .map(|a| {
+            let mut json = b"{\"address\":".to_vec();
+            crate::feed::json::write_quoted(&mut json, &a);
+            json.push(b'}');
+            json
+        })
+        .collect()
+}
 
 /// `discovery::parse_announcement`: an address that parses prints to a
 /// packet that parses to the same address, within the size limit.
@@ -47,6 +119,11 @@ mod tests {
     #[test]
     fn lan_packet_short_run() {
         run(&TARGET, 150000);
+    }
+
+    #[test]
+    fn lan_sealed_short_run() {
+        run(&SEALED, 20000);
     }
 
     #[test]

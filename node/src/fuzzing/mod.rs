@@ -56,6 +56,7 @@ pub const TARGETS: &[FuzzTarget] = &[
     stick::TARGET,
     discovery::TARGET,
     invite::TARGET,
+    discovery::SEALED,
 ];
 
 /// The target named `name`.

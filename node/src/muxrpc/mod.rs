@@ -3,9 +3,11 @@
 //! box-stream (or over a plain stream, for the local control socket).
 //!
 //! - [`shs_driver`]: runs a [`crate::net::shs::Handshake`] over any async stream.
+//! - [`manifest`]: the nested `manifest` answer clients build their API from.
 //! - [`session`]: one muxrpc endpoint: a reader task, a writer task, the call
 //!   table, and handles for calls in both directions.
 
+pub mod manifest;
 pub mod session;
 pub mod shs_driver;
 

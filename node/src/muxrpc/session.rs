@@ -77,6 +77,17 @@ impl Request {
         self.name.join(".")
     }
 
+    /// The error JavaScript muxrpc answers for a method it does not offer this caller
+    /// (its permissions check), e.g. `method:ebt,replicateFormat is not in list of
+    /// allowed methods`: the name parts joined with commas, as ssb-ebt matches it word
+    /// for word to tell a missing method from a failure.
+    pub fn not_allowed(&self) -> String {
+        format!(
+            "method:{} is not in list of allowed methods",
+            self.name.join(",")
+        )
+    }
+
     /// The first argument, or `null`.
     pub fn arg0(&self) -> &Value {
         static NULL: Value = Value::Null;

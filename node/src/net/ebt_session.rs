@@ -118,6 +118,12 @@ pub struct EbtSession {
     told: HashMap<FeedId, Note>,
     /// The peer's latest sequence per feed (from notes, messages in either direction).
     theirs: HashMap<FeedId, u32>,
+    /// What the peer itself showed it holds: its notes and the messages it sent
+    /// us. This, not `theirs`, is stored for the next link: a message we sent
+    /// may never have been stored by the peer (its disk was full, it was
+    /// killed), and a stored clock that claims it was would make both sides
+    /// skip the feed next time, so it would never converge.
+    claimed: HashMap<FeedId, u32>,
     /// Feeds the peer wants from us, with the next sequence to send.
     sending: HashMap<FeedId, u32>,
     /// Feeds of `sending` that may have messages to stream.
@@ -126,10 +132,14 @@ pub struct EbtSession {
     notes: Vec<(FeedId, Note)>,
     /// Whether the peer's opening clock arrived.
     opened: bool,
-    /// Whether `theirs` changed since it was last taken to be stored.
+    /// Whether `claimed` changed since it was last taken to be stored.
     unsaved: bool,
     /// Messages received and not yet stored (or refused).
     in_flight: usize,
+    /// Feeds received up to the peer's latest, with that sequence: once
+    /// stored, our note for them is told again, so the peer stores a clock
+    /// of ours it heard from us (see `claimed`) and skips them next time.
+    to_confirm: HashMap<FeedId, u32>,
     /// Feeds we neither replicate nor hold whose notes were followed.
     foreign: usize,
     /// Notes ignored because [`FOREIGN_NOTES`] was reached.
@@ -146,12 +156,14 @@ impl EbtSession {
         Self {
             told: HashMap::new(),
             theirs: HashMap::new(),
+            claimed: HashMap::new(),
             sending: HashMap::new(),
             dirty: HashSet::new(),
             notes: Vec::new(),
             opened: false,
             unsaved: false,
             in_flight: 0,
+            to_confirm: HashMap::new(),
             foreign: 0,
             ignored: 0,
             last_save: now,
@@ -172,6 +184,7 @@ impl EbtSession {
             let ours = local.seq(feed)?;
             if let Some(theirs) = stored.get(feed) {
                 self.theirs.insert(*feed, *theirs);
+                self.claimed.insert(*feed, *theirs);
                 if *theirs == ours {
                     skipped += 1;
                     continue;
@@ -274,7 +287,7 @@ impl EbtSession {
                     self.sending.remove(&feed);
                 }
                 Note::Have { seq, receive } => {
-                    self.saw(feed, seq);
+                    self.claim(feed, seq);
                     if receive && !local.blocks(&feed) {
                         self.sending.insert(feed, seq.saturating_add(1));
                         self.dirty.insert(feed);
@@ -341,16 +354,39 @@ impl EbtSession {
     /// the peer holds them, so they are never sent back to it.
     pub fn on_checked(&mut self, messages: impl IntoIterator<Item = (FeedId, u32)>) {
         for (feed, seq) in messages {
-            self.saw(feed, seq);
+            self.claim(feed, seq);
             if let Some(next) = self.sending.get_mut(&feed) {
                 *next = (*next).max(seq.saturating_add(1));
+            }
+            if self.theirs.get(&feed).is_some_and(|t| *t <= seq) {
+                self.to_confirm.insert(feed, seq);
             }
         }
     }
 
-    /// `n` received messages were stored or refused.
-    pub fn on_stored(&mut self, n: usize) {
+    /// `n` received messages were stored or refused. Once none is left, our
+    /// note is told again for each feed that came in up to the peer's latest
+    /// and is held now ([`take_notes`](Self::take_notes) gives it).
+    pub fn on_stored(&mut self, local: &impl Local, n: usize) -> Result<(), StoreError> {
         self.in_flight = self.in_flight.saturating_sub(n);
+        if self.in_flight > 0 || self.error.is_some() {
+            return Ok(());
+        }
+        for (feed, seq) in std::mem::take(&mut self.to_confirm) {
+            // Only what was really stored: a full disk refuses a batch.
+            let ours = local.seq(&feed)?;
+            if ours < seq || self.theirs.get(&feed).is_some_and(|t| *t > ours) {
+                continue;
+            }
+            if let Some(Note::Have { seq: told, receive }) = self.told.get(&feed).copied() {
+                if told < ours {
+                    let note = Note::Have { seq: ours, receive };
+                    self.told.insert(feed, note);
+                    self.notes.push((feed, note));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The feeds to stream now, each with the next sequence to send (not
@@ -389,7 +425,12 @@ impl EbtSession {
     /// peer said it has of the feeds we asked for, and we sent everything it
     /// asked for. A failed session is never caught up.
     pub fn caught_up(&self, local: &impl Local) -> bool {
-        if self.error.is_some() || !self.opened || !self.dirty.is_empty() || self.in_flight > 0 {
+        if self.error.is_some()
+            || !self.opened
+            || !self.dirty.is_empty()
+            || self.in_flight > 0
+            || !self.notes.is_empty()
+        {
             return false;
         }
         let ours = |f: &FeedId| local.seq(f).unwrap_or(0);
@@ -423,7 +464,7 @@ impl EbtSession {
     pub fn take_unsaved(&mut self, local: &impl Local) -> Option<Vec<(FeedId, u32)>> {
         self.unsaved.then(|| {
             self.unsaved = false;
-            self.theirs
+            self.claimed
                 .iter()
                 .filter(|(f, _)| local.replicates(f))
                 .take(CLOCK_ENTRIES)
@@ -462,11 +503,25 @@ impl EbtSession {
         Ok(true)
     }
 
+    /// The peer holds `feed` up to `seq`, as far as this link goes.
     fn saw(&mut self, feed: FeedId, seq: u32) {
         let e = self.theirs.entry(feed).or_insert(0);
-        if seq > *e {
-            *e = seq;
-            self.unsaved = true;
+        *e = (*e).max(seq);
+    }
+
+    /// The peer showed it holds `feed` up to `seq` (its note, or a message it sent).
+    fn claim(&mut self, feed: FeedId, seq: u32) {
+        self.saw(feed, seq);
+        match self.claimed.get_mut(&feed) {
+            Some(e) if *e >= seq => {}
+            Some(e) => {
+                *e = seq;
+                self.unsaved = true;
+            }
+            None => {
+                self.claimed.insert(feed, seq);
+                self.unsaved = true;
+            }
         }
     }
 
@@ -601,7 +656,10 @@ mod tests {
         s.on_checked((4..=7).map(|q| (feed(1), q)));
         ours.held.insert(feed(1), 7);
         assert!(!s.caught_up(&ours), "four messages are still being stored");
-        s.on_stored(4);
+        s.on_stored(&ours, 4).unwrap();
+        assert!(!s.caught_up(&ours), "our confirming note is still to send");
+        // Stored up to the peer's latest: we tell so, and the peer stores it.
+        assert_eq!(s.take_notes(), Some(vec![(feed(1), have(7))]));
         assert!(s.caught_up(&ours));
         // What came from the peer is never streamed back to it.
         assert_eq!(s.take_streams(&ours), vec![]);
@@ -749,6 +807,42 @@ mod tests {
         assert_eq!(s.take_unsaved(&ours), Some(vec![(feed(1), 5)]));
     }
 
+    /// What we sent is not stored as the peer's: a peer that never stored it (disk
+    /// full, killed) and whose own stored clock matches what it holds would skip
+    /// the feed next time, and so would we: the feed would never converge.
+    #[test]
+    fn messages_sent_are_not_stored_as_the_peers_clock() {
+        let ours = Ours::replicating(&[(1, 10)]);
+        let mut s = EbtSession::new(t0());
+        s.open(&ours, &ours.feeds(), &HashMap::new()).unwrap();
+        s.on_notes(&ours, vec![(feed(1), have(0))]).unwrap();
+        for q in 1..=10 {
+            assert!(s.on_sent(feed(1), q));
+        }
+        let stored: HashMap<FeedId, u32> = s.take_unsaved(&ours).unwrap().into_iter().collect();
+        assert_eq!(stored, HashMap::from([(feed(1), 0)]));
+        // The next link: the peer holds 0 and skips (its stored clock of us
+        // matched), and we tell our note, so it asks.
+        let mut next = EbtSession::new(t0());
+        let opening = next.open(&ours, &ours.feeds(), &stored).unwrap();
+        assert_eq!(opening.notes, vec![(feed(1), have(10))]);
+    }
+
+    /// A batch the store refused (a full disk) is not confirmed to the peer.
+    #[test]
+    fn what_was_not_stored_is_not_confirmed() {
+        let ours = Ours::replicating(&[(1, 3)]);
+        let (mut s, _) = opened(&ours);
+        s.on_notes(&ours, vec![(feed(1), have(5))]).unwrap();
+        for _ in 4..=5 {
+            s.receive(&ours, BodyType::Json, MSG).unwrap();
+        }
+        s.on_checked([(feed(1), 4), (feed(1), 5)]);
+        s.on_stored(&ours, 2).unwrap();
+        assert_eq!(s.take_notes(), None);
+        assert!(!s.caught_up(&ours), "the peer still has 4..5 for us");
+    }
+
     #[test]
     fn request_skipping_leaves_out_matched_feeds_until_they_are_mentioned() {
         let ours = Ours::replicating(&[(1, 5), (2, 8), (3, 2)]);
@@ -844,11 +938,13 @@ mod tests {
         }
         s.on_checked([(feed(2), 3), (feed(2), 4)]);
         ours.held.insert(feed(2), 4);
-        s.on_stored(2);
+        s.on_stored(&ours, 2).unwrap();
+        assert_eq!(s.take_notes(), None, "not level with the peer yet");
         assert!(!s.caught_up(&ours));
         s.on_checked([(feed(2), 5), (feed(2), 6)]);
         ours.held.insert(feed(2), 6);
-        s.on_stored(2);
+        s.on_stored(&ours, 2).unwrap();
+        assert_eq!(s.take_notes(), Some(vec![(feed(2), have(6))]));
         assert!(s.caught_up(&ours));
     }
 
@@ -869,7 +965,8 @@ mod tests {
         assert!(!s.caught_up(&ours), "one message is still being stored");
         s.on_checked([(feed(1), 6)]);
         ours.held.insert(feed(1), 6);
-        s.on_stored(1);
+        s.on_stored(&ours, 1).unwrap();
+        assert_eq!(s.take_notes(), Some(vec![(feed(1), have(6))]));
         assert!(s.caught_up(&ours));
     }
 
@@ -1093,7 +1190,9 @@ mod two_peers {
                         me.events.push_back((*f, *q));
                     }
                 }
-                me.session.on_stored(batch.len());
+                let (v, s) = me.split();
+                s.on_stored(&v, batch.len()).unwrap();
+                me.flush_notes(out);
             }
             // The session hears of one append.
             2 => {

@@ -138,6 +138,11 @@ impl Keypair {
     pub fn public(&self) -> &PublicKey {
         &self.public
     }
+
+    /// An Ed25519 detached signature of `msg` by this identity (as ssb-keys' `sign`).
+    pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        crypto::sign_detached(&self.secret, msg)
+    }
 }
 
 /// A one-off Curve25519 key pair for a single handshake.

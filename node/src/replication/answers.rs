@@ -27,24 +27,16 @@ pub const PEER_METHODS: &[(&str, CallType)] = &[
     ("gossip.ping", CallType::Duplex),
 ];
 
-/// The `manifest` reply listing `methods`.
+/// The `manifest` reply listing `methods`, nested as muxrpc clients build
+/// their API from it (see [`crate::muxrpc::manifest`]).
 pub fn manifest<'a>(methods: impl IntoIterator<Item = &'a (&'a str, CallType)>) -> Value {
-    let mut o = Object::new();
-    for (name, kind) in methods {
-        o.push(name, Value::string(kind.as_str()));
-    }
-    Value::Object(o)
+    crate::muxrpc::manifest::manifest(methods.into_iter().map(|(name, kind)| (*name, *kind)))
 }
 
-/// The error a caller gets for a method not offered to it.
+/// The error a caller gets for a method not offered to it, in JS muxrpc's
+/// words ([`crate::muxrpc::Request::not_allowed`]).
 pub async fn refuse(call: InboundCall) {
-    let method = call.request.method();
-    let _ = call
-        .stream
-        .error(&format!(
-            "method:{method} is not in list of allowed methods"
-        ))
-        .await;
+    let _ = call.stream.error(&call.request.not_allowed()).await;
 }
 
 /// The handler of one peer link's session.

@@ -1,6 +1,6 @@
 //! The tokio driver of EBT over one `ebt.replicate` duplex stream, either
 //! side: it reads frames, feeds them to the link's
-//! [`EbtSession`](crate::net::ebt_session::EbtSession), and performs what the
+//! [`EbtSession`], and performs what the
 //! session decides (notes to send, feeds to stream, the peer's clock to
 //! store). The rules of replication live in the session.
 //!
@@ -190,6 +190,7 @@ pub async fn run(
     let appender = tokio::spawn(append_loop(
         ctx.clone(),
         state.clone(),
+        sink.clone(),
         from_receiver,
         refusal,
     ));
@@ -396,6 +397,7 @@ async fn handle_body(
 async fn append_loop(
     ctx: Arc<LinkCtx>,
     state: Arc<EbtState>,
+    sink: Sink,
     mut batches: tokio::sync::mpsc::Receiver<Vec<Vec<u8>>>,
     refusal: Arc<watch::Sender<Option<DiskFull>>>,
 ) {
@@ -407,7 +409,8 @@ async fn append_loop(
         if let Some(w) = writing.take() {
             let _ = w.await;
         }
-        let (ctx, state, refusal) = (ctx.clone(), state.clone(), refusal.clone());
+        let (ctx, state, sink, refusal) =
+            (ctx.clone(), state.clone(), sink.clone(), refusal.clone());
         writing = Some(tokio::spawn(async move {
             let r = match checked {
                 Ok(batch) => store_batch(&ctx, &state, batch).await,
@@ -421,7 +424,16 @@ async fn append_loop(
                 Err(e) => tracing::warn!(peer = %ctx.peer, "storing messages: {e}"),
                 Ok(()) => {}
             }
-            lock(&state).on_stored(n);
+            let stored = lock(&state).on_stored(&ReplicaSide::new(&ctx.replica), n);
+            match stored {
+                // The notes that confirm what came in, before the link counts as caught up.
+                Ok(()) => {
+                    if let Err(e) = send_notes(&state, &sink).await {
+                        tracing::debug!(peer = %ctx.peer, "telling what was stored: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!(peer = %ctx.peer, "reading what was stored: {e}"),
+            }
             ctx.progress.touch();
         }));
     }

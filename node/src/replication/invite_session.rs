@@ -102,11 +102,10 @@ enum CallRefused {
     /// The use is not allowed (the client's fault, or the invite's state).
     #[error(transparent)]
     Refused(#[from] Refused),
-    /// A method other than the three (the client's fault).
-    #[error(
-        "method:{0} is not in list of allowed methods: this connection \
-         authenticated with an invite key and may call only invite.use and getAddress"
-    )]
+    /// A method other than the three (the client's fault), refused in JS muxrpc's
+    /// words ([`crate::muxrpc::Request::not_allowed`]), as a JS pub's permissions
+    /// refuse it: ssb-ebt matches them to tell a missing method from a failure.
+    #[error("{0}")]
     Method(String),
     /// The node does not listen yet, or its address is no address (ours).
     #[error("this node has no address to give{0}")]
@@ -132,7 +131,7 @@ impl Handler for InviteAnswers {
                 "invite.use" => use_invite(&node, &key, call.request.arg0()).await,
                 "getAddress" => address(&node).map(|a| Value::string(&a)),
                 "manifest" => Ok(manifest()),
-                m => Err(CallRefused::Method(m.to_owned())),
+                _ => Err(CallRefused::Method(call.request.not_allowed())),
             };
             let _ = match reply {
                 Ok(v) => call.stream.send(Body::json(&v)).await,

@@ -1,5 +1,6 @@
-//! LAN discovery wired into the node: what [`crate::discovery`] hears (already narrowed
-//! to senders announcing their own on-link IP) is dialled, and kept connected with
+//! LAN discovery wired into the node: what [`crate::discovery`] hears in either form
+//! (plain on the TCP port, encrypted on [`ENCRYPTED_PORT`]; already narrowed to senders
+//! announcing their own on-link IP) is dialled, and kept connected with
 //! back-off, until the peer falls silent. Of two nodes that hear each other, the one with
 //! the smaller key dials.
 //!
@@ -11,7 +12,7 @@
 //! next due time and wakes for nothing else but events and finished attempts.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ use tokio::task::{AbortHandle, JoinSet};
 
 use super::peers::{self, Source};
 use super::Replicator;
-use crate::discovery::{Discovery, Event};
+use crate::discovery::{Discovery, Event, ENCRYPTED_PORT};
 use crate::feed::FeedId;
 use crate::net::address::MultiserverAddress;
 
@@ -140,7 +141,7 @@ impl DialPlan {
 
     /// The next address to dial at `now`, if one is due and the bucket allows; it is then
     /// in flight until [`DialPlan::finished`]. A due key for which `hold(key)` is true (a
-    /// session is up, or it is blocked) is looked at again [`CONNECTED_RECHECK`] later.
+    /// session is up, or it is blocked) is looked at again `CONNECTED_RECHECK` later.
     /// Of several due keys, the one due longest goes first.
     pub fn next_dial(
         &mut self,
@@ -210,13 +211,19 @@ fn now() -> Instant {
 
 /// Announces this node on the LAN and connects to the peers it hears, until aborted.
 pub async fn run(node: Arc<Replicator>, listen: SocketAddr) {
-    let discovery = match Discovery::bind(*node.id(), listen) {
+    let mut discovery = match Discovery::bind(*node.id(), listen) {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!("LAN discovery off: {e}");
             return;
         }
     };
+    // ssb-lan's encrypted form (Manyverse) beside the plain one; without it, only plain.
+    let encrypted = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), ENCRYPTED_PORT);
+    let keys = node.shs_keys().clone();
+    if let Err(e) = discovery.add_encrypted(encrypted, node.network().key, keys) {
+        tracing::warn!("LAN discovery: encrypted announcements off: {e}");
+    }
     let (tx, mut rx) = mpsc::channel(64);
     let service = tokio::spawn(async move {
         if let Err(e) = discovery.run(tx).await {

@@ -8,7 +8,8 @@
 //!   `createHistoryStream` and blobs on it; [`answers`] is what a peer may
 //!   call.
 //! - [`peers`]: accepting, dialling, back-off and the peer table, bounded by
-//!   [`admission`], with dropped connections logged by [`refusals`].
+//!   [`admission`], with dropped connections logged by [`refusals`];
+//!   [`open_sessions`] ends every link with its goodbye when the node stops.
 //! - [`sync`]: one connection, replicate both ways, report, close.
 //! - [`lan`]: LAN discovery feeding the dialler.
 //! - [`invite_session`]: the sessions of clients holding an invite key.
@@ -23,6 +24,7 @@ pub mod invite_session;
 pub mod lan;
 pub mod link;
 pub mod link_status;
+pub mod open_sessions;
 pub mod peers;
 pub mod refusals;
 pub mod sync;

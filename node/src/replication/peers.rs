@@ -14,6 +14,7 @@ use super::answers::PeerAnswers;
 use super::invite_session;
 use super::link::{self, LinkCtx};
 use super::link_status;
+use super::open_sessions::OpenSessions;
 use super::refusals::Refusals;
 use super::Replicator;
 use crate::feed::json::{Object, Value};
@@ -107,6 +108,8 @@ pub struct PeerTable {
     pub admission: Admission,
     /// The rate-limited log of dropped connections.
     pub refusals: Refusals,
+    /// The sessions open now, told goodbye when the node stops.
+    pub open: Arc<OpenSessions>,
 }
 
 impl PeerTable {
@@ -329,6 +332,7 @@ async fn run_session(
         PeerAnswers::new(ctx.clone()),
         session_config(),
     );
+    let open = node.peers().open.register(&session);
     node.peers().session_opened(&peer);
     let link = node.link_watch().link_opened(peer);
     tokio::spawn(link_status::track(link, ctx.clone(), session.clone()));
@@ -336,7 +340,7 @@ async fn run_session(
     let reason = session.closed().await;
     repl.abort();
     node.peers().session_closed(&peer, &reason);
-    drop(slot);
+    drop((open, slot));
     tracing::info!(%peer, "peer disconnected: {reason}");
     reason
 }
@@ -394,6 +398,12 @@ pub async fn open_one_shot(
     let link = node.link_watch().link_opened(peer);
     tokio::spawn(link_status::track(link, ctx.clone(), session.clone()));
     tokio::spawn(link::replicate(ctx.clone(), session.clone()));
+    let open = node.peers().open.register(&session);
+    let until_closed = session.clone();
+    tokio::spawn(async move {
+        until_closed.closed().await;
+        drop(open);
+    });
     Ok((session, ctx))
 }
 

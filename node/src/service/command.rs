@@ -179,7 +179,7 @@ pub enum Reply {
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     /// Not a control command (the asker's fault).
-    #[error("method:{0} is not in list of allowed methods")]
+    #[error("method:{} is not in list of allowed methods", .0.replace('.', ","))]
     UnknownMethod(String),
     /// An argument is missing or of the wrong kind (the asker's fault).
     #[error("{method} expects {what}")]

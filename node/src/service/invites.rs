@@ -208,7 +208,7 @@ fn find(store: &Store, id: &str) -> Result<InviteRecord, InviteError> {
     Ok(first)
 }
 
-/// Revokes the invite named by `id` (see [`find`]); returns it.
+/// Revokes the invite named by `id` (see `find`); returns it.
 pub fn revoke(store: &Store, id: &str) -> Result<InviteRecord, InviteError> {
     let mut r = find(store, id)?;
     r.revoked = true;

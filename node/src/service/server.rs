@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -13,7 +14,7 @@ use super::{control, Node};
 use crate::appliance::mounts::WatchError;
 use crate::appliance::{self, notify};
 use crate::net::address::{AddressError, MultiserverAddress};
-use crate::replica::carry;
+use crate::replica::{carry, ReplicaError};
 use crate::replication::lan;
 use crate::replication::peers::{self, Source};
 use crate::store::StoreError;
@@ -47,16 +48,19 @@ pub enum RunError {
     /// The `listening` line could not be written to stdout.
     #[error("writing to stdout: {0}")]
     Stdout(std::io::Error),
+    /// The follows of the config's sites could not be published.
+    #[error("following the config's sites: {0}")]
+    Sites(ReplicaError),
     /// The stick watcher could not start.
     #[error("watching for sticks: {0}")]
     Sticks(WatchError),
-    /// The config's sites could not be followed.
-    #[error("following the config's sites: {0}")]
-    Sites(crate::replica::ReplicaError),
     /// The store could not be saved on the way out.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// How long a stopping node waits for its sessions to write their goodbye.
+const GOODBYE_WAIT: Duration = Duration::from_secs(2);
 
 /// What `run` was asked on the command line (the config file adds to it).
 #[derive(Debug, Clone)]
@@ -161,6 +165,15 @@ pub async fn run(node: Arc<Node>, opts: RunOptions) -> Result<(), RunError> {
         _ = int.recv() => tracing::info!("SIGINT: stopping"),
     }
     service.stopping("stopping: saving the store");
+    // Every link ends with its goodbye before the listener and dialers go: peers see a
+    // clean end, not a box-stream cut short. A session opened meanwhile is told at once.
+    let left = node.replicator().peers().open.close_all(GOODBYE_WAIT).await;
+    if left > 0 {
+        tracing::info!(
+            left,
+            "stopping: sessions not closed within {GOODBYE_WAIT:?}"
+        );
+    }
     for t in &tasks {
         t.abort();
     }

@@ -15,7 +15,7 @@
 //!    range extending a feed we replicate, or a blob we want. Repeat while
 //!    that makes progress (one bundle can fill the gap before another).
 //!    Between rounds, summaries that left entries out are read again (at
-//!    most [`REREADS`] times a bundle): a bundle's once its import verified
+//!    most `REREADS` times a bundle): a bundle's once its import verified
 //!    it (so the stick's clock holds all of it), and any bundle's when an
 //!    import widened the feeds we replicate (a contact message within
 //!    hops), so a site's community comes in with the site's feed.

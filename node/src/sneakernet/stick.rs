@@ -179,7 +179,7 @@ pub struct Listing {
     /// Bundle names past the first `max`, not looked at.
     pub over: u64,
     /// Entries named like bundles that are not regular files (links,
-    /// folders, fifos, devices): never opened. At most [`MAX_ODD`].
+    /// folders, fifos, devices): never opened. At most `MAX_ODD`.
     pub odd: Vec<(String, &'static str)>,
 }
 

@@ -12,7 +12,7 @@
 //!   verified in full (`verified:` ‖ name → when last seen);
 //! - `wants`: blob id → nothing: blobs we want and do not hold yet;
 //! - `contacts`: author ‖ contact → the author's stance on that feed (see
-//!   [`contacts`]), kept in step with `log` by every append and promotion;
+//!   `contacts`), kept in step with `log` by every append and promotion;
 //! - `invites`: invite public key → the invite's uses, expiry and note (see
 //!   [`invites`]).
 //!
