@@ -1,11 +1,14 @@
-//! End to end: the data dir of a real `ssb-node run` on a small ext4 (24 MiB
+//! End to end: the data dir of a real `ssb-node run` on a small ext4 (48 MiB
 //! in a file, loop-mounted inside a private mount namespace held by a
-//! `sleep`), nearly filled by a filler file, then filled by the node itself:
-//! replication of a peer's large feed, the blob its first message mentions,
-//! a `publish --stdin` batch, and a bundle import with a blob. Each gives a
-//! clear error, not a panic or a hang; what was committed stays, the node
-//! serves reads, `check` passes after `kill -9`, and once the filler is
-//! deleted the next run converges (the feed completes, the blob arrives).
+//! `sleep`), filled by a filler file to below the node's reserve. Then a
+//! peer sending its large feed and the blob its first message mentions (its
+//! `sync` fails, saying it was refused), a `publish --stdin` batch, a bundle
+//! import with a blob and a `blobs add` each give a clear error, not a panic
+//! or a hang; `status` says `disk full` with the attention LED; what was
+//! committed stays, the node serves reads to a peer and a stick, `check`
+//! passes after `kill -9`, a restart on the full disk says so at once, and
+//! once the filler is deleted the same process takes writes again and
+//! converges (the feed completes, the blobs arrive).
 //! Skipped, saying so, where mount namespaces, ext4 or loop mounts cannot
 //! be had.
 #![allow(clippy::unwrap_used)]
@@ -21,7 +24,7 @@ use support::running::spawn_run;
 use support::ssb_at;
 
 /// Size of the file system.
-const FS_BYTES: u64 = 24 * 1024 * 1024;
+const FS_BYTES: u64 = 48 * 1024 * 1024;
 /// What the filler leaves free for the node.
 const LEFT_FREE: u64 = 3 * 1024 * 1024;
 
@@ -272,7 +275,10 @@ fn a_full_data_dir_gives_clear_errors_loses_nothing_and_the_next_run_converges()
         "fallocate",
     );
 
-    // Case 1 and 4: replication of P's feed and the blob it mentions.
+    // Case 1 and 4: P sends its feed and the blob it mentions. The node
+    // refuses them (it is below its reserve), and P's sync says so rather
+    // than report them as sent.
+    let held_before = clock_of(&node_cmd(&holder, &data, &["clock"], ""));
     let sync = support::ssb_at(&dir.join("p"), &["sync", &addr, "--timeout", "15"]);
     println!(
         "case replication: P's sync exit {:?}: stdout {:?} stderr {:?}",
@@ -280,8 +286,15 @@ fn a_full_data_dir_gives_clear_errors_loses_nothing_and_the_next_run_converges()
         String::from_utf8_lossy(&sync.stdout).trim(),
         stderr(&sync)
     );
+    assert!(!sync.status.success(), "P's sync reported success");
+    assert!(
+        stderr(&sync).contains("refused") && says_disk_full(&stderr(&sync)),
+        "{}",
+        stderr(&sync)
+    );
     let held = clock_of(&node_cmd(&holder, &data, &["clock"], ""));
     println!("  node holds {} of P's {p_seq}", held[&p_id]);
+    assert_eq!(held, held_before, "nothing new is taken while full");
     let text = std::fs::read_to_string(&log).unwrap();
     for line in text
         .lines()
@@ -294,7 +307,13 @@ fn a_full_data_dir_gives_clear_errors_loses_nothing_and_the_next_run_converges()
         says_disk_full(&text),
         "the log does not say the disk is full:\n{text}"
     );
+    assert!(
+        !text.contains("takes no writes since one failed"),
+        "the store hit the full disk:\n{text}"
+    );
     assert!(node.try_wait().unwrap().is_none(), "the node died:\n{text}");
+    let out = node_cmd(&holder, &data, &["blobs", "has", &p_blob], "");
+    assert_eq!(ok(&out, "blobs has").trim(), "false");
 
     // Case 2: publishing.
     let out = node_cmd(
@@ -326,12 +345,34 @@ fn a_full_data_dir_gives_clear_errors_loses_nothing_and_the_next_run_converges()
     assert!(!out.status.success());
     assert!(says_disk_full(&stderr(&out)), "{}", stderr(&out));
 
-    // Reads go on: the clock, every message published before, and a fresh peer syncs ours.
-    let status = node_cmd(&holder, &data, &["status"], "");
-    println!(
-        "status while full:\n{}",
-        String::from_utf8_lossy(&status.stdout)
+    // Case 5: adding a blob.
+    let file = dir.join("small.blob");
+    random_file(&file, 1000);
+    let out = node_cmd(
+        &holder,
+        &data,
+        &["blobs", "add", file.to_str().unwrap()],
+        "",
     );
+    assert!(!out.status.success());
+    assert!(says_disk_full(&stderr(&out)), "{}", stderr(&out));
+
+    // The status says so, with the attention LED.
+    let status = node_cmd(&holder, &data, &["status"], "");
+    let shown = ok(&status, "status while full");
+    println!("status while full:\n{shown}");
+    assert!(shown.contains("disk full"), "{shown}");
+    assert!(shown.contains("led: attention"), "{shown}");
+    let json = node_cmd(&holder, &data, &["status", "--json"], "");
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["disk"]["state"], "full", "{json}");
+    assert!(
+        says_disk_full(json["disk"]["reason"].as_str().unwrap()),
+        "{json}"
+    );
+    assert_eq!(json["led"], "attention", "{json}");
+
+    // Reads go on: the clock, every message published before, and a fresh peer syncs ours.
     let clock = clock_of(&node_cmd(&holder, &data, &["clock"], ""));
     assert!(clock[&me].as_u64().unwrap() >= 5, "{clock}");
     for id in &before {
@@ -348,6 +389,42 @@ fn a_full_data_dir_gives_clear_errors_loses_nothing_and_the_next_run_converges()
     let fresh_clock = clock_of(&ssb_at(&fresh, &["clock"]));
     assert_eq!(fresh_clock[&me], clock[&me]);
 
+    // A stick (on another disk) holding Q's feed and blob: the visit takes
+    // nothing, says why, and still writes the stick our feed.
+    let stick = dir.join("stick");
+    std::fs::create_dir(&stick).unwrap();
+    ok(
+        &ssb_at(&dir.join("q"), &["stick", "sync", stick.to_str().unwrap()]),
+        "Q writes the stick",
+    );
+    let out = node_cmd(
+        &holder,
+        &data,
+        &["stick", "sync", stick.to_str().unwrap()],
+        "",
+    );
+    let said = format!("{} {}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    println!(
+        "stick sync while full: exit {:?}: {said}",
+        out.status.code()
+    );
+    assert!(!out.status.success());
+    assert!(said.contains("problem") && says_disk_full(&said), "{said}");
+    assert!(said.contains("exported 5 messages"), "{said}");
+    let reader = dir.join("reader");
+    ok(&ssb_at(&reader, &["init"]), "init reader");
+    ok(&ssb_at(&reader, &["follow", &me]), "reader follows");
+    ok(
+        &ssb_at(&reader, &["stick", "sync", stick.to_str().unwrap()]),
+        "reader reads the stick",
+    );
+    assert_eq!(clock_of(&ssb_at(&reader, &["clock"]))[&me], clock[&me]);
+    let held = clock_of(&node_cmd(&holder, &data, &["clock"], ""));
+    assert_eq!(
+        held, held_before,
+        "nothing of the stick is taken while full"
+    );
+
     // kill -9 while full; check still passes, on the full disk.
     node.kill().unwrap();
     node.wait().unwrap();
@@ -359,14 +436,22 @@ fn a_full_data_dir_gives_clear_errors_loses_nothing_and_the_next_run_converges()
     );
     ok(&out, "check after kill -9 while full");
 
-    // Space freed: the next run starts, check passes, and everything converges.
+    // Restarted on the full disk: it says so at once, and takes nothing.
+    let (mut node, addr) = start(&holder, &data, &log, &roots);
+    let json = node_cmd(&holder, &data, &["status", "--json"], "");
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["disk"]["state"], "full", "{json}");
+    assert_eq!(json["led"], "attention", "{json}");
+
+    // Space freed: the same process resumes by itself, with no restart.
     ok(
         &ns_sh(&holder, &format!("rm {}", filler.display())),
         "rm filler",
     );
-    let out = node_cmd(&holder, &data, &["check"], "");
-    ok(&out, "check after freeing space");
-    let (mut node, addr) = start(&holder, &data, &log, &roots);
+    let json = node_cmd(&holder, &data, &["status", "--json"], "");
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["disk"]["state"], "ok", "{json}");
+    assert_ne!(json["led"], "attention", "{json}");
     ok(
         &ssb_at(&dir.join("p"), &["sync", &addr, "--timeout", "60"]),
         "sync after freeing space",
@@ -387,6 +472,15 @@ fn a_full_data_dir_gives_clear_errors_loses_nothing_and_the_next_run_converges()
         let has = node_cmd(&holder, &data, &["blobs", "has", blob], "");
         assert_eq!(ok(&has, "blobs has").trim(), "true", "{blob}");
     }
+    ok(
+        &node_cmd(
+            &holder,
+            &data,
+            &["publish", "--content", r#"{"type":"post","text":"after"}"#],
+            "",
+        ),
+        "publish after freeing space",
+    );
     for id in &before {
         ok(&node_cmd(&holder, &data, &["get", id], ""), "get after");
     }

@@ -5,10 +5,19 @@
 //! and fsyncs the directory, so a crash leaves either the whole blob or a
 //! temp file that the next open removes. Reads re-hash what they return, so
 //! a blob damaged on disk is reported, never passed on.
+//!
+//! The store counts the bytes and blobs it holds (by one walk over
+//! `blobs/sha256/` on first use, then as blobs come and go), for the blob
+//! quota ([`crate::replica::blob_budget`]). A blob file's modification time
+//! is when the blob was last stored, mentioned or served ([`BlobStore::touch`]).
+//! Blobs added here by hand (`ssb-node blobs add`) are marked by an empty
+//! file `blobs/own/<hex>`: the quota never removes them.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use sha2::{Digest as _, Sha256};
 
@@ -75,14 +84,54 @@ impl Drop for StagedBlob {
     }
 }
 
+/// What the store holds: bytes and blobs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes of blobs held.
+    pub bytes: u64,
+    /// Blobs held.
+    pub count: u64,
+}
+
+/// One blob held: its id, size and when it was last stored, mentioned or served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldBlob {
+    /// The blob.
+    pub id: BlobId,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its file's modification time.
+    pub touched: SystemTime,
+}
+
 /// The blob store rooted at a directory.
 pub struct BlobStore {
+    dir: PathBuf,
     root: PathBuf,
     tmp: PathBuf,
+    own: PathBuf,
+    /// Counted on first use, then kept in step.
+    usage: Mutex<Option<Usage>>,
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The blob id named by 64 lowercase hex digits.
+fn unhex(text: &str) -> Option<BlobId> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut id = [0u8; 32];
+    for (i, byte) in id.iter_mut().enumerate() {
+        let pair = text.get(2 * i..2 * i + 2)?;
+        if pair.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(BlobId(id))
 }
 
 /// Copies `from` into `to` in 64 KiB steps, hashing and counting; stops with
@@ -141,7 +190,116 @@ impl BlobStore {
                 let _ = fs::remove_file(entry.path());
             }
         }
-        Ok(BlobStore { root, tmp })
+        Ok(BlobStore {
+            dir: dir.to_path_buf(),
+            own: dir.join("own"),
+            root,
+            tmp,
+            usage: Mutex::new(None),
+        })
+    }
+
+    fn usage_lock(&self) -> MutexGuard<'_, Option<Usage>> {
+        self.usage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every blob held, with its size and when it was last touched.
+    pub fn list(&self) -> Result<Vec<HeldBlob>, BlobError> {
+        let mut held = Vec::new();
+        let dirs = match fs::read_dir(&self.root) {
+            Ok(d) => d,
+            Err(e) => return Err(io_err(&self.root)(e)),
+        };
+        for dir in dirs.flatten() {
+            let Some(prefix) = dir.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let Ok(files) = fs::read_dir(dir.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let Some(rest) = f.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                let Some(id) = unhex(&format!("{prefix}{rest}")) else {
+                    continue;
+                };
+                let Ok(meta) = f.metadata() else { continue };
+                if !meta.is_file() {
+                    continue;
+                }
+                held.push(HeldBlob {
+                    id,
+                    size: meta.len(),
+                    touched: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                });
+            }
+        }
+        Ok(held)
+    }
+
+    /// The bytes and blobs held.
+    pub fn usage(&self) -> Result<Usage, BlobError> {
+        if let Some(u) = *self.usage_lock() {
+            return Ok(u);
+        }
+        let held = self.list()?;
+        let u = Usage {
+            bytes: held.iter().map(|b| b.size).sum(),
+            count: held.len() as u64,
+        };
+        let mut cached = self.usage_lock();
+        Ok(*cached.get_or_insert(u))
+    }
+
+    fn count(&self, bytes: i128, count: i128) {
+        if let Some(u) = self.usage_lock().as_mut() {
+            u.bytes = (i128::from(u.bytes) + bytes).max(0) as u64;
+            u.count = (i128::from(u.count) + count).max(0) as u64;
+        }
+    }
+
+    /// Removes blob `id`; returns its size, or `None` if it was not held.
+    pub fn remove(&self, id: &BlobId) -> Result<Option<u64>, BlobError> {
+        let path = self.path(id);
+        let size = match fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+        self.count(-i128::from(size), -1);
+        Ok(Some(size))
+    }
+
+    /// Notes that blob `id` was mentioned or served now (its file's
+    /// modification time); nothing if it is not held.
+    pub fn touch(&self, id: &BlobId) {
+        if let Ok(f) = File::open(self.path(id)) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+    }
+
+    /// Marks blob `id` as added here by hand: never removed by the quota.
+    pub fn mark_own(&self, id: &BlobId) -> Result<(), BlobError> {
+        fs::create_dir_all(&self.own).map_err(io_err(&self.own))?;
+        let path = self.own.join(hex(id.as_bytes()));
+        File::create(&path).map_err(io_err(&path))?;
+        Ok(())
+    }
+
+    /// Whether blob `id` was added here by hand.
+    pub fn is_own(&self, id: &BlobId) -> bool {
+        self.own.join(hex(id.as_bytes())).exists()
+    }
+
+    /// The directory the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Where blob `id` lives.
@@ -214,8 +372,12 @@ impl BlobStore {
         let dest = self.path(&staged.id);
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let new = !dest.exists();
         fs::rename(&staged.tmp, &dest).map_err(io_err(&dest))?;
         staged.done = true;
+        if new {
+            self.count(i128::from(staged.size), 1);
+        }
         File::open(&dir)
             .and_then(|d| d.sync_all())
             .map_err(io_err(&dir))
@@ -286,6 +448,65 @@ mod tests {
             store.get(&missing, &mut Vec::new()),
             Err(BlobError::Missing(_))
         ));
+    }
+
+    #[test]
+    fn usage_counts_what_comes_and_goes_and_own_blobs_are_marked() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = BlobStore::open(dir.path()).expect("open");
+        let (a, _) = store.add(&mut &[1u8; 100][..], None, u64::MAX).expect("a");
+        drop(store);
+        // Counted by a walk on first use, then kept in step.
+        let store = BlobStore::open(dir.path()).expect("reopen");
+        assert_eq!(
+            store.usage().expect("usage"),
+            Usage {
+                bytes: 100,
+                count: 1
+            }
+        );
+        let (b, _) = store.add(&mut &[2u8; 50][..], None, u64::MAX).expect("b");
+        store
+            .add(&mut &[2u8; 50][..], None, u64::MAX)
+            .expect("b again");
+        assert_eq!(
+            store.usage().expect("usage"),
+            Usage {
+                bytes: 150,
+                count: 2
+            }
+        );
+        let listed: Vec<(BlobId, u64)> = {
+            let mut l: Vec<_> = store
+                .list()
+                .expect("list")
+                .iter()
+                .map(|h| (h.id, h.size))
+                .collect();
+            l.sort();
+            l
+        };
+        let mut want = vec![(a, 100), (b, 50)];
+        want.sort();
+        assert_eq!(listed, want);
+        assert_eq!(store.remove(&a).expect("remove"), Some(100));
+        assert_eq!(store.remove(&a).expect("again"), None);
+        assert!(!store.has(&a));
+        assert_eq!(
+            store.usage().expect("usage"),
+            Usage {
+                bytes: 50,
+                count: 1
+            }
+        );
+        assert!(!store.is_own(&b));
+        store.mark_own(&b).expect("mark");
+        assert!(store.is_own(&b));
+        assert_eq!(
+            store.list().expect("list").len(),
+            1,
+            "markers are not blobs"
+        );
     }
 
     #[test]

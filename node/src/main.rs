@@ -281,6 +281,12 @@ enum BlobsCommand {
         /// The blob id.
         id: String,
     },
+    /// Bytes and blobs held, against the quota (`blob_quota`).
+    Usage {
+        /// One JSON object `{used, count, quota, max}`.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// glibc's malloc gives each thread that contends an arena of its own (up to
@@ -521,6 +527,13 @@ fn blobs(command: BlobsCommand, data: &DataDir, out: &mut dyn Write) -> Result<E
         BlobsCommand::Add { file } => {
             let command = NodeCommand::BlobsAdd { path: file };
             return remote::on_node(command, remote::Print::default(), data);
+        }
+        BlobsCommand::Usage { json } => {
+            let print = remote::Print {
+                json,
+                ..remote::Print::default()
+            };
+            return remote::on_node(NodeCommand::BlobsUsage, print, data);
         }
         BlobsCommand::Has { id } => {
             let store = data.open_blobs()?;

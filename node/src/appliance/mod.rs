@@ -7,9 +7,11 @@
 //! - [`status`]: the node's one status (phase, sticks, links);
 //!   [`status_led`]: the LED pattern it plays.
 //! - [`notify`]: systemd's notify protocol (ready, status, watchdog).
+//! - [`disk_watch`]: the data disk's state (`disk full`) in the status.
 //! - [`start`]: the stick watcher feeding the stick handler, and the LED,
 //!   all driven by and reporting to the status.
 
+pub mod disk_watch;
 pub mod mountinfo;
 pub mod mounts;
 pub mod notify;
@@ -83,7 +85,15 @@ pub fn start(
             None
         }
     };
-    let mut tasks = Vec::new();
+    let mut tasks = vec![tokio::spawn(disk_watch::run(
+        replica.clone(),
+        status.clone(),
+    ))];
+    // A node started over its blob quota (or with a smaller one) trims at once.
+    let r = replica.clone();
+    drop(tokio::task::spawn_blocking(move || {
+        crate::replica::blob_budget::enforce_logged(&r)
+    }));
     let mut watcher = None;
     if mount_roots.is_empty() {
         tracing::info!("no mount roots: stick watching is off");

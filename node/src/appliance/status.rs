@@ -148,6 +148,9 @@ pub struct Snapshot {
     pub sticks: Vec<StickStatus>,
     /// Open peer links by link number.
     pub links: BTreeMap<u64, LinkReport>,
+    /// Why the data disk takes no new messages and blobs, while it is full
+    /// (needs attention).
+    pub disk_full: Option<String>,
 }
 
 impl Snapshot {
@@ -156,6 +159,7 @@ impl Snapshot {
             phase: LifePhase::Booting,
             sticks: Vec::new(),
             links: BTreeMap::new(),
+            disk_full: None,
         }
     }
 
@@ -171,6 +175,9 @@ impl Snapshot {
         } else {
             base
         };
+        if self.disk_full.is_some() {
+            p = p.most_urgent(Pattern::Attention);
+        }
         for s in &self.sticks {
             let q = match &s.state {
                 StickState::Busy => Pattern::StickBusy,
@@ -323,6 +330,15 @@ impl NodeStatus {
             if changed {
                 tracing::info!("status: node ready");
             }
+            changed
+        });
+    }
+
+    /// The data disk turned full (with why) or has room again (`None`).
+    pub fn set_disk_full(&self, why: Option<String>) {
+        self.update(|s| {
+            let changed = s.disk_full.is_some() != why.is_some();
+            s.disk_full = why;
             changed
         });
     }
@@ -611,6 +627,22 @@ mod tests {
         assert_eq!(status.snapshot().pattern(), Pattern::StickDone);
         drop(link);
         assert_eq!(status.snapshot().peers_connected(), 0);
+    }
+
+    #[test]
+    fn a_full_disk_needs_attention_until_it_has_room() {
+        let status = NodeStatus::new();
+        status.set_ready();
+        let run = status.stick_busy(&p("/media/a"));
+        status.set_disk_full(Some("the data disk is full".into()));
+        let snap = status.snapshot();
+        assert_eq!(snap.pattern(), Pattern::Attention);
+        assert_eq!(snap.disk_full.as_deref(), Some("the data disk is full"));
+        // A stick that syncs fine does not clear it.
+        status.stick_finished(run, Ok("ok".into()));
+        assert_eq!(status.snapshot().pattern(), Pattern::Attention);
+        status.set_disk_full(None);
+        assert_eq!(status.snapshot().pattern(), Pattern::StickDone);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::replica::Replica;
+use crate::replica::{blob_budget, Replica};
 use crate::sneakernet::files::{self, ExportReport, FileError};
 use crate::sneakernet::import::{ImportError, ImportReport};
 use crate::sneakernet::reconcile::{self, ReconcileError, Step, StickReport};
@@ -45,8 +45,13 @@ pub async fn sync_stick_reporting(
     mount: PathBuf,
     mut progress: impl FnMut(Step) + Send + 'static,
 ) -> Result<StickReport, SneakernetError> {
-    let task =
-        tokio::task::spawn_blocking(move || reconcile::sync_stick(&node, &mount, &mut progress));
+    let task = tokio::task::spawn_blocking(move || {
+        let hold = node.hold_blob_quota();
+        let done = reconcile::sync_stick(&node, &mount, &mut progress);
+        drop(hold);
+        blob_budget::enforce_logged(&node);
+        done
+    });
     Ok(task.await??)
 }
 
@@ -56,7 +61,13 @@ pub async fn import_file(
     path: PathBuf,
     mut progress: impl FnMut(Step) + Send + 'static,
 ) -> Result<ImportReport, SneakernetError> {
-    let task = tokio::task::spawn_blocking(move || files::import_file(&node, &path, &mut progress));
+    let task = tokio::task::spawn_blocking(move || {
+        let hold = node.hold_blob_quota();
+        let done = files::import_file(&node, &path, &mut progress);
+        drop(hold);
+        blob_budget::enforce_logged(&node);
+        done
+    });
     Ok(task.await??)
 }
 
@@ -68,8 +79,13 @@ pub async fn export_to(
     clock: bundle_format::Clock,
     mut progress: impl FnMut(Step) + Send + 'static,
 ) -> Result<ExportReport, SneakernetError> {
-    let task =
-        tokio::task::spawn_blocking(move || files::export_to(&node, &path, &clock, &mut progress));
+    let task = tokio::task::spawn_blocking(move || {
+        let hold = node.hold_blob_quota();
+        let done = files::export_to(&node, &path, &clock, &mut progress);
+        drop(hold);
+        blob_budget::enforce_logged(&node);
+        done
+    });
     Ok(task.await??)
 }
 

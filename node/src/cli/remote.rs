@@ -251,6 +251,8 @@ fn write_reply(reply: Reply, json: bool, out: &mut dyn Write) -> Result<ExitCode
         Reply::Message(text) => writeln!(out, "{text}")?,
         Reply::Clock(v) => writeln!(out, "{}", v.to_compact())?,
         Reply::Blob(id) => writeln!(out, "{id}")?,
+        Reply::BlobsUsage(v) if json => writeln!(out, "{}", v.to_compact())?,
+        Reply::BlobsUsage(v) => writeln!(out, "{}", blob_usage_line(&v))?,
         Reply::Synced(line) => writeln!(out, "{line}")?,
         Reply::Peers(v) => write_peers(&v, json, out)?,
         Reply::Status(v) if json => writeln!(out, "{}", v.to_compact())?,
@@ -263,6 +265,26 @@ fn write_reply(reply: Reply, json: bool, out: &mut dyn Write) -> Result<ExitCode
         Reply::WebPasswordSet => writeln!(out, "web password set")?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `blobs: N held, X MiB of Y MiB quota (P %)` (or `no quota`).
+fn blob_usage_line(v: &Value) -> String {
+    let n = |k: &str| match v.as_object().and_then(|o| o.get(k)) {
+        Some(Value::Number(n)) => Some(*n),
+        _ => None,
+    };
+    let mib = |b: f64| b / (1024.0 * 1024.0);
+    let used = n("used").unwrap_or(0.0);
+    let quota = match n("quota") {
+        Some(q) if q > 0.0 => format!("of {:.1} MiB quota ({:.0} %)", mib(q), used / q * 100.0),
+        _ => "(no quota)".into(),
+    };
+    format!(
+        "blobs: {} held, {:.1} MiB {quota}; largest taken {:.1} MiB",
+        n("count").unwrap_or(0.0),
+        mib(used),
+        mib(n("max").unwrap_or(0.0))
+    )
 }
 
 /// `ssb-node peers`: one row per peer, as JSON or `ADDRESS STATE SOURCE`.
@@ -360,6 +382,26 @@ fn write_status(v: &Value, out: &mut dyn Write) -> Result<()> {
         number("peers_connected"),
         number("peers_syncing")
     )?;
+    if let Some(d) = o.get("disk").and_then(Value::as_object) {
+        let n = |k: &str| match d.get(k) {
+            Some(Value::Number(n)) => *n / (1024.0 * 1024.0),
+            _ => 0.0,
+        };
+        match d.get("reason").and_then(Value::as_str) {
+            Some(why) => writeln!(out, "disk: disk full, needs attention ({why})")?,
+            None => writeln!(
+                out,
+                "disk: {}, {:.1} MiB free of {:.1} MiB ({:.1} MiB kept in reserve)",
+                text(d, "state"),
+                n("free"),
+                n("total"),
+                n("reserve")
+            )?,
+        }
+    }
+    if let Some(b) = o.get("blobs") {
+        writeln!(out, "{}", blob_usage_line(b))?;
+    }
     if let Some(c) = o.get("carry").and_then(Value::as_object) {
         let n = |k: &str| match c.get(k) {
             Some(Value::Number(n)) => *n,

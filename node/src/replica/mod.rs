@@ -8,8 +8,10 @@
 //! step with the store. Replication and sneakernet both work on a replica;
 //! neither knows the running node.
 
+pub mod blob_budget;
 pub mod carry;
 pub mod content;
+pub mod disk_space;
 pub mod graph;
 pub mod stop_at;
 pub mod wants;
@@ -28,6 +30,7 @@ use crate::store::{AppendReport, Store, StoreError, StoredMsg};
 use stop_at::Point;
 
 pub use content::scan_content;
+pub use disk_space::{DiskFull, DiskSpace};
 pub use graph::ReplicateSet;
 pub use wants::Wants;
 
@@ -40,6 +43,10 @@ pub const DEFAULT_HOPS: u32 = 2;
 /// Stored messages read per step when streaming a feed to a peer: bounds
 /// the memory of a send, and lets other work interleave.
 pub const READ_CHUNK: usize = 256;
+
+/// Room a message may take on disk, for the check before an append (the
+/// largest legal message, with its index entries).
+pub const MESSAGE_ROOM: u64 = 24 * 1024;
 
 /// How many append events a slow listener may fall behind before it must
 /// rescan (it then sees `Lagged` and re-reads heads from the store).
@@ -76,6 +83,10 @@ pub struct Policy {
     pub carry_max: u32,
     /// Other site boxes, followed with what they follow.
     pub sites: Vec<FeedId>,
+    /// Most bytes of blobs kept ([`blob_budget`]; `None`: no quota).
+    pub blob_quota: Option<u64>,
+    /// Feeds whose blobs the quota never removes (besides our own).
+    pub keep: Vec<FeedId>,
 }
 
 impl Default for Policy {
@@ -88,6 +99,8 @@ impl Default for Policy {
             carry: carry::CarryMode::Follows,
             carry_max: carry::DEFAULT_CARRY_MAX,
             sites: Vec::new(),
+            blob_quota: None,
+            keep: Vec::new(),
         }
     }
 }
@@ -104,6 +117,9 @@ pub enum ReplicaError {
     /// A blocking task of ours panicked or was cancelled (a bug of ours).
     #[error("internal task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The data disk has no room above its reserve: nothing was written.
+    #[error(transparent)]
+    DiskFull(#[from] DiskFull),
 }
 
 /// The feeds and blobs this node holds (see the module docs).
@@ -120,6 +136,8 @@ pub struct Replica {
     graph: RwLock<Arc<ReplicateSet>>,
     graph_version: watch::Sender<u64>,
     carrier: carry::Carrier,
+    disk: DiskSpace,
+    budget: blob_budget::BudgetState,
 }
 
 impl std::fmt::Debug for Replica {
@@ -143,7 +161,10 @@ impl Replica {
         let graph = graph::compute(&store, &id, policy.hops, &policy.replicate, &policy.block)?;
         let wants = store.wants(wants::MAX_WANTS)?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let disk = DiskSpace::new(blobs.dir());
         Ok(Arc::new(Replica {
+            disk,
+            budget: blob_budget::BudgetState::default(),
             keys,
             id,
             store: Arc::new(store),
@@ -182,6 +203,11 @@ impl Replica {
     /// The blob store.
     pub fn blobs(&self) -> &Arc<BlobStore> {
         &self.blobs
+    }
+
+    /// The data disk's room: ask before a write that grows the data dir.
+    pub fn disk(&self) -> &DiskSpace {
+        &self.disk
     }
 
     /// The blobs we and our peers want.
@@ -275,6 +301,7 @@ impl Replica {
         if batch.is_empty() {
             return Ok(AppendReport::default());
         }
+        self.disk.check(batch.len() as u64 * MESSAGE_ROOM)?;
         let _guard = self.append_lock.lock().await;
         let replica = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -302,6 +329,7 @@ impl Replica {
         self: &Arc<Self>,
         contents: Vec<Value>,
     ) -> Result<Vec<MsgId>, ReplicaError> {
+        self.disk.check(contents.len() as u64 * MESSAGE_ROOM)?;
         let _guard = self.append_lock.lock().await;
         let replica = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -345,7 +373,14 @@ impl Replica {
                 continue;
             }
             regraph |= *contact && set.shapes_graph(feed, self.policy.hops);
-            wanted.extend(blobs.iter().filter(|b| !self.blobs.has(b)).copied());
+            for b in blobs {
+                if self.blobs.has(b) {
+                    // Mentioned again: younger for the blob quota.
+                    self.blobs.touch(b);
+                } else {
+                    wanted.push(*b);
+                }
+            }
         }
         if !wanted.is_empty() {
             self.store.add_wants(&wanted)?;

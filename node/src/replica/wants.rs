@@ -120,6 +120,12 @@ impl Wants {
         self.changed_if(changed);
     }
 
+    /// Wakes whoever waits on the wants without changing them, so that
+    /// links look again at what their peers have (the disk has room again).
+    pub fn nudge(&self) {
+        self.changed_if(true);
+    }
+
     /// Forwards the want of `link`'s peer for `id`, within [`LINK_FORWARDS`]
     /// per link and [`MAX_FORWARDS`] in all; false when not taken.
     pub fn forward(&self, link: u64, id: BlobId) -> bool {
@@ -172,6 +178,11 @@ impl Wants {
     /// Marks `id` as being fetched; false when a fetch of it is on its way.
     pub fn begin_fetch(&self, id: BlobId) -> bool {
         lock(&self.fetching).insert(id)
+    }
+
+    /// Whether a fetch of `id` is on its way.
+    pub fn is_fetching(&self, id: &BlobId) -> bool {
+        lock(&self.fetching).contains(id)
     }
 
     /// The fetch of `id` ended (fetched or not).

@@ -20,7 +20,7 @@ use super::link::{LinkCtx, LinkStats, ReplicationError};
 use crate::feed::json::{Object, Value};
 use crate::feed::BlobId;
 use crate::muxrpc::{Body, CallError, CallType, Item, Session, Sink};
-use crate::replica::Replica;
+use crate::replica::{blob_budget, Replica};
 
 /// Most blobs one link's peer may have asked us for and wait on, and most
 /// of its haves of blobs not wanted (yet) that are kept.
@@ -213,6 +213,19 @@ fn fetch(ctx: &Arc<LinkCtx>, session: &Session, id: BlobId, size: u64) {
         tracing::info!(peer = %ctx.peer, %id, size, "blob larger than blob_max; not fetched");
         return;
     }
+    if !node.keeps_blob(size) {
+        // The quota would remove it at once: no longer wanted.
+        tracing::info!(peer = %ctx.peer, %id, size, "blob larger than the room blob_quota leaves; not fetched, not wanted");
+        node.wants().got(&id);
+        if let Err(e) = node.store().remove_want(&id) {
+            tracing::warn!("forgetting want {id}: {e}");
+        }
+        return;
+    }
+    if let Err(full) = node.disk().check(size) {
+        tracing::info!(peer = %ctx.peer, %id, size, "blob not fetched: {full}");
+        return;
+    }
     if !node.wants().begin_fetch(id) {
         return;
     }
@@ -269,6 +282,12 @@ fn fetch(ctx: &Arc<LinkCtx>, session: &Session, id: BlobId, size: u64) {
                 if fetched {
                     LinkStats::add(&ctx.stats.blobs_in, 1);
                     tracing::debug!(peer = %ctx.peer, %id, "blob fetched");
+                    if node.blob_quota().is_some() {
+                        let r = node.clone();
+                        let _ =
+                            tokio::task::spawn_blocking(move || blob_budget::enforce_logged(&r))
+                                .await;
+                    }
                 }
                 if let Err(e) = node.store().remove_want(&id) {
                     tracing::warn!("forgetting want {id}: {e}");
@@ -404,6 +423,10 @@ pub async fn serve_get(
                 LinkStats::add(&c.stats.blobs_out, 1);
             }
         }
+        if sent.is_ok() && !slice {
+            // Served: younger for the blob quota.
+            node.blobs().touch(&a.id);
+        }
         sent
     }
     .await;
@@ -467,6 +490,7 @@ pub fn has(node: &Replica, arg: &Value) -> Result<Value, BlobRequestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::feed::FeedId;
 
     struct Ignore;
 
@@ -488,6 +512,79 @@ mod tests {
                 let _ = ended.send(());
             });
         }
+    }
+
+    /// A peer that answers `blobs.get` with all of `data`, whatever it
+    /// announced, in 64 KiB items until the call is ended.
+    struct Overlong {
+        data: Arc<Vec<u8>>,
+    }
+
+    impl crate::muxrpc::Handler for Overlong {
+        fn handle(&self, call: crate::muxrpc::InboundCall) {
+            let data = self.data.clone();
+            tokio::spawn(async move {
+                let sink = call.stream.sink();
+                for chunk in data.chunks(CHUNK) {
+                    if sink.send(Body::binary(chunk.to_vec())).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = sink.end().await;
+            });
+        }
+    }
+
+    #[tokio::test]
+    async fn a_blob_announced_as_5_mib_that_streams_50_mib_is_cut_off_and_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = crate::data_dir::DataDir::new(dir.path());
+        let (keys, _) = data.init(None).unwrap();
+        // blob_max is above the 50 MiB: only the announced size bounds it.
+        let node = Replica::new(
+            keys,
+            data.open_store().unwrap(),
+            data.open_blobs().unwrap(),
+            crate::replica::Policy {
+                blob_max: 64 * 1024 * 1024,
+                ..crate::replica::Policy::default()
+            },
+        )
+        .unwrap();
+        // A real blob of 50 MiB: its bytes hash to the id asked for.
+        let blob: Vec<u8> = (0..50 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let id = BlobId::of(&blob);
+        node.wants().want(&[id]);
+        let peer = Overlong {
+            data: Arc::new(blob),
+        };
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let cfg = crate::muxrpc::SessionConfig::default;
+        let _server = Session::start(b, None, Arc::new(peer), cfg());
+        let client = Session::start(a, None, Arc::new(Ignore), cfg());
+        let ctx = LinkCtx::new(node.clone(), FeedId([3; 32]), true, true);
+        let announced = 5 * 1024 * 1024;
+        fetch(&ctx, &client, id, announced);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while ctx.progress.blob_transfers.load(Ordering::SeqCst) > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the fetch never ended"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // Read up to the announced size, then cut off: nothing is stored
+        // (though the bytes hash right), no temp file is left, and the blob
+        // is still wanted (from an honest peer).
+        assert!(!node.blobs().has(&id));
+        assert_eq!(node.blobs().usage().unwrap().count, 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("blobs/tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert!(node.wants().is_wanted(&id));
     }
 
     #[tokio::test]

@@ -20,7 +20,7 @@ use std::cell::OnceCell;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::{broadcast, watch, Notify};
 
 use super::link::{LinkCtx, LinkStats};
 use crate::feed::{BatchVerifier, FeedId, Verified};
@@ -28,7 +28,7 @@ use crate::muxrpc::{Body, CallError, Item, Sink, Stream};
 use crate::net::ebt::{clock_value, Note};
 use crate::net::ebt_session::{EbtSession, Local, Received, SessionError, SAVE_EVERY};
 use crate::replica::graph::ReplicateSet;
-use crate::replica::{verify_threads, Replica, ReplicaError, READ_CHUNK};
+use crate::replica::{verify_threads, DiskFull, Replica, ReplicaError, MESSAGE_ROOM, READ_CHUNK};
 use crate::store::StoreError;
 
 /// Most messages stored per append. Batches are checked on all cores while
@@ -125,6 +125,10 @@ pub enum EbtLinkError {
     /// node stopping).
     #[error("the appender stopped")]
     AppenderStopped,
+    /// Our data disk has no room: the peer's messages are refused (and the
+    /// peer is told so).
+    #[error(transparent)]
+    DiskFull(#[from] DiskFull),
 }
 
 fn lock(s: &EbtState) -> std::sync::MutexGuard<'_, EbtSession> {
@@ -182,11 +186,14 @@ pub async fn run(
         wake.clone(),
     ));
     let (to_appender, from_receiver) = tokio::sync::mpsc::channel::<Vec<Vec<u8>>>(1);
+    let refusal = Arc::new(watch::channel(None).0);
+    let mut refused = refusal.subscribe();
     let appender = tokio::spawn(append_loop(
         ctx.clone(),
         state.clone(),
         sink.clone(),
         from_receiver,
+        refusal,
     ));
     let mut batch: Vec<Vec<u8>> = Vec::new();
     // When the peer's clock is saved next, once something moved: so the
@@ -216,6 +223,12 @@ pub async fn run(
                         match permit {
                             Ok(p) => p.send(std::mem::take(&mut batch)),
                             Err(_) => break Err(EbtLinkError::AppenderStopped),
+                        }
+                        continue;
+                    }
+                    Ok(()) = refused.changed() => {
+                        if let Some(full) = refused.borrow_and_update().clone() {
+                            break Err(EbtLinkError::DiskFull(full));
                         }
                         continue;
                     }
@@ -281,7 +294,8 @@ pub async fn run(
             Some(Item::Error(e)) => break Err(EbtLinkError::PeerSaid(e)),
         }
     };
-    if !batch.is_empty() {
+    let refusing = matches!(result, Err(EbtLinkError::DiskFull(_)));
+    if !batch.is_empty() && !refusing {
         let _ = to_appender.send(batch).await;
     }
     drop(to_appender);
@@ -289,7 +303,19 @@ pub async fn run(
     sender.abort();
     let entries = lock(&state).take_unsaved(&ReplicaSide::new(&node));
     save_clock(&node, &ctx.peer, entries);
-    let _ = sink.end().await;
+    match &result {
+        // The peer learns that what it sent was not taken.
+        Err(EbtLinkError::DiskFull(full)) => {
+            let _ = sink.error(&full.to_string()).await;
+        }
+        Err(EbtLinkError::PeerSaid(why)) => {
+            ctx.progress.refused(why);
+            let _ = sink.end().await;
+        }
+        _ => {
+            let _ = sink.end().await;
+        }
+    }
     ctx.progress.touch();
     result
 }
@@ -347,6 +373,11 @@ async fn handle_body(
         lock(state).receive(&ReplicaSide::new(&ctx.replica), body.body_type, &body.bytes);
     match received? {
         Received::Message => {
+            // The first message of a batch asks for room; the append asks
+            // again for the whole batch.
+            if batch.is_empty() {
+                ctx.replica.disk().check(MESSAGE_ROOM)?;
+            }
             batch.push(body.bytes);
             return Ok(());
         }
@@ -370,6 +401,7 @@ async fn append_loop(
     state: Arc<EbtState>,
     sink: Sink,
     mut batches: tokio::sync::mpsc::Receiver<Vec<Vec<u8>>>,
+    refusal: Arc<watch::Sender<Option<DiskFull>>>,
 ) {
     let mut writing: Option<tokio::task::JoinHandle<()>> = None;
     while let Some(raw) = batches.recv().await {
@@ -379,14 +411,20 @@ async fn append_loop(
         if let Some(w) = writing.take() {
             let _ = w.await;
         }
-        let (ctx, state, sink) = (ctx.clone(), state.clone(), sink.clone());
+        let (ctx, state, sink, refusal) =
+            (ctx.clone(), state.clone(), sink.clone(), refusal.clone());
         writing = Some(tokio::spawn(async move {
             let r = match checked {
                 Ok(batch) => store_batch(&ctx, &state, batch).await,
                 Err(e) => Err(e),
             };
-            if let Err(e) = r {
-                tracing::warn!(peer = %ctx.peer, "storing messages: {e}");
+            match r {
+                Err(EbtLinkError::Replica(ReplicaError::DiskFull(full))) => {
+                    tracing::warn!(peer = %ctx.peer, "refusing the peer's messages: {full}");
+                    refusal.send_replace(Some(full));
+                }
+                Err(e) => tracing::warn!(peer = %ctx.peer, "storing messages: {e}"),
+                Ok(()) => {}
             }
             let stored = lock(&state).on_stored(&ReplicaSide::new(&ctx.replica), n);
             match stored {

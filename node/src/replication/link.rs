@@ -91,6 +91,9 @@ pub struct LinkProgress {
     pub last_activity: Mutex<Option<Instant>>,
     /// Woken whenever something above changes.
     pub changed: Notify,
+    /// Why the peer ended replication with an error (a refusal of what we
+    /// sent, say), if it did.
+    pub refusal: Mutex<Option<String>>,
 }
 
 /// The replication protocol in use on a link.
@@ -106,6 +109,18 @@ pub enum Mode {
 }
 
 impl LinkProgress {
+    /// The peer ended replication with the error `why`.
+    pub fn refused(&self, why: &str) {
+        if let Ok(mut r) = self.refusal.lock() {
+            r.get_or_insert_with(|| why.to_owned());
+        }
+    }
+
+    /// Why the peer ended replication with an error, if it did.
+    pub fn refusal(&self) -> Option<String> {
+        self.refusal.lock().ok().and_then(|r| r.clone())
+    }
+
     /// Notes that something happened.
     pub fn touch(&self) {
         if let Ok(mut t) = self.last_activity.lock() {
@@ -198,7 +213,7 @@ impl LinkCtx {
     /// caught up). Not while the protocol is still being chosen.
     pub fn caught_up(&self) -> bool {
         let p = &self.progress;
-        if p.blob_transfers.load(Ordering::SeqCst) > 0 {
+        if p.blob_transfers.load(Ordering::SeqCst) > 0 || p.refusal().is_some() {
             return false;
         }
         match self.mode() {

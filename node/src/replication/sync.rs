@@ -70,6 +70,15 @@ pub enum SyncError {
         /// Why.
         reason: String,
     },
+    /// The peer ended replication with an error: it refused what we sent
+    /// (its disk is full, say).
+    #[error("{addr} refused the sync: {reason}")]
+    Refused {
+        /// The address.
+        addr: String,
+        /// What the peer said.
+        reason: String,
+    },
     /// The deadline passed.
     #[error("sync with {addr} did not finish within {secs} s")]
     Timeout {
@@ -106,6 +115,12 @@ pub async fn sync(
         } else {
             SETTLE
         };
+        if let Some(reason) = ctx.progress.refusal() {
+            break Err(SyncError::Refused {
+                addr: shown.clone(),
+                reason,
+            });
+        }
         if ctx.caught_up() && ctx.progress.quiet_for() >= settle {
             break Ok(());
         }
@@ -121,6 +136,9 @@ pub async fn sync(
             // Re-check once the settle time may have passed.
             _ = tokio::time::sleep(settle.min(deadline - now)) => {}
             reason = session.closed() => {
+                if let Some(reason) = ctx.progress.refusal() {
+                    break Err(SyncError::Refused { addr: shown.clone(), reason });
+                }
                 if ctx.caught_up() {
                     break Ok(());
                 }

@@ -94,6 +94,48 @@ pub fn status(node: &Node) -> Value {
     m.push("write_buffer", Value::Number(memory.write_buffer as f64));
     m.push("cache", Value::Number(memory.cache as f64));
     o.push("store_memory", Value::Object(m));
+    match command::blob_usage(
+        node.replica().blobs(),
+        node.replica().blob_quota(),
+        node.replica().blob_max(),
+    ) {
+        Ok(v) => o.push("blobs", v),
+        Err(e) => tracing::warn!("status: counting the blobs held: {e}"),
+    }
+    o.push("disk", disk(node));
     node.status().snapshot().push_fields(&mut o);
     Value::Object(o)
+}
+
+/// The data disk in `status`: `state` (`ok` or `full`), `total`, `free` and
+/// `reserve` in bytes, and while full the `reason`. A full disk is checked
+/// again here, so the status clears as soon as space is back.
+fn disk(node: &Node) -> Value {
+    let space = node.replica().disk();
+    let full = match space.full() {
+        Some(_) => {
+            let now = space.recheck();
+            node.status()
+                .set_disk_full(now.as_ref().map(ToString::to_string));
+            now
+        }
+        None => None,
+    };
+    let mut d = Object::new();
+    d.push(
+        "state",
+        Value::string(if full.is_some() { "full" } else { "ok" }),
+    );
+    if let Ok(room) = space.room() {
+        d.push("total", Value::Number(room.total as f64));
+        d.push("free", Value::Number(room.free as f64));
+        d.push(
+            "reserve",
+            Value::Number(space.reserve_for(room.total) as f64),
+        );
+    }
+    if let Some(f) = full {
+        d.push("reason", Value::string(&f.to_string()));
+    }
+    Value::Object(d)
 }

@@ -35,7 +35,7 @@ use crate::data_dir::{DataDir, DataDirError};
 use crate::feed::json::{JsonError, Object, Value};
 use crate::feed::{BlobId, FeedId, MsgId};
 use crate::net::address::{AddressError, MultiserverAddress};
-use crate::replica::ReplicaError;
+use crate::replica::{blob_budget, DiskSpace, ReplicaError};
 use crate::replication::sync::{self, SyncError};
 use crate::sneakernet::files::ExportReport;
 use crate::sneakernet::import::ImportReport;
@@ -50,6 +50,7 @@ pub const METHODS: &[&str] = &[
     "follow",
     "unfollow",
     "blobs.add",
+    "blobs.usage",
     "peers",
     "sync",
     "status",
@@ -97,6 +98,8 @@ pub enum Command {
         /// The file (absolute when sent: the node has its own cwd).
         path: PathBuf,
     },
+    /// What the blob store holds, against the quota.
+    BlobsUsage,
     /// The peer table.
     Peers,
     /// Connect to a peer once and replicate both ways.
@@ -157,6 +160,8 @@ pub enum Reply {
     Clock(Value),
     /// The id of the blob added.
     Blob(BlobId),
+    /// The blob store's usage: `{used, count, quota, max}`.
+    BlobsUsage(Value),
     /// The peer table rows.
     Peers(Value),
     /// The one-line summary of a sync.
@@ -245,6 +250,9 @@ pub enum CommandError {
     /// A blocking task died (a bug of ours).
     #[error("internal task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The config file could not be used.
+    #[error(transparent)]
+    Config(#[from] super::config::ConfigError),
     /// Publishing gave no id (a bug of ours).
     #[error("nothing published")]
     NothingPublished,
@@ -307,6 +315,7 @@ impl Command {
             "blobs.add" => Command::BlobsAdd {
                 path: text("a file path")?.into(),
             },
+            "blobs.usage" => Command::BlobsUsage,
             "peers" => Command::Peers,
             "sync" => {
                 let addr = text("an address")?;
@@ -362,6 +371,7 @@ impl Command {
             Command::Follow { .. } => "follow",
             Command::Unfollow { .. } => "unfollow",
             Command::BlobsAdd { .. } => "blobs.add",
+            Command::BlobsUsage => "blobs.usage",
             Command::Peers => "peers",
             Command::Sync { .. } => "sync",
             Command::Status => "status",
@@ -407,6 +417,7 @@ impl Command {
             Command::InviteRevoke { id } => vec![Value::string(id)],
             Command::WebPassword { hash } => vec![Value::string(hash)],
             Command::Clock
+            | Command::BlobsUsage
             | Command::Peers
             | Command::Status
             | Command::Sticks
@@ -463,6 +474,7 @@ impl Command {
             Command::Get { .. }
                 | Command::Clock
                 | Command::BlobsAdd { .. }
+                | Command::BlobsUsage
                 | Command::InviteList
                 | Command::InviteRevoke { .. }
                 | Command::WebPassword { .. }
@@ -474,7 +486,25 @@ impl Command {
         match self {
             Command::Get { id } => get(&data.open_store()?, id),
             Command::Clock => Ok(Reply::Clock(api::vector_clock(&data.open_store()?)?)),
-            Command::BlobsAdd { path } => Ok(Reply::Blob(add_blob(&data.open_blobs()?, &path)?)),
+            Command::BlobsAdd { path } => {
+                let blobs = data.open_blobs()?;
+                let disk = DiskSpace::new(blobs.dir());
+                Ok(Reply::Blob(add_blob(&blobs, &disk, &path)?))
+            }
+            Command::BlobsUsage => {
+                let blobs = data.open_blobs()?;
+                let settings =
+                    super::config::Settings::load(&data.root().join("ssb-node.toml"), false)?;
+                let quota = match crate::replica::disk_space::room(blobs.dir()) {
+                    Ok(r) => settings.policy_on(r.total).blob_quota,
+                    Err(_) => settings.policy().blob_quota,
+                };
+                Ok(Reply::BlobsUsage(blob_usage(
+                    &blobs,
+                    quota,
+                    settings.blob_max,
+                )?))
+            }
             Command::InviteList => Ok(Reply::Invites(invites::list(&data.open_store()?)?)),
             Command::InviteRevoke { id } => Ok(Reply::Invite(invites::revoke_row(
                 &data.open_store()?,
@@ -511,12 +541,20 @@ impl Command {
                 Reply::Published(ids)
             }
             Command::BlobsAdd { path } => {
-                let blobs = replica.blobs().clone();
-                let id = tokio::task::spawn_blocking(move || add_blob(&blobs, &path)).await??;
+                let r = replica.clone();
+                let id = tokio::task::spawn_blocking(move || add_blob(r.blobs(), r.disk(), &path))
+                    .await??;
                 replica.wants().got(&id);
                 let _ = replica.store().remove_want(&id);
+                let r = replica.clone();
+                tokio::task::spawn_blocking(move || blob_budget::enforce_logged(&r)).await?;
                 Reply::Blob(id)
             }
+            Command::BlobsUsage => Reply::BlobsUsage(blob_usage(
+                replica.blobs(),
+                replica.blob_quota(),
+                replica.blob_max(),
+            )?),
             Command::Peers => Reply::Peers(node.replicator().peers().to_value()),
             Command::Sync { address, timeout } => {
                 let report = sync::sync(node.replicator().clone(), &address, timeout).await?;
@@ -554,13 +592,33 @@ fn get(store: &Store, id: MsgId) -> Result<Reply, CommandError> {
     }
 }
 
-/// `blobs add`: stores the file at `path` as a blob.
-fn add_blob(blobs: &BlobStore, path: &Path) -> Result<BlobId, CommandError> {
-    let mut f = std::fs::File::open(path).map_err(|error| CommandError::File {
+/// `blobs add`: stores the file at `path` as a blob, if the disk has room.
+fn add_blob(blobs: &BlobStore, disk: &DiskSpace, path: &Path) -> Result<BlobId, CommandError> {
+    let file_err = |error| CommandError::File {
         path: path.display().to_string(),
         error,
-    })?;
-    Ok(blobs.add(&mut f, None, u64::MAX)?.0)
+    };
+    let mut f = std::fs::File::open(path).map_err(file_err)?;
+    let size = f.metadata().map_err(file_err)?.len();
+    disk.check(size).map_err(ReplicaError::from)?;
+    let id = blobs.add(&mut f, None, u64::MAX)?.0;
+    blobs.mark_own(&id)?;
+    Ok(id)
+}
+
+/// What the blob store holds: `{used, count, quota, max}` (bytes; `quota`
+/// is `null` without one).
+pub fn blob_usage(blobs: &BlobStore, quota: Option<u64>, max: u64) -> Result<Value, BlobError> {
+    let usage = blobs.usage()?;
+    let mut o = Object::new();
+    o.push("used", Value::Number(usage.bytes as f64));
+    o.push("count", Value::Number(usage.count as f64));
+    o.push(
+        "quota",
+        quota.map_or(Value::Null, |q| Value::Number(q as f64)),
+    );
+    o.push("max", Value::Number(max as f64));
+    Ok(Value::Object(o))
 }
 
 /// A serde value as a muxrpc JSON value.
@@ -585,7 +643,9 @@ impl Reply {
             Reply::Message(text) => {
                 Value::parse(text.as_bytes()).map_err(|e| CommandError::Encode(e.to_string()))?
             }
-            Reply::Clock(v) | Reply::Peers(v) | Reply::Status(v) => v.clone(),
+            Reply::Clock(v) | Reply::Peers(v) | Reply::Status(v) | Reply::BlobsUsage(v) => {
+                v.clone()
+            }
             Reply::Blob(id) => Value::string(&id.to_string()),
             Reply::Synced(text) => Value::string(text),
             Reply::Stick(r) => to_value(r)?,
@@ -620,6 +680,10 @@ impl Reply {
                     .and_then(|s| s.parse().ok())
                     .ok_or(shape("a blob id"))?,
             ),
+            Command::BlobsUsage => match v {
+                Value::Object(_) => Reply::BlobsUsage(v),
+                _ => return Err(shape("an object")),
+            },
             Command::Peers => match v {
                 Value::Array(_) => Reply::Peers(v),
                 _ => return Err(shape("an array")),
@@ -707,6 +771,7 @@ mod tests {
             Command::BlobsAdd {
                 path: "/tmp/a".into(),
             },
+            Command::BlobsUsage,
             Command::Peers,
             Command::Sync {
                 address: address.parse().unwrap(),

@@ -45,6 +45,12 @@ pub struct ConfigFile {
     pub discovery: Option<bool>,
     /// Largest blob fetched, in bytes.
     pub blob_max: Option<u64>,
+    /// Most bytes of blobs kept: a number of bytes, or `"N%"` of the data
+    /// disk (default: no quota).
+    pub blob_quota: Option<QuotaText>,
+    /// Feeds whose blobs the quota never removes (besides our own).
+    #[serde(default)]
+    pub keep: Vec<String>,
     /// Network key, base64 of 32 bytes (default: the main network).
     pub network_key: Option<String>,
     /// Seconds a peer has to complete the secret handshake (default 10).
@@ -61,6 +67,35 @@ pub struct ConfigFile {
     /// A file (on the boot partition) with a plaintext web admin password,
     /// hashed into the store at start and then blanked.
     pub web_password_file: Option<PathBuf>,
+}
+
+/// `blob_quota` as written: bytes, or a text such as `"50%"`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum QuotaText {
+    /// Bytes.
+    Bytes(u64),
+    /// A share of the data disk, `"N%"`.
+    Text(String),
+}
+
+/// The blob quota: bytes, or a share of the data disk's size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BlobQuota {
+    /// This many bytes.
+    Bytes(u64),
+    /// This percentage of the data disk (more than 0, at most 100).
+    Percent(f64),
+}
+
+impl BlobQuota {
+    /// The quota in bytes, on a data disk of `disk` bytes.
+    pub fn bytes(self, disk: u64) -> u64 {
+        match self {
+            BlobQuota::Bytes(b) => b,
+            BlobQuota::Percent(p) => (disk as f64 * p / 100.0) as u64,
+        }
+    }
 }
 
 /// Why the config could not be used.
@@ -117,6 +152,10 @@ pub struct Settings {
     pub discovery: bool,
     /// Largest blob fetched.
     pub blob_max: u64,
+    /// Most bytes of blobs kept, if any.
+    pub blob_quota: Option<BlobQuota>,
+    /// Feeds whose blobs the quota never removes.
+    pub keep: Vec<FeedId>,
     /// The network.
     pub network_key: NetworkKey,
     /// Deadline for a peer's secret handshake.
@@ -146,6 +185,8 @@ impl Default for Settings {
             sites: Vec::new(),
             discovery: true,
             blob_max: DEFAULT_BLOB_MAX,
+            blob_quota: None,
+            keep: Vec::new(),
             network_key: NetworkKey::default(),
             handshake_timeout: std::time::Duration::from_secs(10),
             mount_roots: crate::appliance::mounts::DEFAULT_MOUNT_ROOTS
@@ -161,9 +202,24 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// What the replica keeps, from these settings.
+    /// What the replica keeps, from these settings, on a data disk of
+    /// `disk` bytes (for a quota given as a share of it).
+    pub fn policy_on(&self, disk: u64) -> Policy {
+        Policy {
+            blob_quota: self.blob_quota.map(|q| q.bytes(disk)),
+            ..self.policy()
+        }
+    }
+
+    /// What the replica keeps, from these settings (a quota given as a
+    /// share of the disk is left out: see [`Settings::policy_on`]).
     pub fn policy(&self) -> Policy {
         Policy {
+            blob_quota: match self.blob_quota {
+                Some(BlobQuota::Bytes(b)) => Some(b),
+                _ => None,
+            },
+            keep: self.keep.clone(),
             hops: self.hops,
             replicate: self.replicate.clone(),
             block: self.block.clone(),
@@ -262,6 +318,39 @@ impl Settings {
                 ))
             }
         };
+        let blob_max = file.blob_max.unwrap_or(DEFAULT_BLOB_MAX);
+        let blob_quota = match &file.blob_quota {
+            None => None,
+            Some(QuotaText::Bytes(0)) => {
+                return Err(bad(
+                    "blob_quota",
+                    "0 keeps no blob at all; leave the key out for no quota".into(),
+                ))
+            }
+            Some(QuotaText::Bytes(b)) if *b < blob_max => {
+                return Err(bad(
+                    "blob_quota",
+                    format!("{b} bytes is less than blob_max ({blob_max}): a blob that large would be removed at once"),
+                ))
+            }
+            Some(QuotaText::Bytes(b)) => Some(BlobQuota::Bytes(*b)),
+            Some(QuotaText::Text(t)) => {
+                let p = t
+                    .trim()
+                    .strip_suffix('%')
+                    .and_then(|n| n.trim().parse::<f64>().ok())
+                    .ok_or_else(|| {
+                        bad("blob_quota", format!("{t:?} is neither bytes nor a share like \"50%\""))
+                    })?;
+                if !(p > 0.0 && p <= 100.0) {
+                    return Err(bad(
+                        "blob_quota",
+                        format!("{t:?}: a share of the disk is more than 0% and at most 100%"),
+                    ));
+                }
+                Some(BlobQuota::Percent(p))
+            }
+        };
         let public_address = match &file.public_address {
             None => None,
             Some(text) => Some(
@@ -294,7 +383,9 @@ impl Settings {
             hops,
             block: feeds("block", &file.block)?,
             discovery: file.discovery.unwrap_or(true),
-            blob_max: file.blob_max.unwrap_or(DEFAULT_BLOB_MAX),
+            blob_max,
+            blob_quota,
+            keep: feeds("keep", &file.keep)?,
             network_key,
             handshake_timeout: match file.handshake_timeout {
                 None => defaults.handshake_timeout,
@@ -406,6 +497,43 @@ mod tests {
     }
 
     #[test]
+    fn the_blob_quota_is_bytes_or_a_share_and_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ssb-node.toml");
+        let s = Settings::load(&path, false).unwrap();
+        assert_eq!((s.blob_quota, s.policy().blob_quota), (None, None));
+        let feed = crate::feed::Keypair::generate().id();
+        std::fs::write(
+            &path,
+            format!("blob_quota = 100000000\nkeep = [\"{feed}\"]\n"),
+        )
+        .unwrap();
+        let s = Settings::load(&path, false).unwrap();
+        assert_eq!(s.blob_quota, Some(BlobQuota::Bytes(100_000_000)));
+        assert_eq!(s.policy().blob_quota, Some(100_000_000));
+        assert_eq!(s.policy().keep, [feed]);
+        std::fs::write(&path, "blob_quota = \"25%\"\n").unwrap();
+        let s = Settings::load(&path, false).unwrap();
+        assert_eq!(s.blob_quota, Some(BlobQuota::Percent(25.0)));
+        assert_eq!(s.policy_on(8_000_000_000).blob_quota, Some(2_000_000_000));
+        for (text, why) in [
+            ("blob_quota = 0\n", "blob_quota: 0 keeps no blob at all"),
+            (
+                "blob_quota = 1000\n",
+                "blob_quota: 1000 bytes is less than blob_max (5242880)",
+            ),
+            ("blob_quota = \"0%\"\n", "more than 0% and at most 100%"),
+            ("blob_quota = \"150%\"\n", "more than 0% and at most 100%"),
+            ("blob_quota = \"lots\"\n", "is neither bytes nor a share"),
+            ("keep = [\"@x\"]\n", "keep: not a feed id: @x"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let e = Settings::load(&path, false).unwrap_err().to_string();
+            assert!(e.contains(why), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn a_link_to_a_missing_file_means_defaults() {
         // The SD image links the data dir's ssb-node.toml to the boot
         // partition's, which the user may delete.
@@ -443,6 +571,7 @@ mod tests {
             replicate: vec![],
             block: vec![],
             sites: vec![],
+            keep: vec![],
             ..file
         };
         let s = Settings::from_file(only_defaults, "template").unwrap();
@@ -452,5 +581,6 @@ mod tests {
         let s = Settings::from_file(set, "template").unwrap();
         assert_eq!(s.carry, carry::CarryMode::Connected);
         assert_eq!(s.led.to_string(), "sysfs:ACT");
+        assert_eq!(s.blob_quota, Some(BlobQuota::Percent(50.0)));
     }
 }

@@ -46,7 +46,23 @@ impl Node {
         blobs: BlobStore,
         settings: Settings,
     ) -> Result<Arc<Node>, NodeError> {
-        let replica = Replica::new(keys, store, blobs, settings.policy())?;
+        let disk = crate::replica::disk_space::room(blobs.dir()).ok();
+        let policy = match disk {
+            Some(r) => settings.policy_on(r.total),
+            None => {
+                tracing::warn!("the data disk's size is unknown: a blob_quota given as a share of it is left out");
+                settings.policy()
+            }
+        };
+        if let (Some(quota), Some(disk)) = (policy.blob_quota, disk) {
+            if quota > disk.total {
+                tracing::warn!(
+                    "blob_quota of {quota} bytes is larger than the data disk ({} bytes): the disk fills first, and then the node takes no more blobs",
+                    disk.total
+                );
+            }
+        }
+        let replica = Replica::new(keys, store, blobs, policy)?;
         let status = NodeStatus::new();
         let network = Network {
             key: settings.network_key,

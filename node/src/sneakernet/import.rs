@@ -79,6 +79,9 @@ pub enum ImportError {
     /// Our blob store failed.
     #[error("blob store: {0}")]
     Blob(#[from] BlobError),
+    /// The data disk has no room above its reserve for what the bundle adds.
+    #[error(transparent)]
+    DiskFull(#[from] crate::replica::DiskFull),
 }
 
 impl ImportError {
@@ -216,6 +219,12 @@ pub fn lost_blobs(
     for (feed, first, last) in ranges {
         if candidates.is_empty() {
             break;
+        }
+        // Under a blob quota a foreign blob not held may have been removed
+        // on purpose: only the blobs it never removes are healed.
+        if node.blob_quota().is_some() && feed != *node.id() && !node.policy().keep.contains(&feed)
+        {
+            continue;
         }
         let last = last.min(node.seq(&feed)?);
         if first == 0 || first > last {
@@ -505,7 +514,7 @@ fn check(
         let candidates: HashSet<BlobId> = manifest
             .blobs
             .iter()
-            .filter(|b| b.bytes <= node.blob_max())
+            .filter(|b| b.bytes <= node.blob_max() && node.keeps_blob(b.bytes))
             .filter_map(|b| b.id.parse().ok())
             .filter(|id| !node.blobs().has(id) && !node.wants().is_wanted(id))
             .collect();
@@ -610,6 +619,10 @@ impl Reading<'_, '_> {
         let (Some(node), Some(_)) = (self.node, &self.stage) else {
             return Ok(());
         };
+        let taken = batch.iter().filter(|(_, take)| *take).count() as u64;
+        if taken > 0 {
+            node.disk().check(taken * crate::replica::MESSAGE_ROOM)?;
+        }
         let mut staged = Vec::new();
         let mut json = Vec::with_capacity(1024);
         for (m, take) in batch {
@@ -707,11 +720,13 @@ impl Reading<'_, '_> {
             let wanted = self.node.zip(id).and_then(|(node, id)| {
                 let wanted = (self.linked.contains(&id) || node.wants().is_wanted(&id))
                     && !node.blobs().has(&id)
-                    && blob.size() <= node.blob_max();
+                    && blob.size() <= node.blob_max()
+                    && node.keeps_blob(blob.size());
                 wanted.then_some((node, id))
             });
             match wanted {
                 Some((node, id)) => {
+                    node.disk().check(blob.size())?;
                     let mut tap = Tap {
                         inner: &mut blob,
                         failed: None,

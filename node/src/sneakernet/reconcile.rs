@@ -631,7 +631,7 @@ fn visit(
 
     // 2. Import while it makes progress.
     let mut gone: HashSet<BundleName> = HashSet::new();
-    loop {
+    'import: loop {
         let mut progressed = false;
         let set_before = node.replicate_set();
         for h in held.iter_mut() {
@@ -662,6 +662,13 @@ fn visit(
                         r.messages,
                         r.blobs
                     );
+                }
+                // Our disk has no room: the bundle is fine, the visit
+                // takes nothing more, and still exports.
+                Err(ImportError::DiskFull(full)) => {
+                    tracing::warn!("{}: not imported: {full}", h.file.path.display());
+                    report.problem = Some(full.to_string());
+                    break 'import;
                 }
                 Err(e) => {
                     gone.insert(h.file.name);
