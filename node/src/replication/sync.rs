@@ -23,6 +23,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Quiet time after which a caught-up link counts as done, when blobs may
 /// still be asked for (we want some, or sent messages that may mention ours).
 const SETTLE: Duration = Duration::from_millis(150);
+/// Least time given to write what is queued and the goodbye, even when the
+/// sync's own deadline has passed.
+const FLUSH_AT_LEAST: Duration = Duration::from_secs(2);
 /// Quiet time when no blob exchange can follow.
 const SETTLE_SHORT: Duration = Duration::from_millis(10);
 
@@ -146,9 +149,22 @@ pub async fn sync(
             }
         }
     };
+    // Our goodbye goes out behind every message we queued; the session
+    // closes once the writer has written it all. A slow peer (a busy disk)
+    // can take longer than a moment to read it: returning before then would
+    // drop what is still queued while saying it was sent.
     session.close().await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), session.closed()).await;
+    let flush = deadline
+        .saturating_duration_since(Instant::now())
+        .max(FLUSH_AT_LEAST);
+    let flushed = tokio::time::timeout(flush, session.closed()).await;
     outcome?;
+    if flushed.is_err() {
+        return Err(SyncError::Timeout {
+            addr: shown,
+            secs: timeout.as_secs(),
+        });
+    }
     let s = &ctx.stats;
     Ok(SyncReport {
         peer: ctx.peer,
