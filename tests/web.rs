@@ -7,6 +7,8 @@
 //! go to `target/web-screenshots/`.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/site.rs"]
+mod site;
 #[path = "support/ssb_server.rs"]
 mod ssb_server;
 mod support;
@@ -18,8 +20,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use site::{fails, ok, Site};
 use ssb_server::{free_port, Options, SsbServer};
-use support::running::Node;
+use support::running::{sigterm, spawn_run, Node};
 use support::{npm_root, ssb_at, ssb_stdin};
 
 const PASSWORD: &str = "keeper of the well";
@@ -200,12 +203,75 @@ fn start_box(dir: &Path, config: &str, extra: &[&str]) -> (Node, SocketAddr) {
     args.extend_from_slice(extra);
     let node = Node::start_with(dir, "box", config, &args);
     let addr: SocketAddr = http.parse().unwrap();
+    wait_web(&node, addr);
+    (node, addr)
+}
+
+/// Waits until the web page on `addr` takes connections.
+fn wait_web(node: &Node, addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(addr).is_err() {
         assert!(Instant::now() < deadline, "no web page:\n{}", node.log());
         std::thread::sleep(Duration::from_millis(20));
     }
-    (node, addr)
+}
+
+/// Stops `node` cleanly (SIGTERM, waits for it to exit).
+fn stop(mut node: Node) -> PathBuf {
+    sigterm(&node.child);
+    node.child.wait().unwrap();
+    node.data.clone()
+}
+
+/// Runs a node again on `data`, with the web page on a fresh port.
+fn start_again(data: &Path, dir: &Path, name: &str) -> (Node, SocketAddr) {
+    let http = format!("127.0.0.1:{}", free_port());
+    let log = dir.join(format!("{name}.log"));
+    let (child, addr) = spawn_run(
+        data,
+        &["--http", &http],
+        &[],
+        &[("SSB_NODE_LOG", "ssb_node=debug")],
+        std::fs::File::create(&log).unwrap().into(),
+    );
+    let (net, shs) = addr.split_once("~shs:").unwrap();
+    let node = Node {
+        child,
+        data: data.to_path_buf(),
+        log,
+        socket: net.strip_prefix("net:").unwrap().parse().unwrap(),
+        key: ssb_node::net::shs::PublicKey(
+            ssb_node::feed::ids::decode_base64_exact::<32>(shs).unwrap(),
+        ),
+        addr,
+    };
+    let web: SocketAddr = http.parse().unwrap();
+    wait_web(&node, web);
+    (node, web)
+}
+
+/// The carrying mode in `status --json`, and who set it.
+fn carry_mode(node: &Node) -> (String, String) {
+    let s = status_json(node);
+    let text = |k: &str| s["carry"][k].as_str().unwrap_or("").to_owned();
+    (text("mode"), text("set_by"))
+}
+
+fn mode(m: &str, by: &str) -> (String, String) {
+    (m.to_owned(), by.to_owned())
+}
+
+/// A phone (`posts` posts, following the box) syncs with `node` once;
+/// returns how much of its feed the box holds then.
+fn phone_syncs(dir: &Path, name: &str, posts: usize, node: &Node) -> (u64, u64) {
+    let phone = Site::new(dir, name, posts);
+    ok(ssb_at(&phone.data, &["follow", &whoami(&node.data)]));
+    let out = ok(ssb_at(
+        &phone.data,
+        &["sync", &node.addr, "--timeout", "30"],
+    ));
+    eprintln!("web: {name} synced: {out}");
+    (clock_of(node, &phone.id), posts as u64 + 1)
 }
 
 /// Decodes the one QR code in a PNG.
@@ -557,4 +623,79 @@ fn bad_input_gets_clear_answers_and_the_node_keeps_replicating() {
         .status
         .success());
     node.check_serves(dir.path());
+}
+
+#[test]
+fn the_keeper_sets_the_carrying_policy_on_the_feeds_page_and_it_holds_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, addr) = start_box(dir.path(), "", &[]);
+    let base = format!("http://{addr}");
+    assert_eq!(carry_mode(&node), mode("follows", "config"));
+    // Under `follows` a phone that connects is not carried.
+    assert_eq!(phone_syncs(dir.path(), "phone1", 3, &node).0, 0);
+    // Logged out, there is no form.
+    let (_, _, page) = get(addr, "/feeds", "");
+    assert!(!String::from_utf8_lossy(&page).contains("/feeds/carry"));
+
+    // The keeper logs in and chooses `connected` on the feeds page.
+    ok(ssb_stdin(
+        &node.data,
+        &["web-password"],
+        &format!("{PASSWORD}\n"),
+    ));
+    let mut browser = Browser::start();
+    browser.goto(&format!("{base}/login?next=/feeds"));
+    browser.cmd(json!({"op": "fill", "selector": "#password", "value": PASSWORD}));
+    let page = browser.cmd(json!({"op": "submit", "selector": "main button[type=submit]"}));
+    assert!(page["url"].as_str().unwrap().ends_with("/feeds"), "{page}");
+    let text = page["text"].as_str().unwrap();
+    assert!(
+        text.contains("Now: follows, set by the config file"),
+        "{text}"
+    );
+    browser.cmd(json!({"op": "check", "selector": "#carry-connected"}));
+    let page =
+        browser.cmd(json!({"op": "submit", "selector": "form[action='/feeds/carry'] button"}));
+    let text = page["text"].as_str().unwrap();
+    assert!(text.contains("Carrying policy set: connected."), "{text}");
+    assert!(text.contains("Now: connected, set by you"), "{text}");
+    let shots = screenshots();
+    browser.cmd(
+        json!({"op": "element_shot", "selector": "#carry", "path": shots.join("carry-390.png")}),
+    );
+    assert_eq!(carry_mode(&node), mode("connected", "keeper"));
+    // A phone that connects now is carried in that session.
+    let (held, all) = phone_syncs(dir.path(), "phone2", 3, &node);
+    assert_eq!(held, all, "{}", node.log());
+
+    // A POST without the form's token is refused, and changes nothing.
+    let (code, session) = login(addr, PASSWORD);
+    assert_eq!(code, 303);
+    assert_eq!(post(addr, "/feeds/carry", &session, "mode=follows").0, 403);
+    let forged = "csrf=wrong&mode=follows";
+    assert_eq!(post(addr, "/feeds/carry", &session, forged).0, 403);
+    assert_eq!(post(addr, "/feeds/carry", "", forged).0, 403);
+    assert_eq!(carry_mode(&node), mode("connected", "keeper"));
+
+    // After a restart the keeper's choice holds (the config says nothing).
+    let data = stop(node);
+    let (node, _) = start_again(&data, dir.path(), "box-2");
+    assert_eq!(carry_mode(&node), mode("connected", "keeper"));
+    let (held, all) = phone_syncs(dir.path(), "phone3", 2, &node);
+    assert_eq!(held, all, "{}", node.log());
+
+    // The CLI, through the running node: back to `follows`.
+    let out = ok(ssb_at(&node.data, &["carry", "set", "follows"]));
+    assert_eq!(out.trim(), "carrying mode set to follows");
+    assert_eq!(carry_mode(&node), mode("follows", "keeper"));
+    assert_eq!(phone_syncs(dir.path(), "phone4", 2, &node).0, 0);
+
+    // And on the store when no node runs; a mode it does not know fails.
+    let data = stop(node);
+    let e = fails(ssb_at(&data, &["carry", "set", "everyone"]));
+    assert!(e.contains("unknown carrying mode \"everyone\""), "{e}");
+    let out = ok(ssb_at(&data, &["carry", "set", "connected"]));
+    assert_eq!(out.trim(), "carrying mode set to connected");
+    let (node, _) = start_again(&data, dir.path(), "box-3");
+    assert_eq!(carry_mode(&node), mode("connected", "keeper"));
 }

@@ -163,6 +163,22 @@ enum Command {
     },
     /// Set the web page's admin password: one line on stdin (hashed here).
     WebPassword,
+    /// The carrying policy: which feeds this node takes on.
+    Carry {
+        #[command(subcommand)]
+        command: CarryCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CarryCommand {
+    /// Set the carrying mode (saved; wins over the config's `carry`):
+    /// `follows` (the follow graph only) or `connected` (also every feed
+    /// that connects).
+    Set {
+        /// `follows` or `connected`.
+        mode: ssb_node::replica::carry::CarryMode,
+    },
 }
 
 #[derive(Subcommand)]
@@ -517,6 +533,9 @@ fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
             return node(command, json(j));
         }
         Command::WebPassword => return node(web::command()?, json(false)),
+        Command::Carry {
+            command: CarryCommand::Set { mode },
+        } => return node(NodeCommand::CarrySet { mode }, json(false)),
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

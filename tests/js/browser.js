@@ -44,6 +44,9 @@ async function main() {
       } else if (c.op === "fill") {
         await page.fill(c.selector, c.value);
         answer({ ok: true });
+      } else if (c.op === "check") {
+        await page.check(c.selector);
+        answer({ ok: true });
       } else if (c.op === "submit") {
         const [r] = await Promise.all([
           page.waitForNavigation({ waitUntil: "load" }),

@@ -263,6 +263,7 @@ fn write_reply(reply: Reply, json: bool, out: &mut dyn Write) -> Result<ExitCode
         Reply::Export(report) => super::sneakernet::print_export(&report, out)?,
         reply @ (Reply::Invite(_) | Reply::Invites(_)) => super::invites::print(reply, json, out)?,
         Reply::WebPasswordSet => writeln!(out, "web password set")?,
+        Reply::CarrySet(mode) => writeln!(out, "carrying mode set to {}", mode.as_str())?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -409,9 +410,10 @@ fn write_status(v: &Value, out: &mut dyn Write) -> Result<()> {
         };
         writeln!(
             out,
-            "carrying: {} feeds ({}; {} followed on connecting, {} refused at the cap of {})",
+            "carrying: {} feeds ({}, set by the {}; {} followed on connecting, {} refused at the cap of {})",
             n("feeds"),
             text(c, "mode"),
+            text(c, "set_by"),
             n("followed"),
             n("refused"),
             n("max")

@@ -12,6 +12,12 @@
 //!   is served what it asks for but not carried, and the refusal is logged
 //!   and counted in `status`.
 //!
+//! The mode starts as the config's `carry`; the keeper may set it while the
+//! node runs ([`Replica::set_carry_mode`]: `ssb-node carry set`, the web
+//! page). The keeper's choice is saved in the store and wins over the
+//! config at later starts. It applies to peers that connect from then on;
+//! feeds followed under `connected` stay followed under `follows`.
+//!
 //! Independent of the mode, the config's `sites` lists other site boxes:
 //! the node follows each (a `contact` message at start if it does not yet)
 //! and every feed a site follows (mirrored as our own follows whenever the
@@ -24,6 +30,7 @@ use std::sync::Arc;
 use super::{Replica, ReplicaError};
 use crate::feed::json::{Object, Value};
 use crate::feed::FeedId;
+use crate::store::{Store, StoreError};
 
 /// Default most feeds followed by the `connected` mode.
 pub const DEFAULT_CARRY_MAX: u32 = 1000;
@@ -65,6 +72,101 @@ impl std::str::FromStr for CarryMode {
             "connected" => Ok(CarryMode::Connected),
             _ => Err(UnknownMode(s.to_owned())),
         }
+    }
+}
+
+/// Who chose the carrying mode in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetBy {
+    /// The config file's `carry` (or its default).
+    Config,
+    /// The keeper, at runtime; saved in the store.
+    Keeper,
+}
+
+impl SetBy {
+    /// `config` or `keeper`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SetBy::Config => "config",
+            SetBy::Keeper => "keeper",
+        }
+    }
+}
+
+/// The carrying mode in force, and who chose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CarryChoice {
+    /// The mode.
+    pub mode: CarryMode,
+    /// Who chose it.
+    pub set_by: SetBy,
+}
+
+/// `connected` asked of a node that replicates no follows (`hops = 0`):
+/// the asker's fault.
+#[derive(Debug, thiserror::Error)]
+#[error("\"connected\" carries through follows: it needs hops of 1 or more")]
+pub struct NeedsHops;
+
+/// Checks that `mode` can work with follow-graph distance `hops`.
+pub fn check(mode: CarryMode, hops: u32) -> Result<(), NeedsHops> {
+    if mode == CarryMode::Connected && hops == 0 {
+        return Err(NeedsHops);
+    }
+    Ok(())
+}
+
+/// The store's setting name of the keeper's mode.
+const SETTING: &str = "carry";
+
+/// The keeper's mode saved in `store`, if one is.
+pub fn saved(store: &Store) -> Result<Option<CarryMode>, StoreError> {
+    let Some(v) = store.setting(SETTING)? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&v);
+    text.parse()
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt(format!("the keeper's carrying mode: {e}")))
+}
+
+/// Saves `mode` as the keeper's in `store` (checked against `hops`), for
+/// the next start; a running node's replica also needs
+/// [`Replica::set_carry_mode`], which calls this.
+pub fn save(store: &Store, mode: CarryMode, hops: u32) -> Result<(), ReplicaError> {
+    check(mode, hops)?;
+    store.set_setting(SETTING, mode.as_str().as_bytes())?;
+    Ok(())
+}
+
+/// The mode a replica starts with: the keeper's saved one, else the
+/// config's (also when the saved one cannot work with the config's `hops`).
+pub(super) fn initial(
+    store: &Store,
+    config: CarryMode,
+    hops: u32,
+) -> Result<CarryChoice, StoreError> {
+    match saved(store)? {
+        Some(mode) if check(mode, hops).is_ok() => Ok(CarryChoice {
+            mode,
+            set_by: SetBy::Keeper,
+        }),
+        Some(mode) => {
+            tracing::warn!(
+                "the keeper's carrying mode {:?} needs hops of 1 or more: using the config's {:?}",
+                mode.as_str(),
+                config.as_str()
+            );
+            Ok(CarryChoice {
+                mode: config,
+                set_by: SetBy::Config,
+            })
+        }
+        None => Ok(CarryChoice {
+            mode: config,
+            set_by: SetBy::Config,
+        }),
     }
 }
 
@@ -124,7 +226,7 @@ fn follows(node: &Replica) -> Result<usize, ReplicaError> {
 /// is us, blocked, followed already, or the cap is reached). Returns whether
 /// a follow was published. Call before the session replicates.
 pub async fn on_connect(node: &Arc<Replica>, peer: &FeedId) -> Result<bool, ReplicaError> {
-    if node.policy().carry != CarryMode::Connected || peer == node.id() || node.is_blocked(peer) {
+    if node.carry_mode() != CarryMode::Connected || peer == node.id() || node.is_blocked(peer) {
         return Ok(false);
     }
     let _one = node.carrier().lock.lock().await;
@@ -279,6 +381,65 @@ mod tests {
         assert_eq!(follow_sites(&n).await.unwrap(), 0);
         assert_eq!(n.carrier().refused(), 1);
         assert_eq!(n.seq(n.id()).unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_keepers_mode_is_in_force_at_once_and_wins_over_the_config_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keypair::generate();
+        let open = |policy: Policy| {
+            let store = Store::open(&dir.path().join("db")).unwrap();
+            let blobs = BlobStore::open(&dir.path().join("blobs")).unwrap();
+            Replica::new(keys.clone(), store, blobs, policy).unwrap()
+        };
+        let n = open(Policy::default());
+        let config = CarryChoice {
+            mode: CarryMode::Follows,
+            set_by: SetBy::Config,
+        };
+        assert_eq!(n.carry(), config);
+        let [a, b] = std::array::from_fn(|_| Keypair::generate().id());
+        assert!(!on_connect(&n, &a).await.unwrap());
+        n.set_carry_mode(CarryMode::Connected).unwrap();
+        let keeper = CarryChoice {
+            mode: CarryMode::Connected,
+            set_by: SetBy::Keeper,
+        };
+        assert_eq!(n.carry(), keeper);
+        assert!(on_connect(&n, &a).await.unwrap(), "carried from now on");
+        drop(n);
+
+        // The next start: the keeper's choice, not the config's.
+        let n = open(Policy::default());
+        assert_eq!(n.carry(), keeper);
+        assert!(on_connect(&n, &b).await.unwrap());
+        n.set_carry_mode(CarryMode::Follows).unwrap();
+        drop(n);
+        let settings = Policy {
+            carry: CarryMode::Connected,
+            ..Policy::default()
+        };
+        let n = open(settings.clone());
+        assert_eq!(n.carry().mode, CarryMode::Follows);
+        assert!(!on_connect(&n, &Keypair::generate().id()).await.unwrap());
+        drop(n);
+
+        // `connected` needs follows: refused with hops = 0, nothing saved;
+        // a saved `connected` under a config of hops = 0 yields to it.
+        let n = open(Policy {
+            hops: 0,
+            ..Policy::default()
+        });
+        let e = n.set_carry_mode(CarryMode::Connected).unwrap_err();
+        assert!(matches!(e, ReplicaError::NeedsHops(_)), "{e}");
+        assert_eq!(saved(n.store()).unwrap(), Some(CarryMode::Follows));
+        save(n.store(), CarryMode::Connected, 1).unwrap();
+        drop(n);
+        let n = open(Policy {
+            hops: 0,
+            ..Policy::default()
+        });
+        assert_eq!(n.carry(), config);
     }
 
     #[test]

@@ -77,7 +77,8 @@ pub struct Policy {
     pub block: Vec<FeedId>,
     /// Largest blob fetched or imported.
     pub blob_max: u64,
-    /// The carrying policy ([`carry`]).
+    /// The config's carrying mode ([`carry`]); the keeper's saved choice
+    /// wins over it ([`Replica::carry`]).
     pub carry: carry::CarryMode,
     /// Most feeds followed by [`carry::CarryMode::Connected`] and for `sites`.
     pub carry_max: u32,
@@ -120,6 +121,9 @@ pub enum ReplicaError {
     /// The data disk has no room above its reserve: nothing was written.
     #[error(transparent)]
     DiskFull(#[from] DiskFull),
+    /// A carrying mode that cannot work with this node's `hops`.
+    #[error(transparent)]
+    NeedsHops(#[from] carry::NeedsHops),
 }
 
 /// The feeds and blobs this node holds (see the module docs).
@@ -136,6 +140,8 @@ pub struct Replica {
     graph: RwLock<Arc<ReplicateSet>>,
     graph_version: watch::Sender<u64>,
     carrier: carry::Carrier,
+    /// The carrying mode in force (see [`carry`]).
+    carry: std::sync::Mutex<carry::CarryChoice>,
     disk: DiskSpace,
     budget: blob_budget::BudgetState,
 }
@@ -160,6 +166,7 @@ impl Replica {
         let id = keys.id();
         let graph = graph::compute(&store, &id, policy.hops, &policy.replicate, &policy.block)?;
         let wants = store.wants(wants::MAX_WANTS)?;
+        let carry = carry::initial(&store, policy.carry, policy.hops)?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let disk = DiskSpace::new(blobs.dir());
         Ok(Arc::new(Replica {
@@ -177,7 +184,32 @@ impl Replica {
             graph: RwLock::new(Arc::new(graph)),
             graph_version: watch::channel(0).0,
             carrier: carry::Carrier::default(),
+            carry: std::sync::Mutex::new(carry),
         }))
+    }
+
+    /// The carrying mode in force, and who chose it.
+    pub fn carry(&self) -> carry::CarryChoice {
+        *self.carry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The carrying mode in force.
+    pub fn carry_mode(&self) -> carry::CarryMode {
+        self.carry().mode
+    }
+
+    /// Sets the carrying mode as the keeper's choice: saved in the store
+    /// (durably, so it wins over the config at later starts), in force for
+    /// peers that connect from now on. Blocking (a store flush).
+    pub fn set_carry_mode(&self, mode: carry::CarryMode) -> Result<(), ReplicaError> {
+        let mut now = self.carry.lock().unwrap_or_else(|e| e.into_inner());
+        carry::save(&self.store, mode, self.policy.hops)?;
+        *now = carry::CarryChoice {
+            mode,
+            set_by: carry::SetBy::Keeper,
+        };
+        tracing::info!(mode = mode.as_str(), "the keeper set the carrying mode");
+        Ok(())
     }
 
     /// What the carrying policy did.

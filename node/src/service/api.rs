@@ -74,7 +74,9 @@ pub fn status(node: &Node) -> Value {
     let policy = node.replica().policy();
     let carrier = node.replica().carrier();
     let mut carry = Object::new();
-    carry.push("mode", Value::string(policy.carry.as_str()));
+    let choice = node.replica().carry();
+    carry.push("mode", Value::string(choice.mode.as_str()));
+    carry.push("set_by", Value::string(choice.set_by.as_str()));
     carry.push("feeds", Value::Number(set.feeds.len() as f64));
     carry.push("max", Value::Number(f64::from(policy.carry_max)));
     carry.push("followed", Value::Number(carrier.followed() as f64));

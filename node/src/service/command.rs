@@ -16,7 +16,7 @@
 //! `bundle.import(path)`, `bundle.export(path, clock?) → report`,
 //! `sticks() → [row]`, `invite.create({uses?, expires?, note?}) → row with
 //! code`, `invite.list() → [row]`, `invite.revoke(id) → row`,
-//! `web.password(argon2id hash) → true`. The three
+//! `web.password(argon2id hash) → true`, `carry.set(mode) → mode`. The three
 //! sneakernet ones also answer as `source`
 //! calls: items `{"progress": STEP}` (at most five a second), then one
 //! `{"report": REPORT}`, then the end (or an error).
@@ -35,6 +35,7 @@ use crate::data_dir::{DataDir, DataDirError};
 use crate::feed::json::{JsonError, Object, Value};
 use crate::feed::{BlobId, FeedId, MsgId};
 use crate::net::address::{AddressError, MultiserverAddress};
+use crate::replica::carry::{self, CarryMode};
 use crate::replica::{blob_budget, DiskSpace, ReplicaError};
 use crate::replication::sync::{self, SyncError};
 use crate::sneakernet::files::ExportReport;
@@ -62,6 +63,7 @@ pub const METHODS: &[&str] = &[
     "invite.list",
     "invite.revoke",
     "web.password",
+    "carry.set",
 ];
 
 /// Most bytes of arguments one request carries: half the largest body a
@@ -147,6 +149,11 @@ pub enum Command {
         /// Its argon2id hash (the CLI hashes; the plaintext never travels).
         hash: String,
     },
+    /// Set the carrying mode as the keeper's choice.
+    CarrySet {
+        /// The mode.
+        mode: CarryMode,
+    },
 }
 
 /// A command's answer.
@@ -182,6 +189,8 @@ pub enum Reply {
     Invites(Vec<InviteRow>),
     /// The web password is set.
     WebPasswordSet,
+    /// The carrying mode is set to this.
+    CarrySet(CarryMode),
 }
 
 /// Why a command was refused or failed, named for who is at fault.
@@ -358,6 +367,11 @@ impl Command {
             "web.password" => Command::WebPassword {
                 hash: text("a password hash")?.to_owned(),
             },
+            "carry.set" => Command::CarrySet {
+                mode: text("follows or connected")?
+                    .parse()
+                    .map_err(|_| bad("follows or connected"))?,
+            },
             _ => return Err(CommandError::UnknownMethod(method.to_owned())),
         })
     }
@@ -383,6 +397,7 @@ impl Command {
             Command::InviteList => "invite.list",
             Command::InviteRevoke { .. } => "invite.revoke",
             Command::WebPassword { .. } => "web.password",
+            Command::CarrySet { .. } => "carry.set",
         }
     }
 
@@ -416,6 +431,7 @@ impl Command {
             Command::InviteCreate { options } => vec![options.to_value()],
             Command::InviteRevoke { id } => vec![Value::string(id)],
             Command::WebPassword { hash } => vec![Value::string(hash)],
+            Command::CarrySet { mode } => vec![Value::string(mode.as_str())],
             Command::Clock
             | Command::BlobsUsage
             | Command::Peers
@@ -466,7 +482,8 @@ impl Command {
     }
 
     /// Whether the command runs on the data dir's stores alone when no node
-    /// runs (`get`, `clock`, `blobs add`, `invite list`, `invite revoke`):
+    /// runs (`get`, `clock`, `blobs add`, `invite list`, `invite revoke`,
+    /// `web-password`, `carry set`):
     /// so it needs no identity, which a data dir filled by `ingest` lacks.
     pub fn runs_on_stores(&self) -> bool {
         matches!(
@@ -478,6 +495,7 @@ impl Command {
                 | Command::InviteList
                 | Command::InviteRevoke { .. }
                 | Command::WebPassword { .. }
+                | Command::CarrySet { .. }
         )
     }
 
@@ -513,6 +531,12 @@ impl Command {
             Command::WebPassword { hash } => {
                 crate::web::password::set(&data.open_store()?, &hash)?;
                 Ok(Reply::WebPasswordSet)
+            }
+            Command::CarrySet { mode } => {
+                let settings =
+                    super::config::Settings::load(&data.root().join("ssb-node.toml"), false)?;
+                carry::save(&data.open_store()?, mode, settings.hops)?;
+                Ok(Reply::CarrySet(mode))
             }
             other => Err(CommandError::NeedsNode(other.method())),
         }
@@ -579,6 +603,11 @@ impl Command {
             Command::WebPassword { hash } => {
                 crate::web::password::set(replica.store(), &hash)?;
                 Reply::WebPasswordSet
+            }
+            Command::CarrySet { mode } => {
+                let r = replica.clone();
+                tokio::task::spawn_blocking(move || r.set_carry_mode(mode)).await??;
+                Reply::CarrySet(mode)
             }
         })
     }
@@ -655,6 +684,7 @@ impl Reply {
             Reply::Invite(row) => to_value(row)?,
             Reply::Invites(rows) => to_value(rows)?,
             Reply::WebPasswordSet => Value::Bool(true),
+            Reply::CarrySet(mode) => Value::string(mode.as_str()),
         })
     }
 
@@ -713,6 +743,11 @@ impl Reply {
                 Value::Bool(true) => Reply::WebPasswordSet,
                 _ => return Err(shape("true")),
             },
+            Command::CarrySet { .. } => Reply::CarrySet(
+                v.as_str()
+                    .and_then(|m| m.parse().ok())
+                    .ok_or(shape("a carrying mode"))?,
+            ),
         })
     }
 }
@@ -801,6 +836,9 @@ mod tests {
             Command::WebPassword {
                 hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
             },
+            Command::CarrySet {
+                mode: CarryMode::Connected,
+            },
         ];
         assert_eq!(commands.len(), METHODS.len());
         for c in &commands {
@@ -838,6 +876,11 @@ mod tests {
                 "web.password",
                 "[3]",
                 "web.password expects a password hash",
+            ),
+            (
+                "carry.set",
+                r#"["everyone"]"#,
+                "carry.set expects follows or connected",
             ),
         ];
         for (method, args, text) in cases {

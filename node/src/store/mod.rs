@@ -9,7 +9,8 @@
 //! - `remote`: a name (`peer:` ‖ public key, …) → the vector clock that
 //!   remote last showed us, as author ‖ sequence entries (request skipping);
 //!   also each stick's record (`stickinfo:` ‖ id) and the names of bundles
-//!   verified in full (`verified:` ‖ name → when last seen);
+//!   verified in full (`verified:` ‖ name → when last seen), and the
+//!   keeper's small settings (`setting:` ‖ name → value);
 //! - `wants`: blob id → nothing: blobs we want and do not hold yet;
 //! - `contacts`: author ‖ contact → the author's stance on that feed (see
 //!   `contacts`), kept in step with `log` by every append and promotion;
@@ -213,6 +214,9 @@ const VERIFIED_PREFIX: &[u8] = b"verified:";
 
 /// The `remote` key of the web page's admin password hash.
 const WEB_PASSWORD_KEY: &[u8] = b"web:password";
+
+/// The `remote` keys of the keeper's settings: this prefix ‖ the name.
+const SETTING_PREFIX: &str = "setting:";
 
 /// Most bundle names remembered as verified (about 400 KiB).
 pub const MAX_VERIFIED_BUNDLES: usize = 8192;
@@ -729,6 +733,22 @@ impl Store {
     /// Sets the web page's admin password hash (a PHC string), durably.
     pub fn set_web_password(&self, hash: &str) -> Result<(), StoreError> {
         self.remote.insert(WEB_PASSWORD_KEY, hash.as_bytes())?;
+        self.persist()
+    }
+
+    /// The keeper's setting `name` (set at runtime, e.g. the carrying
+    /// mode), if one is set.
+    pub fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .remote
+            .get(format!("{SETTING_PREFIX}{name}"))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Sets the keeper's setting `name` to `value` (a few bytes), durably.
+    pub fn set_setting(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.remote
+            .insert(format!("{SETTING_PREFIX}{name}"), value)?;
         self.persist()
     }
 

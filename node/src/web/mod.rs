@@ -1,6 +1,6 @@
 //! The site keeper's web page: what the box holds, in a browser on the same
 //! network, and the few admin actions a keeper needs (invites, follows,
-//! blocks), behind a password.
+//! blocks, the carrying mode), behind a password.
 //!
 //! - [`server`]: the HTTP listener on the node's runtime (axum's router over
 //!   hyper's HTTP/1 server), with its limits: header size and read time,

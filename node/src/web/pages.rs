@@ -20,6 +20,7 @@ use super::session::{self, Session};
 use super::{assets, csrf, password};
 use crate::feed::json::{Object, Value};
 use crate::feed::FeedId;
+use crate::replica::carry::{CarryChoice, CarryMode, SetBy};
 use crate::service::api;
 use crate::service::invites::{self, CreateOptions, InviteRow};
 use crate::store::now_ms;
@@ -454,6 +455,41 @@ pub fn feed_rows(web: &Web) -> Vec<FeedRow> {
     out
 }
 
+/// The keeper's form choosing the carrying mode, `choice` checked.
+fn carry_form(choice: CarryChoice, token: &str) -> String {
+    let by = match choice.set_by {
+        SetBy::Config => "the config file",
+        SetBy::Keeper => "you",
+    };
+    let mut b = format!(
+        "<section class=\"card\" id=\"carry\"><h2>Carrying policy</h2>\
+         <p class=\"muted small\">Now: <strong>{}</strong>, set by {by}.</p>\
+         <form method=\"post\" action=\"/feeds/carry\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        choice.mode.as_str(),
+        esc(token)
+    );
+    for (mode, says) in [
+        (
+            CarryMode::Follows,
+            "carry the feeds this box follows, and the feeds they follow; nobody else.",
+        ),
+        (
+            CarryMode::Connected,
+            "also carry every feed that connects to this box (a phone at its first sync): the box follows it.",
+        ),
+    ] {
+        let m = mode.as_str();
+        let checked = if mode == choice.mode { " checked" } else { "" };
+        let _ = write!(
+            b,
+            "<label class=\"choice\" for=\"carry-{m}\"><input id=\"carry-{m}\" type=\"radio\" name=\"mode\" value=\"{m}\"{checked}>\
+             <span><strong>{m}</strong>: {says}</span></label>"
+        );
+    }
+    b.push_str("<button type=\"submit\">Set carrying policy</button></form></section>");
+    b
+}
+
 /// The feeds page's body.
 pub fn feeds_body(web: &Web, rows: &[FeedRow], csrf: Option<&str>, notice: Option<&str>) -> String {
     let now = now_ms();
@@ -503,6 +539,7 @@ pub fn feeds_body(web: &Web, rows: &[FeedRow], csrf: Option<&str>, notice: Optio
              <button class=\"secondary\" type=\"submit\">Block</button></form></section>",
             t = esc(token)
         );
+        b.push_str(&carry_form(web.node.replica().carry(), token));
     }
     b
 }
@@ -522,6 +559,8 @@ pub async fn feeds(
     let notice = match q.get("done").map(String::as_str) {
         Some("followed") => Some("Followed: it will be replicated."),
         Some("blocked") => Some("Blocked: it is no longer replicated or served."),
+        Some("follows") => Some("Carrying policy set: follows."),
+        Some("connected") => Some("Carrying policy set: connected."),
         _ => None,
     };
     let body = feeds_body(&web, &rows, token, notice);
@@ -589,6 +628,42 @@ pub async fn follow(State(web): WebState, headers: HeaderMap, Form(f): Fields) -
 /// `POST /feeds/block`.
 pub async fn block(State(web): WebState, headers: HeaderMap, Form(f): Fields) -> Response {
     contact(web, headers, f, true).await
+}
+
+/// `POST /feeds/carry`: sets the carrying mode as the keeper's choice.
+pub async fn carry(State(web): WebState, headers: HeaderMap, Form(f): Fields) -> Response {
+    let s = match admin(&web, &headers, &f) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Ok(mode) = f
+        .get("mode")
+        .map_or("", String::as_str)
+        .parse::<CarryMode>()
+    else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "Not a carrying mode",
+            "Choose follows or connected.",
+            Some(&s.csrf),
+        );
+    };
+    let replica = web.node.replica().clone();
+    match tokio::task::spawn_blocking(move || replica.set_carry_mode(mode)).await {
+        Ok(Ok(())) => Redirect::to(&format!("/feeds?done={}", mode.as_str())).into_response(),
+        Ok(Err(e)) => problem(
+            StatusCode::BAD_REQUEST,
+            "Could not set the carrying policy",
+            &e.to_string(),
+            Some(&s.csrf),
+        ),
+        Err(e) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Could not set the carrying policy",
+            &e.to_string(),
+            Some(&s.csrf),
+        ),
+    }
 }
 
 /// The sticks page's body from the recorded sticks and the lag rows.

@@ -100,6 +100,7 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/feeds", get(pages::feeds))
         .route("/feeds/follow", post(pages::follow))
         .route("/feeds/block", post(pages::block))
+        .route("/feeds/carry", post(pages::carry))
         .route("/sticks", get(pages::sticks))
         .route("/invite", get(pages::invite).post(pages::invite_create))
         .route("/invite/revoke", post(pages::invite_revoke))
