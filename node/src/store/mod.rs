@@ -30,6 +30,7 @@
 
 mod contacts;
 pub mod invites;
+pub mod repair;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
