@@ -128,6 +128,9 @@ pub async fn sync(
             }
         }
     };
+    if outcome.is_ok() {
+        super::ebt_link::save_now(&ctx);
+    }
     session.close().await;
     let _ = tokio::time::timeout(Duration::from_secs(2), session.closed()).await;
     outcome?;
