@@ -162,7 +162,8 @@ impl<'a> Ingest<'a> {
         let verifier = std::mem::take(&mut self.verifier);
         std::thread::scope(|s| {
             let reader = s.spawn(move || parse_lines(input, tx));
-            let checker = s.spawn(move || check_batches(rx, checked_tx, verifier));
+            let store = self.store;
+            let checker = s.spawn(move || check_batches(store, rx, checked_tx, verifier));
             let mut result = Ok(());
             for batch in checked_rx.iter() {
                 if let Err(e) = self.write_checked(batch) {
@@ -183,36 +184,52 @@ impl<'a> Ingest<'a> {
 
     /// Writes one batch from the checking stage and counts what it refused.
     fn write_checked(&mut self, batch: Checked) -> Result<(), StoreError> {
-        let mut r = self.store.append_verified(batch.verified)?;
-        if let Some((i, _)) = &mut r.first_rejection {
-            *i = batch.lines[*i];
-        }
         for (line, e) in batch.refused {
             self.line = line;
             self.reject(e);
         }
-        // The earliest line's refusal is the first.
+        let r = self.store.append_verified(batch.verified)?;
+        self.count(r, &batch.lines);
+        if !batch.held.is_empty() {
+            // Skipped (or refused as forks) without a signature check, as
+            // `Store::append` does; what is not held after all is checked there.
+            let r = self.store.append(batch.held, &mut BatchVerifier::new())?;
+            self.count(r, &batch.held_lines);
+        }
+        Ok(())
+    }
+
+    /// Adds a store report whose indexes are into `lines`; the refusal of
+    /// the earliest line is the first.
+    fn count(&mut self, mut r: AppendReport, lines: &[usize]) {
+        if let Some((i, _)) = &mut r.first_rejection {
+            *i = lines[*i];
+        }
         if let (Some((a, _)), Some((b, _))) = (&self.report.first_rejection, &r.first_rejection) {
             if b < a {
                 self.report.first_rejection = r.first_rejection.take();
             }
         }
         self.report.merge(r, 0);
-        Ok(())
     }
 }
 
 /// A batch out of the checking stage: its messages with their signature
-/// verdicts, the input line of each, and the lines that were no message.
+/// verdicts and the input line of each; those at or below their feed's
+/// stored head when checked (held already, or forks: not worth a signature
+/// check) with theirs; and the lines that were no message.
 struct Checked {
     verified: crate::feed::Verified,
     lines: Vec<usize>,
+    held: Vec<Message>,
+    held_lines: Vec<usize>,
     refused: Vec<(usize, Invalid)>,
 }
 
 /// The checking stage: gathers parsed messages into batches of [`BATCH`]
 /// and checks their signatures; returns the verifier (with its key cache).
 fn check_batches(
+    store: &Store,
     rx: Receiver<Parsed>,
     tx: SyncSender<Checked>,
     mut verifier: BatchVerifier,
@@ -224,9 +241,31 @@ fn check_batches(
                 lines: &mut Vec<usize>,
                 refused: &mut Vec<(usize, Invalid)>,
                 verifier: &mut BatchVerifier| {
+        let mut heads = std::collections::HashMap::new();
+        let (mut fresh, mut fresh_lines) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
+        let (mut held, mut held_lines) = (Vec::new(), Vec::new());
+        for (m, line) in msgs.drain(..).zip(lines.drain(..)) {
+            let head = *heads.entry(m.author()).or_insert_with(|| {
+                // A failed read only costs a signature check: the write sees it again.
+                store
+                    .head(&m.author())
+                    .ok()
+                    .flatten()
+                    .map_or(0, |h| h.sequence)
+            });
+            if m.sequence() <= head {
+                held.push(m);
+                held_lines.push(line);
+            } else {
+                fresh.push(m);
+                fresh_lines.push(line);
+            }
+        }
         let batch = Checked {
-            verified: verifier.check(std::mem::replace(msgs, Vec::with_capacity(BATCH))),
-            lines: std::mem::replace(lines, Vec::with_capacity(BATCH)),
+            verified: verifier.check(fresh),
+            lines: fresh_lines,
+            held,
+            held_lines,
             refused: std::mem::take(refused),
         };
         tx.send(batch).is_ok()
