@@ -251,3 +251,41 @@ fn run_needs_no_setup_and_stops_cleanly_on_sigterm() {
     assert_eq!(seq_of(&data, &id), 1);
     assert!(stdout(&ssb_at(&data, &["check"])).ends_with("ok"));
 }
+
+/// The `feeds=… skipped=…` of the `ebt opening clock` line in `log`.
+fn opening_clock(log: &str) -> String {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("ebt opening clock"))
+        .unwrap_or_else(|| panic!("no opening clock in:\n{log}"));
+    line.split_whitespace()
+        .filter(|w| w.starts_with("feeds=") || w.starts_with("skipped="))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn a_second_sync_skips_unchanged_feeds_on_the_syncing_side_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Node::start_with(dir.path(), "a", "", &[]);
+    let a_id = stdout(&ssb_at(&a.data, &["whoami"]));
+    publish_n(&a.data, 5, "skip");
+    let (b, _) = init(dir.path(), "b");
+    stdout(&ssb_at(&b, &["follow", &a_id]));
+    let sync = || {
+        let out = std::process::Command::new(support::ssb_node())
+            .arg("--data")
+            .arg(&b)
+            .args(["sync", &a.addr])
+            .env("SSB_NODE_LOG", "ssb_node=debug")
+            .output()
+            .unwrap();
+        stdout(&out);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert_eq!(opening_clock(&sync()), "feeds=2 skipped=0");
+    // B stored A's clock before it closed the link: only its own feed,
+    // which A does not replicate (A's clock has no note for it), is noted.
+    assert_eq!(opening_clock(&sync()), "feeds=1 skipped=1");
+}

@@ -4,10 +4,12 @@
 //! createHistoryStream and `ssb-node feed` print them. Lines are parsed and
 //! shape-checked as they come, collected into batches of [`BATCH`] messages,
 //! signature-checked together, and written with one fjall batch each (see
-//! [`Store::append`]). Memory stays flat however long the input is.
+//! [`Store::append_verified`]); parsing, checking and writing run at once,
+//! each on its own thread ([`Ingest::read_all`]). Memory stays flat however
+//! long the input is.
 
 use std::io::BufRead;
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use crate::feed::{BatchVerifier, Invalid, Message, Value};
 use crate::store::{AppendReport, Store, StoreError};
@@ -105,21 +107,6 @@ impl<'a> Ingest<'a> {
         }
     }
 
-    fn push_parsed(
-        &mut self,
-        line: usize,
-        parsed: Result<Message, Invalid>,
-    ) -> Result<(), StoreError> {
-        self.line = line;
-        match parsed {
-            Ok(m) => self.push(m),
-            Err(e) => {
-                self.reject(e);
-                Ok(())
-            }
-        }
-    }
-
     /// Takes one parsed message (counts as the next input line).
     pub fn push(&mut self, m: Message) -> Result<(), StoreError> {
         self.pending.push(m);
@@ -160,24 +147,32 @@ impl<'a> Ingest<'a> {
     }
 
     /// Reads `input` to the end, line by line (each at most [`MAX_LINE`]),
-    /// parsing on a second thread. What was read before an error is kept.
+    /// in a pipeline of three stages: a thread parses lines, a second one
+    /// gathers batches of [`BATCH`] and checks their signatures (on the
+    /// verifier's threads), and the calling thread writes each checked batch
+    /// while the next one is checked. Signature checks do not depend on the
+    /// store, so they need not wait for the write before them; the chain
+    /// checks against the stored heads happen at the write. At most one
+    /// batch waits between the stages. What was read before an error is
+    /// kept.
     pub fn read_all<R: BufRead + Send>(&mut self, input: R) -> Result<(), IngestError> {
+        self.flush()?;
         let (tx, rx) = sync_channel::<Parsed>(4);
+        let (checked_tx, checked_rx) = sync_channel::<Checked>(0);
+        let verifier = std::mem::take(&mut self.verifier);
         std::thread::scope(|s| {
             let reader = s.spawn(move || parse_lines(input, tx));
+            let store = self.store;
+            let checker = s.spawn(move || check_batches(store, rx, checked_tx, verifier));
             let mut result = Ok(());
-            for chunk in rx.iter() {
-                for (line, parsed) in chunk {
-                    if let Err(e) = self.push_parsed(line, parsed) {
-                        result = Err(IngestError::Store(e));
-                        break;
-                    }
-                }
-                if result.is_err() {
+            for batch in checked_rx.iter() {
+                if let Err(e) = self.write_checked(batch) {
+                    result = Err(IngestError::Store(e));
                     break;
                 }
             }
-            drop(rx);
+            drop(checked_rx);
+            self.verifier = checker.join().unwrap_or_default();
             let read = reader
                 .join()
                 .unwrap_or(Err(IngestError::Read(std::io::Error::other(
@@ -186,6 +181,113 @@ impl<'a> Ingest<'a> {
             result.and(read)
         })
     }
+
+    /// Writes one batch from the checking stage and counts what it refused.
+    fn write_checked(&mut self, batch: Checked) -> Result<(), StoreError> {
+        for (line, e) in batch.refused {
+            self.line = line;
+            self.reject(e);
+        }
+        let r = self.store.append_verified(batch.verified)?;
+        self.count(r, &batch.lines);
+        if !batch.held.is_empty() {
+            // Skipped (or refused as forks) without a signature check, as
+            // `Store::append` does; what is not held after all is checked there.
+            let r = self.store.append(batch.held, &mut BatchVerifier::new())?;
+            self.count(r, &batch.held_lines);
+        }
+        Ok(())
+    }
+
+    /// Adds a store report whose indexes are into `lines`; the refusal of
+    /// the earliest line is the first.
+    fn count(&mut self, mut r: AppendReport, lines: &[usize]) {
+        if let Some((i, _)) = &mut r.first_rejection {
+            *i = lines[*i];
+        }
+        if let (Some((a, _)), Some((b, _))) = (&self.report.first_rejection, &r.first_rejection) {
+            if b < a {
+                self.report.first_rejection = r.first_rejection.take();
+            }
+        }
+        self.report.merge(r, 0);
+    }
+}
+
+/// A batch out of the checking stage: its messages with their signature
+/// verdicts and the input line of each; those at or below their feed's
+/// stored head when checked (held already, or forks: not worth a signature
+/// check) with theirs; and the lines that were no message.
+struct Checked {
+    verified: crate::feed::Verified,
+    lines: Vec<usize>,
+    held: Vec<Message>,
+    held_lines: Vec<usize>,
+    refused: Vec<(usize, Invalid)>,
+}
+
+/// The checking stage: gathers parsed messages into batches of [`BATCH`]
+/// and checks their signatures; returns the verifier (with its key cache).
+fn check_batches(
+    store: &Store,
+    rx: Receiver<Parsed>,
+    tx: SyncSender<Checked>,
+    mut verifier: BatchVerifier,
+) -> BatchVerifier {
+    let mut msgs = Vec::with_capacity(BATCH);
+    let mut lines = Vec::with_capacity(BATCH);
+    let mut refused = Vec::new();
+    let send = |msgs: &mut Vec<Message>,
+                lines: &mut Vec<usize>,
+                refused: &mut Vec<(usize, Invalid)>,
+                verifier: &mut BatchVerifier| {
+        let mut heads = std::collections::HashMap::new();
+        let (mut fresh, mut fresh_lines) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
+        let (mut held, mut held_lines) = (Vec::new(), Vec::new());
+        for (m, line) in msgs.drain(..).zip(lines.drain(..)) {
+            let head = *heads.entry(m.author()).or_insert_with(|| {
+                // A failed read only costs a signature check: the write sees it again.
+                store
+                    .head(&m.author())
+                    .ok()
+                    .flatten()
+                    .map_or(0, |h| h.sequence)
+            });
+            if m.sequence() <= head {
+                held.push(m);
+                held_lines.push(line);
+            } else {
+                fresh.push(m);
+                fresh_lines.push(line);
+            }
+        }
+        let batch = Checked {
+            verified: verifier.check(fresh),
+            lines: fresh_lines,
+            held,
+            held_lines,
+            refused: std::mem::take(refused),
+        };
+        tx.send(batch).is_ok()
+    };
+    for chunk in rx.iter() {
+        for (line, parsed) in chunk {
+            match parsed {
+                Ok(m) => {
+                    msgs.push(m);
+                    lines.push(line);
+                }
+                Err(e) => refused.push((line, e)),
+            }
+            if msgs.len() >= BATCH && !send(&mut msgs, &mut lines, &mut refused, &mut verifier) {
+                return verifier; // the writer stopped; it reports why
+            }
+        }
+    }
+    if !msgs.is_empty() || !refused.is_empty() {
+        send(&mut msgs, &mut lines, &mut refused, &mut verifier);
+    }
+    verifier
 }
 
 /// Why an import stopped early (refused messages do not stop it).

@@ -94,7 +94,12 @@ enum Command {
         threads: usize,
     },
     /// Verify every stored feed: chains, signatures, ids, indexes.
-    Check,
+    Check {
+        /// First rebuild the indexes, clocks and contacts table from the log,
+        /// dropping each feed's damaged tail (the next sync fetches it again).
+        #[arg(long)]
+        repair: bool,
+    },
     /// Single-message tools.
     Message {
         #[command(subcommand)]
@@ -486,8 +491,12 @@ fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Check => {
+        Command::Check { repair } => {
             let store = data.open_store()?;
+            if repair {
+                let own = data.keys().ok().map(|k| k.id());
+                print_repair(&store.repair()?, own.as_ref(), &mut out)?;
+            }
             let report = store.check()?;
             for p in &report.problems {
                 writeln!(out, "problem: {p}")?;
@@ -539,6 +548,50 @@ fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what `check --repair` changed, one line each.
+fn print_repair(
+    r: &ssb_node::store::repair::RepairReport,
+    own: Option<&ssb_node::feed::FeedId>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let seq = |s: Option<u32>| s.map_or_else(|| "nothing".to_owned(), |s| format!("sequence {s}"));
+    for d in &r.dropped {
+        writeln!(
+            out,
+            "dropped: {} from sequence {} on ({} messages): {}",
+            d.feed, d.from, d.messages, d.reason
+        )?;
+        if Some(&d.feed) == own {
+            writeln!(
+                out,
+                "warning: that is this node's own feed: sync it back from a peer before publishing, or the next message forks it"
+            )?;
+        }
+    }
+    for c in &r.clocks {
+        writeln!(
+            out,
+            "clock: {} said {}, now {}",
+            c.feed,
+            seq(c.was),
+            seq(c.now)
+        )?;
+    }
+    writeln!(
+        out,
+        "repaired: {} feeds, {} messages kept; {} tails dropped, {} clock entries, {} id index entries added, {} removed, {} contacts entries, {} stray entries",
+        r.feeds,
+        r.messages,
+        r.dropped.len(),
+        r.clocks.len(),
+        r.index_added,
+        r.index_removed,
+        r.contacts_fixed,
+        r.stray
+    )?;
+    Ok(())
 }
 
 fn blobs(command: BlobsCommand, data: &DataDir, out: &mut dyn Write) -> Result<ExitCode> {

@@ -476,6 +476,24 @@ async fn store_batch(ctx: &LinkCtx, state: &EbtState, batch: Verified) -> Result
     Ok(())
 }
 
+/// Stores the peer's clock as the link's EBT session holds it now, if it
+/// changed since it was last stored. `sync` calls it before it closes the
+/// link: the session's own task stores it only once the link has ended,
+/// which a process that exits right after closing does not wait for, and
+/// without the stored clock the next session cannot skip the unchanged feeds.
+pub fn save_now(ctx: &LinkCtx) {
+    let state = ctx
+        .progress
+        .ebt
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some(state) = state {
+        let entries = lock(&state).take_unsaved(&ReplicaSide::new(&ctx.replica));
+        save_clock(&ctx.replica, &ctx.peer, entries);
+    }
+}
+
 /// Sends notes for feeds that joined the replicate set.
 async fn tell_new_feeds(node: &Replica, state: &EbtState, sink: &Sink) -> Result<(), EbtLinkError> {
     let set = node.replicate_set();

@@ -149,6 +149,9 @@ pub async fn sync(
             }
         }
     };
+    if outcome.is_ok() {
+        super::ebt_link::save_now(&ctx);
+    }
     // Our goodbye goes out behind every message we queued; the session
     // closes once the writer has written it all. A slow peer (a busy disk)
     // can take longer than a moment to read it: returning before then would

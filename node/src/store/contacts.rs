@@ -124,6 +124,53 @@ pub(super) fn replay(into: &mut HashMap<(FeedId, FeedId), Stance>, author: FeedI
     }
 }
 
+/// Makes the index hold exactly `stances` (what the log implies), marked
+/// as built; returns how many entries were wrong, missing or stray.
+pub(super) fn replace_all(
+    db: &Database,
+    index: &Keyspace,
+    mut stances: HashMap<(FeedId, FeedId), Stance>,
+) -> Result<usize, StoreError> {
+    let mut fixed = 0;
+    let mut batch = db.batch();
+    let mut queued = 0;
+    for g in index.iter() {
+        let (k, v) = g.into_inner()?;
+        if *k == *BUILT {
+            continue;
+        }
+        let held = (k.len() == 64)
+            .then(|| {
+                let author = FeedId(arr(&k[..32], "contacts key").ok()?);
+                let contact = FeedId(arr(&k[32..], "contacts key").ok()?);
+                Some((author, contact))
+            })
+            .flatten();
+        let right = held.and_then(|pair| stances.remove(&pair));
+        match right {
+            Some(s) if decode(&v).ok() == Some(s) => continue,
+            Some(s) => batch.insert(index, k, encode(s)),
+            None => batch.remove(index, k),
+        }
+        fixed += 1;
+        queued += 1;
+        if queued % REBUILD_BATCH == 0 {
+            std::mem::replace(&mut batch, db.batch()).commit()?;
+        }
+    }
+    for ((author, contact), s) in stances {
+        batch.insert(index, key(&author, &contact), encode(s));
+        fixed += 1;
+        queued += 1;
+        if queued % REBUILD_BATCH == 0 {
+            std::mem::replace(&mut batch, db.batch()).commit()?;
+        }
+    }
+    batch.insert(index, BUILT, *b"");
+    batch.commit()?;
+    Ok(fixed)
+}
+
 /// Indexes the whole log unless the index already covers it.
 pub(super) fn ensure_built(
     db: &Database,

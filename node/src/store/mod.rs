@@ -31,9 +31,11 @@
 
 mod contacts;
 pub mod invites;
+pub mod repair;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
@@ -176,6 +178,17 @@ impl CheckReport {
     }
 }
 
+/// The largest table the `log` and `msg` keyspaces write (fjall's default
+/// is 64 MiB, whose filter alone needs 8 MiB of key hashes while the `msg`
+/// table is written).
+const TABLE_TARGET: u64 = 16 * 1024 * 1024;
+
+/// The memtable bytes appends may fill before the next append waits for a
+/// flush (see [`Store::bound_write_buffer`]): without it, memtables sealed
+/// while fjall's one worker compacts pile up to the journal's limit
+/// (64 MiB) during a bulk ingest.
+const APPEND_WRITE_BUFFER_CAP: u64 = 8 * 1024 * 1024;
+
 /// The store: open one per process; all methods take `&self`.
 pub struct Store {
     db: Database,
@@ -281,8 +294,19 @@ impl Store {
             })?;
         let small =
             |mb: u64| move || KeyspaceCreateOptions::default().max_memtable_size(mb * 1024 * 1024);
-        let log = db.keyspace("log", small(4))?;
-        let msgs = db.keyspace("msg", small(2))?;
+        // The big keyspaces write tables of at most TABLE_TARGET: a table
+        // being written holds a hash of each of its keys for its filter and
+        // its whole index until it is done (fjall keeps these options from
+        // a keyspace's creation on).
+        let big = |mb: u64| {
+            move || {
+                small(mb)().compaction_strategy(Arc::new(
+                    fjall::compaction::Leveled::default().with_table_target_size(TABLE_TARGET),
+                ))
+            }
+        };
+        let log = db.keyspace("log", big(4))?;
+        let msgs = db.keyspace("msg", big(2))?;
         let clock = db.keyspace("clock", small(1))?;
         let remote = db.keyspace("remote", small(1))?;
         let wants = db.keyspace("wants", small(1))?;
@@ -571,6 +595,7 @@ impl Store {
         }
         stances.write(&self.contacts, &mut batch);
         batch.commit()?;
+        self.bound_write_buffer(APPEND_WRITE_BUFFER_CAP)?;
         Ok(report)
     }
 
