@@ -292,6 +292,11 @@ impl EbtSession {
                 Note::Skip => {
                     self.sending.remove(&feed);
                     self.declined.insert(feed);
+                    // Appends since our note, made before the decline came,
+                    // are told now: the peer asks later only if it knows we
+                    // hold more than it does.
+                    let ours = local.seq(&feed)?;
+                    self.retell(feed, ours);
                 }
                 Note::Have { seq, receive } => {
                     self.declined.remove(&feed);
@@ -971,6 +976,23 @@ mod tests {
         .unwrap();
         ours.held.insert(feed(2), 1);
         s.on_append(&ours, feed(2), 1);
+        assert_eq!(s.take_notes(), None);
+    }
+
+    /// The decline can cross our appends: the peer's -1 for our note at 0
+    /// arrives after we appended 1..3. Our note is told again then.
+    #[test]
+    fn a_decline_after_our_appends_tells_our_note_again() {
+        let mut ours = Ours::replicating(&[(1, 0)]);
+        let (mut s, opening) = opened(&ours);
+        assert_eq!(opening.notes, vec![(feed(1), have(0))]);
+        ours.held.insert(feed(1), 3);
+        s.on_append(&ours, feed(1), 3);
+        assert_eq!(s.take_notes(), None, "told once, not declined yet");
+        s.on_notes(&ours, vec![(feed(1), Note::Skip)]).unwrap();
+        assert_eq!(s.take_notes(), Some(vec![(feed(1), have(3))]));
+        // Declined again at 3: nothing more until we hold more.
+        s.on_notes(&ours, vec![(feed(1), Note::Skip)]).unwrap();
         assert_eq!(s.take_notes(), None);
     }
 
