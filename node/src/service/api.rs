@@ -94,6 +94,14 @@ pub fn status(node: &Node) -> Value {
     m.push("write_buffer", Value::Number(memory.write_buffer as f64));
     m.push("cache", Value::Number(memory.cache as f64));
     o.push("store_memory", Value::Object(m));
+    // The runtime's live tasks: each session and call holds a few, so a
+    // count that keeps growing shows tasks outliving their session.
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        o.push(
+            "tasks",
+            Value::Number(rt.metrics().num_alive_tasks() as f64),
+        );
+    }
     node.status().snapshot().push_fields(&mut o);
     Value::Object(o)
 }
