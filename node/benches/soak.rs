@@ -14,16 +14,16 @@
 //!   that stalls, a wrong network key, garbage after a good handshake (two of
 //!   each per round).
 //!
-//! Every `SSB_SOAK_SAMPLE_SECS` (10) the hub's VmRSS, open fds, threads
-//! (/proc/PID), its data dir's size on disk, and its store buffers and live
-//! tasks (`status --json`) are printed as a table row and written to
-//! `target/soak.csv`. At the end: first/last/min/max/median and slope per
-//! hour of each column (over the run, its last two thirds and its last
-//! third), then a last sync of every peer and a last stick visit, and the
-//! check that the hub holds every peer's feed and site's
-//! feed, each peer holds the hub's, and `ssb-node check` passes on the hub.
-//! Exits non-zero when that fails. Only 127.0.0.1; everything is bounded in
-//! count and time and stops by itself.
+//! Every `SSB_SOAK_SAMPLE_SECS` (10) the hub's VmRSS and its anonymous part,
+//! open fds, threads (/proc/PID), its data dir's size on disk, and its store
+//! buffers and live tasks (`status --json`) are printed as a table row and
+//! written to `target/soak.csv`. At the end: first/last/min/max/median and
+//! slope per hour of each column (over the run, its last two thirds and its
+//! last third), then a last sync of every peer and a last stick visit, and
+//! the check that the hub holds every peer's feed and site's feed, each peer
+//! holds the hub's, and `ssb-node check` passes on the hub. Exits non-zero
+//! when that fails. Only 127.0.0.1; everything is bounded in count and time
+//! and stops by itself.
 //!
 //! `SSB_SOAK_HUB_WRAPPER` (words split on spaces) runs the hub under a
 //! program that execs it, e.g. `env LD_PRELOAD=… DUMP_HEAPTRACK_OUTPUT=…`
@@ -125,6 +125,11 @@ type Column = (&'static str, fn(&Sample) -> f64);
 struct Sample {
     secs: f64,
     rss_kib: u64,
+    /// The anonymous part of VmRSS (heap, stacks: `RssAnon`). The rest is
+    /// mostly pages of the binary and libraries mapped in, shared with the
+    /// other `ssb-node` processes and bounded by their size; it grows as
+    /// more of the code runs.
+    anon_kib: u64,
     fds: u64,
     threads: u64,
     store_kib: u64,
@@ -186,6 +191,7 @@ fn sample(pid: u32, data: &Path, start: Instant) -> Option<Sample> {
     Some(Sample {
         secs: start.elapsed().as_secs_f64(),
         rss_kib: field("VmRSS:"),
+        anon_kib: field("RssAnon:"),
         fds,
         threads: field("Threads:"),
         store_kib: disk_usage_kib(data),
@@ -499,11 +505,20 @@ fn main() {
     // Samples.
     let start = Instant::now();
     let mut samples = Vec::new();
-    let mut csv =
-        String::from("seconds,rss_kib,open_fds,threads,store_kib,store_buffers_kib,tasks\n");
+    let mut csv = String::from(
+        "seconds,rss_kib,open_fds,threads,store_kib,store_buffers_kib,tasks,anon_kib\n",
+    );
     println!(
-        "{:>8} {:>10} {:>8} {:>8} {:>11} {:>12} {:>14} {:>6}",
-        "seconds", "RSS MiB", "fds", "threads", "store MiB", "buffers MiB", "RSS-buf MiB", "tasks"
+        "{:>8} {:>10} {:>8} {:>8} {:>11} {:>12} {:>14} {:>6} {:>9}",
+        "seconds",
+        "RSS MiB",
+        "fds",
+        "threads",
+        "store MiB",
+        "buffers MiB",
+        "RSS-buf MiB",
+        "tasks",
+        "anon MiB"
     );
     let mut next = start;
     while start.elapsed() < run_for {
@@ -515,7 +530,7 @@ fn main() {
             );
         };
         println!(
-            "{:>8.0} {:>10.2} {:>8} {:>8} {:>11.2} {:>12.2} {:>14.2} {:>6}",
+            "{:>8.0} {:>10.2} {:>8} {:>8} {:>11.2} {:>12.2} {:>14.2} {:>6} {:>9.2}",
             s.secs,
             s.rss_kib as f64 / 1024.0,
             s.fds,
@@ -523,11 +538,12 @@ fn main() {
             s.store_kib as f64 / 1024.0,
             s.buffers_kib as f64 / 1024.0,
             s.rss_kib.saturating_sub(s.buffers_kib) as f64 / 1024.0,
-            s.tasks
+            s.tasks,
+            s.anon_kib as f64 / 1024.0
         );
         csv.push_str(&format!(
-            "{:.1},{},{},{},{},{},{}\n",
-            s.secs, s.rss_kib, s.fds, s.threads, s.store_kib, s.buffers_kib, s.tasks
+            "{:.1},{},{},{},{},{},{},{}\n",
+            s.secs, s.rss_kib, s.fds, s.threads, s.store_kib, s.buffers_kib, s.tasks, s.anon_kib
         ));
         let _ = std::fs::write(&csv_path, &csv);
         samples.push(s);
@@ -556,11 +572,15 @@ fn main() {
         "\n{:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>12}",
         "column", "first", "last", "min", "max", "median", "slope/hour", "last 2/3", "last 1/3"
     );
-    let columns: [Column; 7] = [
+    let columns: [Column; 9] = [
         ("RSS MiB", |s| s.rss_kib as f64 / 1024.0),
         ("buffers", |s| s.buffers_kib as f64 / 1024.0),
         ("RSS-buf", |s| {
             s.rss_kib.saturating_sub(s.buffers_kib) as f64 / 1024.0
+        }),
+        ("anon MiB", |s| s.anon_kib as f64 / 1024.0),
+        ("anon-buf", |s| {
+            s.anon_kib.saturating_sub(s.buffers_kib) as f64 / 1024.0
         }),
         ("fds", |s| s.fds as f64),
         ("threads", |s| s.threads as f64),
