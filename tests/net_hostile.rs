@@ -4,7 +4,8 @@
 //! wants, a reconnecting slowloris and 150 sessions from random keys (both
 //! from other loopback addresses, 127.0.0.x). After each, the node is still
 //! up, honest peers still replicate, memory and what is stored stay bounded,
-//! and the log says why connections were dropped, in a few lines.
+//! and the log says why connections were dropped, in a few lines. Calls a
+//! peer opens and ends, and its session, leave no task behind.
 
 #![allow(clippy::unwrap_used)]
 
@@ -581,6 +582,91 @@ fn a_reconnecting_slowloris_does_not_lock_out_honest_handshakes() {
     );
     assert!(lines < 100, "{lines} lines logged:\n{log}");
     assert!(log.contains("more connections in 10 s"), "{log}");
+}
+
+/// The running node's live tasks (`status --json` `tasks`).
+fn tasks(node: &Node) -> u64 {
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&ssb_at(&node.data, &["status", "--json"]))).unwrap();
+    status["tasks"].as_u64().expect("status has tasks")
+}
+
+/// Waits up to `within` for the node's live tasks to be at most `most`; returns the last count.
+fn tasks_down_to(node: &Node, most: u64, within: Duration) -> u64 {
+    let deadline = Instant::now() + within;
+    loop {
+        let n = tasks(node);
+        if n <= most || Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn calls_a_peer_ends_leave_no_task_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = with_one_message(dir.path(), "");
+    let id = stdout(&ssb_at(&node.data, &["whoami"]));
+    let before = tasks(&node);
+    let runtime = rt();
+    let session = runtime.block_on(async {
+        let session = hostile_session(
+            &node,
+            Keypair::generate(),
+            loopback(1),
+            Hostile { wants: Vec::new() },
+        )
+        .await
+        .unwrap();
+        // The node gives up waiting for ebt.replicate and starts its pulls.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        session
+    });
+    let with_session = tasks(&node);
+    runtime.block_on(async {
+        let mut opts = Object::new();
+        opts.push("id", Value::string(&id));
+        opts.push("live", Value::Bool(true));
+        opts.push("keys", Value::Bool(false));
+        let opts = Value::Object(opts);
+        // Live history streams and blob wants, each ended by the peer, which keeps the session.
+        for _ in 0..50 {
+            let mut history = session
+                .call(
+                    &["createHistoryStream"],
+                    CallType::Source,
+                    vec![opts.clone()],
+                )
+                .await
+                .unwrap();
+            assert!(matches!(history.recv().await, Some(Item::Data(_))));
+            history.end().await.unwrap();
+            let mut wants = session
+                .call(&["blobs", "createWants"], CallType::Source, vec![])
+                .await
+                .unwrap();
+            assert!(matches!(wants.recv().await, Some(Item::Data(_))));
+            wants.end().await.unwrap();
+        }
+        // A reply after the last end: every end was written.
+        session.call_async(&["whoami"], vec![]).await.unwrap();
+    });
+    let after_calls = tasks_down_to(&node, with_session, Duration::from_secs(10));
+    assert!(
+        after_calls <= with_session,
+        "{after_calls} tasks after 100 ended calls, {with_session} before them"
+    );
+    assert!(!session.is_closed());
+    runtime.block_on(async {
+        session.close().await;
+        session.closed().await;
+    });
+    let after_session = tasks_down_to(&node, before, Duration::from_secs(10));
+    assert!(
+        after_session <= before,
+        "{after_session} tasks after the session closed, {before} before it"
+    );
 }
 
 #[test]

@@ -14,14 +14,16 @@
 //!   that stalls, a wrong network key, garbage after a good handshake (two of
 //!   each per round).
 //!
-//! Every `SSB_SOAK_SAMPLE_SECS` (10) the hub's VmRSS, open fds, threads
-//! (/proc/PID) and its data dir's size on disk are printed as a table row and
+//! Every `SSB_SOAK_SAMPLE_SECS` (10) the hub's VmRSS and its anonymous part,
+//! open fds, threads (/proc/PID), its data dir's size on disk, and its store
+//! buffers and live tasks (`status --json`) are printed as a table row and
 //! written to `target/soak.csv`. At the end: first/last/min/max/median and
-//! slope per hour of each column, then a last sync of every peer and a last
-//! stick visit, and the check that the hub holds every peer's feed and site's
-//! feed, each peer holds the hub's, and `ssb-node check` passes on the hub.
-//! Exits non-zero when that fails. Only 127.0.0.1; everything is bounded in
-//! count and time and stops by itself.
+//! slope per hour of each column (over the run, its last two thirds and its
+//! last third), then a last sync of every peer and a last stick visit, and
+//! the check that the hub holds every peer's feed and site's feed, each peer
+//! holds the hub's, and `ssb-node check` passes on the hub. Exits non-zero
+//! when that fails. Only 127.0.0.1; everything is bounded in count and time
+//! and stops by itself.
 //!
 //! `SSB_SOAK_HUB_WRAPPER` (words split on spaces) runs the hub under a
 //! program that execs it, e.g. `env LD_PRELOAD=… DUMP_HEAPTRACK_OUTPUT=…`
@@ -123,12 +125,20 @@ type Column = (&'static str, fn(&Sample) -> f64);
 struct Sample {
     secs: f64,
     rss_kib: u64,
+    /// The anonymous part of VmRSS (heap, stacks: `RssAnon`). The rest is
+    /// mostly pages of the binary and libraries mapped in, shared with the
+    /// other `ssb-node` processes and bounded by their size; it grows as
+    /// more of the code runs.
+    anon_kib: u64,
     fds: u64,
     threads: u64,
     store_kib: u64,
     /// The store's memtables and block cache in use (`status --json`'s
     /// `store_memory`): bounded, and part of RSS.
     buffers_kib: u64,
+    /// The hub's live tokio tasks (`status --json` `tasks`): flat unless
+    /// tasks outlive their session or call.
+    tasks: u64,
 }
 
 /// Size on disk (allocated blocks) of everything under `dir`.
@@ -151,16 +161,19 @@ fn disk_usage_kib(dir: &Path) -> u64 {
     total / 1024
 }
 
-/// The hub's store memtables and block cache in use, from its status.
-fn store_buffers_kib(data: &Path) -> u64 {
+/// The hub's store memtables and block cache in use (KiB) and its live
+/// tasks, from its status.
+fn status_sample(data: &Path) -> (u64, u64) {
     let Ok(out) = ssb(data, &["status", "--json"]) else {
-        return 0;
+        return (0, 0);
     };
     let Ok(v) = serde_json::from_str::<Value>(&out) else {
-        return 0;
+        return (0, 0);
     };
     let m = &v["store_memory"];
-    (m["write_buffer"].as_u64().unwrap_or(0) + m["cache"].as_u64().unwrap_or(0)) / 1024
+    let buffers =
+        (m["write_buffer"].as_u64().unwrap_or(0) + m["cache"].as_u64().unwrap_or(0)) / 1024;
+    (buffers, v["tasks"].as_u64().unwrap_or(0))
 }
 
 fn sample(pid: u32, data: &Path, start: Instant) -> Option<Sample> {
@@ -174,13 +187,16 @@ fn sample(pid: u32, data: &Path, start: Instant) -> Option<Sample> {
             .unwrap_or(0)
     };
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
+    let (buffers_kib, tasks) = status_sample(data);
     Some(Sample {
         secs: start.elapsed().as_secs_f64(),
         rss_kib: field("VmRSS:"),
+        anon_kib: field("RssAnon:"),
         fds,
         threads: field("Threads:"),
         store_kib: disk_usage_kib(data),
-        buffers_kib: store_buffers_kib(data),
+        buffers_kib,
+        tasks,
     })
 }
 
@@ -489,10 +505,20 @@ fn main() {
     // Samples.
     let start = Instant::now();
     let mut samples = Vec::new();
-    let mut csv = String::from("seconds,rss_kib,open_fds,threads,store_kib,store_buffers_kib\n");
+    let mut csv = String::from(
+        "seconds,rss_kib,open_fds,threads,store_kib,store_buffers_kib,tasks,anon_kib\n",
+    );
     println!(
-        "{:>8} {:>10} {:>8} {:>8} {:>11} {:>12} {:>14}",
-        "seconds", "RSS MiB", "fds", "threads", "store MiB", "buffers MiB", "RSS-buf MiB"
+        "{:>8} {:>10} {:>8} {:>8} {:>11} {:>12} {:>14} {:>6} {:>9}",
+        "seconds",
+        "RSS MiB",
+        "fds",
+        "threads",
+        "store MiB",
+        "buffers MiB",
+        "RSS-buf MiB",
+        "tasks",
+        "anon MiB"
     );
     let mut next = start;
     while start.elapsed() < run_for {
@@ -504,18 +530,20 @@ fn main() {
             );
         };
         println!(
-            "{:>8.0} {:>10.2} {:>8} {:>8} {:>11.2} {:>12.2} {:>14.2}",
+            "{:>8.0} {:>10.2} {:>8} {:>8} {:>11.2} {:>12.2} {:>14.2} {:>6} {:>9.2}",
             s.secs,
             s.rss_kib as f64 / 1024.0,
             s.fds,
             s.threads,
             s.store_kib as f64 / 1024.0,
             s.buffers_kib as f64 / 1024.0,
-            s.rss_kib.saturating_sub(s.buffers_kib) as f64 / 1024.0
+            s.rss_kib.saturating_sub(s.buffers_kib) as f64 / 1024.0,
+            s.tasks,
+            s.anon_kib as f64 / 1024.0
         );
         csv.push_str(&format!(
-            "{:.1},{},{},{},{},{}\n",
-            s.secs, s.rss_kib, s.fds, s.threads, s.store_kib, s.buffers_kib
+            "{:.1},{},{},{},{},{},{},{}\n",
+            s.secs, s.rss_kib, s.fds, s.threads, s.store_kib, s.buffers_kib, s.tasks, s.anon_kib
         ));
         let _ = std::fs::write(&csv_path, &csv);
         samples.push(s);
@@ -541,28 +569,40 @@ fn main() {
     );
     let xs: Vec<f64> = samples.iter().map(|s| s.secs).collect();
     println!(
-        "\n{:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12}",
-        "column", "first", "last", "min", "max", "median", "slope/hour"
+        "\n{:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>12}",
+        "column", "first", "last", "min", "max", "median", "slope/hour", "last 2/3", "last 1/3"
     );
-    let columns: [Column; 6] = [
+    let columns: [Column; 9] = [
         ("RSS MiB", |s| s.rss_kib as f64 / 1024.0),
         ("buffers", |s| s.buffers_kib as f64 / 1024.0),
         ("RSS-buf", |s| {
             s.rss_kib.saturating_sub(s.buffers_kib) as f64 / 1024.0
         }),
+        ("anon MiB", |s| s.anon_kib as f64 / 1024.0),
+        ("anon-buf", |s| {
+            s.anon_kib.saturating_sub(s.buffers_kib) as f64 / 1024.0
+        }),
         ("fds", |s| s.fds as f64),
         ("threads", |s| s.threads as f64),
+        ("tasks", |s| s.tasks as f64),
         ("store MiB", |s| s.store_kib as f64 / 1024.0),
     ];
     for (name, f) in columns {
         let mut ys: Vec<f64> = samples.iter().map(f).collect();
         let slope = slope_per_hour(&xs, &ys);
+        // The trend once warmed up: over the last two thirds and the last third.
+        let tail = |part: usize| {
+            let from = xs.len() - xs.len() * part / 3;
+            slope_per_hour(&xs[from..], &ys[from..])
+        };
+        let (two_thirds, third) = (tail(2), tail(1));
         let (first, last) = (ys[0], ys[ys.len() - 1]);
         let min = ys.iter().copied().fold(f64::INFINITY, f64::min);
         let max = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let med = median(&mut ys);
         println!(
-            "{name:<10} {first:>9.2} {last:>9.2} {min:>9.2} {max:>9.2} {med:>9.2} {slope:>12.2}"
+            "{name:<10} {first:>9.2} {last:>9.2} {min:>9.2} {max:>9.2} {med:>9.2} {slope:>12.2} \
+             {two_thirds:>12.2} {third:>12.2}"
         );
     }
     let held = seq(&clock(&hub), &hub_id);

@@ -278,6 +278,23 @@ struct Slot {
     tx: Option<mpsc::Sender<Item>>,
     stream: bool,
     we_ended: bool,
+    /// Dropped with the slot (the peer ended the call, or the session
+    /// closed): what [`Sink::ended`] waits for.
+    _ended: watch::Sender<()>,
+}
+
+impl Slot {
+    /// A slot with its inbox `tx`; also returns what [`Sink::ended`] watches.
+    fn new(tx: mpsc::Sender<Item>, stream: bool) -> (Slot, watch::Receiver<()>) {
+        let (ended, watch) = watch::channel(());
+        let slot = Slot {
+            tx: Some(tx),
+            stream,
+            we_ended: false,
+            _ended: ended,
+        };
+        (slot, watch)
+    }
 }
 
 struct Table {
@@ -318,6 +335,9 @@ pub struct Sink {
     wire: i32,
     /// Whether our frames carry the stream flag.
     stream: bool,
+    /// Closed when the call's slot goes (`None` for a peer's async call,
+    /// which has no slot: it lasts until we answer or the session ends).
+    ended: Option<watch::Receiver<()>>,
 }
 
 /// One call's handle: send on it, receive from it, end it.
@@ -425,10 +445,20 @@ impl Sink {
         self.open_for_send().is_ok()
     }
 
-    /// Waits until the session this call belongs to has ended: a task that
-    /// answers a call and waits for something else ends with it too.
-    pub async fn session_closed(&self) {
-        self.session.closed().await;
+    /// Waits until the call is over for the peer: it ended the call (our
+    /// end is sent for us), or the session closed. A task that answers a
+    /// call and waits for something else selects on this to end with it.
+    pub async fn ended(&self) {
+        match &self.ended {
+            Some(watch) => {
+                let mut watch = watch.clone();
+                // Nothing is ever sent: this returns when the slot is dropped.
+                let _ = watch.wait_for(|()| false).await;
+            }
+            None => {
+                self.session.closed().await;
+            }
+        }
     }
 
     /// Sends one item (a stream item, or an async reply). Empty bodies are
@@ -587,7 +617,7 @@ impl Session {
         };
         let stream = kind != CallType::Async;
         let (tx, rx) = mpsc::channel(self.inner.cfg.call_buffer);
-        let n = {
+        let (n, ended) = {
             let mut t = lock(&self.inner.table);
             if t.closed {
                 return Err(CallError::Closed);
@@ -599,15 +629,9 @@ impl Session {
                 .numbers
                 .next_number()
                 .map_err(|e| CallError::Protocol(e.to_string()))?;
-            t.slots.insert(
-                -n,
-                Slot {
-                    tx: Some(tx),
-                    stream,
-                    we_ended: false,
-                },
-            );
-            n
+            let (slot, ended) = Slot::new(tx, stream);
+            t.slots.insert(-n, slot);
+            (n, ended)
         };
         self.send_frame(Frame {
             req: n,
@@ -622,6 +646,7 @@ impl Session {
                 session: self.clone(),
                 wire: n,
                 stream,
+                ended: Some(ended),
             },
             rx: Some(rx),
         })
@@ -765,20 +790,16 @@ impl Session {
             }
         };
         let (tx, rx) = mpsc::channel(self.inner.cfg.call_buffer);
-        let full = {
+        let (full, ended) = {
             let mut t = lock(&self.inner.table);
             let full = t.slots.len() >= self.inner.cfg.max_calls;
+            let mut ended = None;
             if !full && f.stream {
-                t.slots.insert(
-                    key,
-                    Slot {
-                        tx: Some(tx),
-                        stream: true,
-                        we_ended: false,
-                    },
-                );
+                let (slot, watch) = Slot::new(tx, true);
+                t.slots.insert(key, slot);
+                ended = Some(watch);
             }
-            full
+            (full, ended)
         };
         if full {
             let _ = self.send_frame(refuse("too many open calls".into())).await;
@@ -791,6 +812,7 @@ impl Session {
                     session: self.clone(),
                     wire: -key,
                     stream: f.stream,
+                    ended,
                 },
                 rx: f.stream.then_some(rx),
             },

@@ -509,3 +509,17 @@ impl Replica {
         Ok(())
     }
 }
+
+/// A replica in a fresh data dir under `dir`, for unit tests.
+#[cfg(test)]
+pub(crate) fn temp_replica(dir: &std::path::Path) -> Arc<Replica> {
+    let data = crate::data_dir::DataDir::new(dir);
+    let (keys, _) = data.init(None).expect("init");
+    Replica::new(
+        keys,
+        data.open_store().expect("store"),
+        data.open_blobs().expect("blobs"),
+        Policy::default(),
+    )
+    .expect("replica")
+}

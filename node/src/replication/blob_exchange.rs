@@ -118,12 +118,12 @@ pub async fn serve_create_wants(node: Arc<Replica>, ctx: Option<Arc<LinkCtx>>, s
             tokio::select! {
                 c = changes.changed() => if c.is_err() { return },
                 _ = ctx.blobs.wake.notified() => {}
-                () = sink.session_closed() => return,
+                () = sink.ended() => return,
             }
         } else {
             tokio::select! {
                 c = changes.changed() => if c.is_err() { return },
-                () = sink.session_closed() => return,
+                () = sink.ended() => return,
             }
         }
     }
@@ -615,5 +615,27 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(10), ended_rx.recv())
             .await
             .expect("the createWants answer outlived its session");
+    }
+
+    #[tokio::test]
+    async fn a_create_wants_answer_ends_with_its_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = crate::replica::temp_replica(dir.path());
+        let (ended, mut ended_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let cfg = crate::muxrpc::SessionConfig::default;
+        let _server = Session::start(b, None, Arc::new(ServeWants { node, ended }), cfg());
+        let client = Session::start(a, None, Arc::new(Ignore), cfg());
+        let mut stream = client
+            .call(&["blobs", "createWants"], CallType::Source, vec![])
+            .await
+            .unwrap();
+        assert!(matches!(stream.recv().await, Some(Item::Data(_))));
+        // The peer ends the call, keeps the session, and no want changes.
+        stream.end().await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), ended_rx.recv())
+            .await
+            .expect("the createWants answer outlived its call");
+        assert!(!client.is_closed());
     }
 }

@@ -179,12 +179,12 @@ pub async fn run(
     if pending_first.is_none() {
         sink.send(Body::json(&opening)).await?;
     }
-    let sender = tokio::spawn(send_loop(
+    let sender = AbortOnDrop(tokio::spawn(send_loop(
         ctx.clone(),
         sink.clone(),
         state.clone(),
         wake.clone(),
-    ));
+    )));
     let (to_appender, from_receiver) = tokio::sync::mpsc::channel::<Vec<Vec<u8>>>(1);
     let refusal = Arc::new(watch::channel(None).0);
     let mut refused = refusal.subscribe();
@@ -300,7 +300,7 @@ pub async fn run(
     }
     drop(to_appender);
     let _ = appender.await;
-    sender.abort();
+    drop(sender);
     let entries = lock(&state).take_unsaved(&ReplicaSide::new(&node));
     save_clock(&node, &ctx.peer, entries);
     match &result {
@@ -318,6 +318,16 @@ pub async fn run(
     }
     ctx.progress.touch();
     result
+}
+
+/// A task that stops when its handle is dropped: the sender stops with
+/// `run`, also when `run` itself is cancelled (its link task aborted).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Waits until `at`, or forever if there is none.
@@ -550,7 +560,11 @@ async fn send_loop(ctx: Arc<LinkCtx>, sink: Sink, state: Arc<EbtState>, wake: Ar
         let work = lock(&state).take_streams(&ReplicaSide::new(&node));
         if work.is_empty() {
             ctx.progress.touch();
-            wake.notified().await;
+            tokio::select! {
+                () = wake.notified() => {}
+                // The peer ended the stream or left: nothing more to send.
+                () = sink.ended() => return,
+            }
             continue;
         }
         for (feed, mut next) in work {
@@ -583,6 +597,73 @@ async fn send_loop(ctx: Arc<LinkCtx>, sink: Sink, state: Arc<EbtState>, wake: Ar
                     break;
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::muxrpc::{CallType, Handler, InboundCall, Session, SessionConfig};
+    use crate::net::ebt as ebt_proto;
+
+    struct Ignore;
+
+    impl Handler for Ignore {
+        fn handle(&self, _call: InboundCall) {}
+    }
+
+    /// Runs EBT as the responder on `ctx`, handing back each run's task.
+    struct ServeEbt {
+        ctx: Arc<LinkCtx>,
+        runs: tokio::sync::mpsc::UnboundedSender<tokio::task::JoinHandle<()>>,
+    }
+
+    impl Handler for ServeEbt {
+        fn handle(&self, call: InboundCall) {
+            let ctx = self.ctx.clone();
+            let task = tokio::spawn(async move {
+                let _ = run(ctx, call.stream, None).await;
+            });
+            let _ = self.runs.send(task);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sender_ends_when_its_run_is_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = crate::replica::temp_replica(dir.path());
+        let ctx = LinkCtx::new(node, FeedId([7; 32]), false, false);
+        let (runs, mut run_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let handler = ServeEbt {
+            ctx: ctx.clone(),
+            runs,
+        };
+        let server = Session::start(b, None, Arc::new(handler), SessionConfig::default());
+        let client = Session::start(a, None, Arc::new(Ignore), SessionConfig::default());
+        let mut stream = client
+            .call(
+                &["ebt", "replicate"],
+                CallType::Duplex,
+                vec![ebt_proto::request_args()],
+            )
+            .await
+            .unwrap();
+        // The responder's opening clock: its sender is waiting for work.
+        assert!(matches!(stream.recv().await, Some(Item::Data(_))));
+        // The link task is aborted (as a session's is once it closed), then the session closes.
+        run_rx.recv().await.unwrap().abort();
+        client.close().await;
+        server.closed().await;
+        // Every task of the link lets go of it.
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while Arc::strong_count(&ctx) > 1 {
+            assert!(
+                Instant::now() < deadline,
+                "a task of the EBT link outlived its session"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 }

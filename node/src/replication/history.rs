@@ -7,7 +7,6 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::broadcast;
 
@@ -206,13 +205,8 @@ pub async fn serve(node: Arc<Replica>, ctx: Option<Arc<LinkCtx>>, arg: &Value, s
     loop {
         let ev = tokio::select! {
             ev = events.recv() => ev,
-            _ = tokio::time::sleep(Duration::from_secs(60)) => {
-                // Rare check for a peer that ended the call while nothing changed.
-                if !sink.is_open() {
-                    return;
-                }
-                continue;
-            }
+            // The peer ended the call or left while nothing changed.
+            () = sink.ended() => return,
         };
         let relevant = match ev {
             Ok(a) => a.feed == opts.id,
@@ -350,6 +344,78 @@ fn push_msg(batch: &mut Vec<Message>, body: Body) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::muxrpc::{Handler, InboundCall, SessionConfig};
+
+    struct Ignore;
+
+    impl Handler for Ignore {
+        fn handle(&self, _call: InboundCall) {}
+    }
+
+    /// Serves `createHistoryStream` on `node` and says when the answer ends.
+    struct ServeHistory {
+        node: Arc<Replica>,
+        ended: tokio::sync::mpsc::UnboundedSender<()>,
+    }
+
+    impl Handler for ServeHistory {
+        fn handle(&self, call: InboundCall) {
+            let (node, ended) = (self.node.clone(), self.ended.clone());
+            tokio::spawn(async move {
+                let arg = call.request.arg0().clone();
+                serve(node, None, &arg, call.stream.sink()).await;
+                let _ = ended.send(());
+            });
+        }
+    }
+
+    #[tokio::test]
+    async fn a_live_history_answer_ends_with_its_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = crate::replica::temp_replica(dir.path());
+        let (ended, mut ended_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let handler = ServeHistory {
+            node: node.clone(),
+            ended,
+        };
+        let _server = Session::start(b, None, Arc::new(handler), SessionConfig::default());
+        let client = Session::start(a, None, Arc::new(Ignore), SessionConfig::default());
+        let opts = HistoryOpts {
+            id: FEED.parse().unwrap(),
+            sequence: 1,
+            limit: None,
+            live: true,
+            old: true,
+            keys: false,
+        };
+        let stream = client
+            .call(
+                &["createHistoryStream"],
+                CallType::Source,
+                vec![opts.to_value()],
+            )
+            .await
+            .unwrap();
+        // The peer ends the call but keeps the session, while other feeds
+        // keep appending (none of them the one asked for).
+        stream.end().await.unwrap();
+        let appends = async {
+            for i in 0..100 {
+                let text = Value::string(&format!("other feed {i}"));
+                let mut c = Object::new();
+                c.push("type", Value::string("post"));
+                c.push("text", text);
+                node.publish(vec![Value::Object(c)]).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        };
+        tokio::select! {
+            _ = ended_rx.recv() => {}
+            () = appends => panic!("the live createHistoryStream answer outlived its call"),
+        }
+        assert!(!client.is_closed());
+    }
 
     const FEED: &str = "@FCX/tsDLpubCPKKfIrw4gc+SQkHcaD17s7GI6i/ziWY=.ed25519";
 

@@ -105,6 +105,14 @@ pub fn status(node: &Node) -> Value {
         Err(e) => tracing::warn!("status: counting the blobs held: {e}"),
     }
     o.push("disk", disk(node));
+    // The runtime's live tasks: each session and call holds a few, so a
+    // count that keeps growing shows tasks outliving their session.
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        o.push(
+            "tasks",
+            Value::Number(rt.metrics().num_alive_tasks() as f64),
+        );
+    }
     node.status().snapshot().push_fields(&mut o);
     Value::Object(o)
 }
