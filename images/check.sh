@@ -5,7 +5,8 @@
 #  - systemd-analyze verify on the node's units: any warning fails;
 #  - systemd-analyze security on ssb-node.service: exposure at most 1.7 (what it is now);
 #  - shellcheck on the image scripts (and the overlay's sh scripts);
-#  - the first-boot and stick scripts parse with sh -n.
+#  - the first-boot and stick scripts and the .deb's maintainer scripts
+#    parse with sh -n.
 # Needs systemd-analyze and shellcheck; where one is missing it fails at once
 # with one line naming the Debian packages to install (it installs nothing:
 # parallel tests would race for the dpkg lock, and a developer may not be root).
@@ -65,7 +66,7 @@ else
     echo "check: ssb-node.service exposure $exposure (at most 1.7)"
 fi
 
-scripts=("$here"/*.sh "$here"/rootfs/usr/libexec/ssb-node/*)
+scripts=("$here"/*.sh "$here"/rootfs/usr/libexec/ssb-node/* "$here"/deb/postinst "$here"/deb/prerm "$here"/deb/postrm)
 for s in "${scripts[@]}"; do
     case "$(head -n1 "$s")" in
         '#!/bin/sh') sh -n "$s" || bad "sh -n $s" ;;
