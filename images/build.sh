@@ -68,6 +68,7 @@ packages=(
     linux-image-arm64 raspi-firmware initramfs-tools zstd
     fdisk e2fsprogs dosfstools
     iproute2 procps openssh-server
+    hostapd wpasupplicant iw wireless-regdb firmware-brcm80211
 )
 export SSB_IMAGE_NODE_BIN=$work/ssb-node SSB_IMAGE_SRC=$src
 mmdebstrap --arch=arm64 --variant=minbase \

@@ -45,7 +45,7 @@ if [ -z "$node_bin" ]; then
 fi
 install -m 0755 "$node_bin" "$stage/usr/bin/ssb-node"
 
-units=(ssb-node.service ssb-node-firstboot.service)
+units=(ssb-node.service ssb-node-firstboot.service ssb-node-wifi.service)
 for u in "${units[@]}"; do
     if ! out=$(systemd-analyze --root="$stage" verify "$stage/usr/lib/systemd/system/$u" 2>&1); then
         bad "systemd-analyze verify $u: $out"
@@ -64,6 +64,23 @@ elif ! awk -v e="$exposure" 'BEGIN { exit !(e <= 1.7) }'; then
     bad "ssb-node.service exposure $exposure > 1.7 (hardening lost?)"
 else
     echo "check: ssb-node.service exposure $exposure (at most 1.7)"
+fi
+
+# The shipped wifi.txt: every line a comment, so the box runs its default
+# hotspot; and `ssb-node wifi plan` (what the Wi-Fi controller runs) reads it
+# without a problem and plans that hotspot.
+wifi_txt=$here/rootfs/boot/firmware/wifi.txt
+if grep -v $'^\r$' "$wifi_txt" | grep -vq '^#'; then
+    bad "the shipped wifi.txt sets something: every line should be a comment"
+fi
+"$stage/usr/bin/ssb-node" --data "$stage/wifi-node" init >/dev/null
+if ! plan=$("$stage/usr/bin/ssb-node" --data "$stage/wifi-node" wifi plan --file "$wifi_txt" \
+    --passphrase-file "$stage/wifi-state/pass" --out "$stage/wifi-run" --note "$stage/wifi-note" 2>&1); then
+    bad "ssb-node wifi plan on the shipped wifi.txt: $plan"
+elif grep -q 'problem' <<<"$plan" || ! grep -q '^wifi: hotspot "ssb-' <<<"$plan"; then
+    bad "the shipped wifi.txt does not plan the default hotspot cleanly: $plan"
+else
+    echo "check: wifi.txt (shipped) plans the default hotspot"
 fi
 
 scripts=("$here"/*.sh "$here"/rootfs/usr/libexec/ssb-node/* "$here"/deb/postinst "$here"/deb/prerm "$here"/deb/postrm)

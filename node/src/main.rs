@@ -23,6 +23,8 @@ mod open;
 mod remote;
 #[path = "cli/sneakernet.rs"]
 mod sneakernet;
+#[path = "cli/wifi.rs"]
+mod wifi;
 
 #[derive(Parser)]
 #[command(
@@ -159,6 +161,18 @@ enum Command {
         #[command(subcommand)]
         command: InviteCommand,
     },
+    /// The image's Wi-Fi: its settings from the boot partition.
+    Wifi {
+        #[command(subcommand)]
+        command: WifiCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WifiCommand {
+    /// Read wifi.txt and write the radio's configs, mode and problems for
+    /// the image's Wi-Fi controller (as root); prints what the radio does.
+    Plan(wifi::PlanArgs),
 }
 
 #[derive(Subcommand)]
@@ -502,6 +516,13 @@ fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
             }
         }
         Command::Blobs { command } => return blobs(command, data, &mut out),
+        Command::Wifi {
+            command: WifiCommand::Plan(args),
+        } => {
+            let code = wifi::plan(&args, data, &mut out)?;
+            out.flush()?;
+            return Ok(code);
+        }
         Command::Invite { command } => {
             let (command, j) = invites::command(command);
             return node(command, json(j));

@@ -95,5 +95,10 @@ pub fn status(node: &Node) -> Value {
     m.push("cache", Value::Number(memory.cache as f64));
     o.push("store_memory", Value::Object(m));
     node.status().snapshot().push_fields(&mut o);
+    // The image's Wi-Fi controller's state and wifi.txt's problems.
+    let wifi = crate::appliance::wifi::report::dir();
+    if let Some(w) = crate::appliance::wifi::report::read(&wifi) {
+        o.push("wifi", w);
+    }
     Value::Object(o)
 }
