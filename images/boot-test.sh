@@ -335,7 +335,7 @@ raspi_boot() {
     t_id=$(wait_console 'ssb-node-firstboot: identity @') || exit 1
     t_ready=$(wait_console "$started") || exit 1
     local sd
-    sd=$(plain "$console" | grep -oE 'mmc[0-9]+: host does not support reading read-only switch|mmcblk[0-9]+: mmc[0-9]+:[0-9a-f]+ [A-Z0-9 ]+ [0-9.]+ [GM]iB' | sed -n 1p || true)
+    sd=$(plain "$console" | grep -oE 'mmcblk[0-9]+: mmc[0-9]+:[0-9a-f]+ [^ ]+ [0-9.]+ [GM]iB' | sed -n 1p || true)
     say "raspi3b: identity $t_id s, ssb-node.service started (READY=1) $t_ready s after power-on (card: ${sd:-?})"
     plain "$console" | grep -E 'Failed to start|ssb-node\.service: (Failed|Watchdog)' >/dev/null &&
         fail "a unit failed under raspi3b: $(plain "$console" | grep -E 'Failed to start' | head -n3)"
