@@ -479,7 +479,10 @@ echo "phone: sync: $(ssb sync "net:10.42.0.1:8008~shs:$key" --timeout 120)"
 # LAN discovery over the hotspot: the phone's node and the box hear each
 # other's announcements and one dials the other (`peers` shows it, source
 # lan or incoming).
-ssb run --listen 0.0.0.0:8008 >/tmp/phone-run.log 2>&1 &
+# (`ip netns exec` execs the node, so $! is the node itself; it watches
+# no mount root of the box's.)
+ip netns exec phone /usr/bin/ssb-node --data /tmp/phone run --listen 0.0.0.0:8008 \
+    --mount-root /tmp/phone-sticks >/tmp/phone-run.log 2>&1 &
 run=$!
 heard=
 for _ in $(seq 1 20); do

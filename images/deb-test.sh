@@ -5,6 +5,8 @@
 #
 #     sudo images/deb-test.sh [DEB]     (default: images/deb.sh --arch amd64)
 #
+# An arm64 DEB is tested in an arm64 chroot under qemu-user (slower).
+#
 #  - `dpkg -i`: the package is installed; ssb-node.service is enabled (the
 #    multi-user.target.wants link, `systemctl --root is-enabled`); the user
 #    and group ssb-node exist (system ids, no login shell); program, unit,
@@ -53,11 +55,14 @@ fi
 say "package $(basename "$deb") ($(du -k "$deb" | cut -f1) KiB)"
 
 root=$work/root
+# A chroot of the package's architecture (arm64 runs under qemu-user, which
+# must be set up: images/host-tools.sh's enable_arm64_binfmt).
+arch=$(dpkg-deb -f "$deb" Architecture)
 # minbase plus systemd (the package depends on it); apt's own mirrors.
-mmdebstrap --quiet --variant=minbase --include=systemd \
+mmdebstrap --quiet --arch="$arch" --variant=minbase --include=systemd \
     --aptopt='APT::Install-Recommends "false"' bookworm "$root" ||
     fail "mmdebstrap could not make a bookworm chroot from apt's configured mirror"
-say "fresh bookworm chroot"
+say "fresh bookworm $arch chroot"
 in_root() { chroot "$root" "$@"; }
 # dpkg-query's format fields, e.g. `query Status`.
 query() { in_root dpkg-query -W -f="\${$1}" ssb-node; }
