@@ -74,11 +74,16 @@ fail() {
 # The console without colour codes and carriage returns.
 plain() { sed -e 's/\x1b\[[0-9;]*[A-Za-z]//g' -e 's/\r//g' "$1"; }
 
-say "host ssb-node"
-cargo build --manifest-path "$src/Cargo.toml" --release --locked -p ssb-node 2>&1 | tail -n 1
-target_dir=$(cargo metadata --manifest-path "$src/Cargo.toml" --format-version 1 --no-deps |
-    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-ssb="$target_dir/release/ssb-node"
+# SSB_BOOT_RASPI_ONLY=1: only the raspi3b boot (no host node needed).
+# SSB_HOST_NODE: a host ssb-node build to use instead of building one.
+ssb=${SSB_HOST_NODE:-}
+if [ "${SSB_BOOT_RASPI_ONLY:-}" != 1 ] && [ -z "$ssb" ]; then
+    say "host ssb-node"
+    cargo build --manifest-path "$src/Cargo.toml" --release --locked -p ssb-node 2>&1 | tail -n 1
+    target_dir=$(cargo metadata --manifest-path "$src/Cargo.toml" --format-version 1 --no-deps |
+        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+    ssb="$target_dir/release/ssb-node"
+fi
 
 say "disk: a copy of $(basename "$image"), 1 GiB larger (for the first boot to grow into)"
 disk=$work/disk.img
@@ -100,20 +105,22 @@ cmdline=$(mtype -i "$bootfs" ::cmdline.txt | tr -d '\r\n')
 root_arg=$(tr ' ' '\n' <<<"$cmdline" | grep '^root=' || true)
 [ "$root_arg" = "root=LABEL=RASPIROOT" ] || fail "cmdline.txt has '$root_arg', not root=LABEL=RASPIROOT: $cmdline"
 
-say "host feed: $messages messages"
-h1=$work/host1
-feed=$("$ssb" --data "$h1" init)
-for i in $(seq 1 "$messages"); do
-    printf '{"type":"post","text":"boot test %d"}\n' "$i"
-done | "$ssb" --data "$h1" publish --stdin >/dev/null
-# The node on the card replicates the host feed: the shipped config on the
-# boot partition (which turns the ACT LED on) plus one line, as a user would
-# write it.
-mtype -i "$bootfs" ::ssb-node.toml | tr -d '\r' >"$work/ssb-node.toml"
-grep -qx 'led = "sysfs:ACT"' "$work/ssb-node.toml" ||
-    fail "the shipped ssb-node.toml does not set led = \"sysfs:ACT\""
-printf 'replicate = ["%s"]\n' "$feed" >>"$work/ssb-node.toml"
-mcopy -o -i "$bootfs" "$work/ssb-node.toml" ::ssb-node.toml
+if [ "${SSB_BOOT_RASPI_ONLY:-}" != 1 ]; then
+    say "host feed: $messages messages"
+    h1=$work/host1
+    feed=$("$ssb" --data "$h1" init)
+    for i in $(seq 1 "$messages"); do
+        printf '{"type":"post","text":"boot test %d"}\n' "$i"
+    done | "$ssb" --data "$h1" publish --stdin >/dev/null
+    # The node on the card replicates the host feed: the shipped config on the
+    # boot partition (which turns the ACT LED on) plus one line, as a user would
+    # write it.
+    mtype -i "$bootfs" ::ssb-node.toml | tr -d '\r' >"$work/ssb-node.toml"
+    grep -qx 'led = "sysfs:ACT"' "$work/ssb-node.toml" ||
+        fail "the shipped ssb-node.toml does not set led = \"sysfs:ACT\""
+    printf 'replicate = ["%s"]\n' "$feed" >>"$work/ssb-node.toml"
+    mcopy -o -i "$bootfs" "$work/ssb-node.toml" ::ssb-node.toml
+fi
 
 free_port() {
     local p
@@ -125,6 +132,10 @@ free_port() {
         }
     done
 }
+# Two simulated radios in the guest (mac80211_hwsim, from Debian's kernel):
+# wlan0 is the box's, wlan1 the test's phone or network, moved into its own
+# network namespace so the traffic goes over the simulated air.
+radios="modules-load=mac80211_hwsim mac80211_hwsim.radios=2"
 ssb_port=$(free_port)
 ssh_port=$(free_port)
 monitor=$work/monitor.sock
@@ -135,7 +146,7 @@ boot() {
     rm -f "$monitor"
     qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 \
         -kernel "$work/vmlinuz" -initrd "$work/initrd.img" \
-        -append "console=ttyAMA0 $root_arg rw rootwait systemd.journald.forward_to_console=1" \
+        -append "console=ttyAMA0 $root_arg rw rootwait systemd.journald.forward_to_console=1 $radios" \
         -drive "file=$disk,format=raw,if=none,id=hd,cache=unsafe" -device virtio-blk-pci,drive=hd \
         -netdev "user,id=net,hostfwd=tcp:127.0.0.1:$ssb_port-:8008,hostfwd=tcp:127.0.0.1:$ssh_port-:22" \
         -device virtio-net-pci,netdev=net,romfile= \
@@ -184,6 +195,172 @@ wait_qemu_exit() {
 
 started='systemd\[1\]: Started ssb-node\.service'
 
+# guest COMMAND…: runs it on the booted box over SSH (from boot 2 on).
+guest() {
+    ssh -q -p "$ssh_port" -i "$work/id" -o BatchMode=yes -o ConnectTimeout=30 \
+        -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1 "$@"
+}
+# node_status: what `ssb-node status` says on the box.
+node_status() { guest runuser -u ssb-node -- ssb-node --data /var/lib/ssb-node status; }
+# wait_status SECONDS REGEX: until the node's status matches; prints it.
+wait_status() {
+    local deadline=$(($(date +%s) + $1)) st=
+    while :; do
+        st=$(node_status 2>&1 || true)
+        grep -E "$2" <<<"$st" >/dev/null && break
+        [ "$(date +%s)" -lt "$deadline" ] || fail "the node's status never matched /$2/ in $1 s: $st"
+        sleep 2
+    done
+    printf '%s\n' "$st"
+}
+
+# Boot 3: a wifi.txt that sets both a network to join and the box's own
+# hotspot (saved with CRLF, one bad line). "Farm" is not on the air yet:
+# the box tries it, falls back to its hotspot, and says what is wrong in
+# the file. Then "Farm" comes up on the second radio: the box finds it in
+# its next scan, leaves the hotspot and joins it; no DHCP server there, so
+# it takes an IPv4 link-local address, as on a cable with no router, and a
+# node on "Farm" syncs with it.
+# (SSH: the boot partition's authorized_keys, written by boot 2 or here.)
+wifi_fallback_boot() {
+    if [ ! -f "$work/id" ]; then
+        ssh-keygen -q -t ed25519 -N '' -f "$work/id"
+        mcopy -o -i "$bootfs" "$work/id.pub" ::authorized_keys
+    fi
+    say "boot 3: wifi.txt: join \"Farm\" when in range, else the hotspot \"Village box\"; one bad line"
+    printf '%s\r\n' '# boot test' 'country = DE' 'join_ssid = Farm' 'join_passphrase = farmland 42' \
+        'hotspot_ssid = Village box' 'hotspot_passphrase = village 42' 'hotspot_channel = 14' >"$work/wifi.txt"
+    mcopy -o -i "$bootfs" "$work/wifi.txt" ::wifi.txt
+    boot 3
+    t_ready3=$(wait_console "$started") || exit 1
+    # shellcheck disable=SC2016 # (backquotes of the message, not a command)
+    bad_line='wifi problem: wifi.txt: line 7: `hotspot_channel` must be 1 to 13, not `14`'
+    wait_console "ssb-node-wifi: $bad_line" >/dev/null || exit 1
+    t_fallback3=$(wait_console 'ssb-node-wifi: hotspot "Village box" up on wlan0.*"Farm" not in range') || exit 1
+    say "boot 3: READY=1 $t_ready3 s, the bad line named on the console, fallback hotspot up $t_fallback3 s after power-on"
+    for _ in $(seq 1 60); do
+        guest true 2>/dev/null && break
+        sleep 5
+    done
+    st=$(node_status)
+    grep -qF "$bad_line" <<<"$st" ||
+        fail "the node's status does not name the bad line: $st"
+    grep -qF 'wifi: hotspot "Village box" up on wlan0' <<<"$st" || fail "the node's status shows no fallback hotspot: $st"
+    say "boot 3: status: $(grep '^wifi' <<<"$st" | tr '\n' ';')"
+    if [ -z "${key:-}" ]; then
+        node_id=$(guest runuser -u ssb-node -- ssb-node --data /var/lib/ssb-node whoami)
+        key=${node_id#@}
+        key=${key%.ed25519}
+    fi
+    guest sh -s <<'EOF_FARM' || fail "could not start the network \"Farm\" on the second radio"
+set -eu
+phy=$(cat /sys/class/net/wlan1/phy80211/name)
+ip netns add farm
+iw phy "$phy" set netns name farm
+inf() { ip netns exec farm "$@"; }
+inf ip link set lo up
+cat >/tmp/farm.conf <<EOC
+interface=wlan1
+driver=nl80211
+ctrl_interface=/run/farm-hostapd
+ssid=Farm
+country_code=DE
+hw_mode=g
+channel=1
+wpa=2
+wpa_key_mgmt=WPA-PSK
+rsn_pairwise=CCMP
+wpa_passphrase=farmland 42
+EOC
+inf hostapd -B /tmp/farm.conf >/dev/null
+inf ip addr add 169.254.77.1/16 dev wlan1
+EOF_FARM
+    farm_t0=$(date +%s)
+    say "boot 3: \"Farm\" is on the air (second radio, its own namespace)"
+    st=$(wait_status 300 '^wifi: joined "Farm" on wlan0$')
+    t_join3=$(($(date +%s) - farm_t0))
+    box_ll=
+    for _ in $(seq 1 60); do
+        box_ll=$(guest ip -4 -o addr show dev wlan0 | awk '$4 ~ /^169\.254\./ {sub("/.*", "", $4); print $4}' | head -n1)
+        [ -n "$box_ll" ] && break
+        sleep 2
+    done
+    [ -n "$box_ll" ] || fail "the box has no link-local address on \"Farm\": $(guest ip -4 -o addr show dev wlan0)"
+    say "boot 3: the box joined \"Farm\" $t_join3 s after it came up; its address there: $box_ll"
+    farm=$(guest sh -s -- "$box_ll" "$key" <<'EOF_SYNC'
+set -eu
+ssb() { ip netns exec farm /usr/bin/ssb-node --data /tmp/farm "$@"; }
+ssb init >/dev/null
+for i in 1 2 3; do printf '{"type":"post","text":"farm %d"}\n' "$i"; done | ssb publish --stdin >/dev/null
+ssb sync "net:$1:8008~shs:$2" --timeout 120
+EOF_SYNC
+    ) || fail "sync over \"Farm\" failed: $farm"
+    grep -q 'sent 3 messages' <<<"$farm" || fail "the node on \"Farm\" did not send its 3 messages: $farm"
+    say "boot 3: a node on \"Farm\" synced with the box: $farm"
+    say "boot 3: poweroff"
+    guest systemctl poweroff || true
+    wait_qemu_exit 300
+}
+
+# Boot under qemu's raspi3b machine: a fresh copy of the image (first boot),
+# grown to a power of two (qemu's SD card needs one); the Pi 3 B device
+# tree, kernel and initrd from its boot partition and its cmdline.txt, as
+# the Pi firmware hands them over. What qemu cannot run is the firmware
+# itself (bootcode.bin, start.elf: VideoCore GPU code reading config.txt),
+# so qemu loads those three files the way config.txt names them. The
+# console is the mini UART (ttyS1, qemu's second serial port), added to the
+# card's `console=tty0`; the device timeout is raised from 90 s because
+# emulating four Cortex-A53 cores on a busy host can take longer than that
+# to start udev, and the boot partition's mount would time out; no Wi-Fi
+# (the Pi's SDIO Wi-Fi chip is not emulated).
+raspi_boot() {
+    say "raspi3b: a fresh copy of $(basename "$image")"
+    rdisk=$work/raspi.img
+    cp --sparse=always "$image" "$rdisk"
+    local size p=1
+    size=$(stat -c %s "$rdisk")
+    while [ "$p" -lt "$size" ]; do p=$((p * 2)); done
+    truncate -s "$p" "$rdisk"
+    local rboot="$rdisk@@$((boot_start * 512))"
+    mcopy -n -i "$rboot" ::bcm2837-rpi-3-b.dtb "$work/rpi3b.dtb" || fail "no bcm2837-rpi-3-b.dtb on the boot partition"
+    console=$work/console-raspi.log
+    qemu-system-aarch64 -M raspi3b -m 1024 \
+        -kernel "$work/vmlinuz" -initrd "$work/initrd.img" -dtb "$work/rpi3b.dtb" \
+        -append "$cmdline console=ttyS1,115200 systemd.journald.forward_to_console=1 systemd.default_device_timeout_sec=900" \
+        -drive "file=$rdisk,format=raw,if=sd,cache=unsafe" \
+        -display none -serial null -serial "file:$console" -no-reboot &
+    qemu_pid=$!
+    boot_t0=$(date +%s)
+    local t_id t_ready
+    t_id=$(wait_console 'ssb-node-firstboot: identity @') || exit 1
+    t_ready=$(wait_console "$started") || exit 1
+    local sd
+    sd=$(plain "$console" | grep -oE 'mmcblk[0-9]+: mmc[0-9]+:[0-9a-f]+ [^ ]+ [0-9.]+ [GM]iB' | sed -n 1p || true)
+    say "raspi3b: identity $t_id s, ssb-node.service started (READY=1) $t_ready s after power-on (card: ${sd:-?})"
+    plain "$console" | grep -E 'Failed to start|ssb-node\.service: (Failed|Watchdog)' >/dev/null &&
+        fail "a unit failed under raspi3b: $(plain "$console" | grep -E 'Failed to start' | head -n3)"
+    t_raspi=$t_ready
+    kill "$qemu_pid" 2>/dev/null || true
+    wait "$qemu_pid" 2>/dev/null || true
+    qemu_pid=
+    rm -f "$rdisk"
+}
+if [ "${SSB_BOOT_RASPI_ONLY:-}" = 1 ]; then
+    raspi_boot
+    echo "boot-test: figures: power-on to READY=1 under -M raspi3b (first boot): $t_raspi s"
+    exit 0
+fi
+# SSB_BOOT_FROM=3: only boot 3 (Wi-Fi fallback and client; a first boot
+# then) and the raspi3b boot.
+if [ "${SSB_BOOT_FROM:-1}" = 3 ]; then
+    wifi_fallback_boot
+    raspi_boot
+    echo "boot-test: figures: power-on to the fallback hotspot (boot 3): $t_fallback3 s; READY=1 $t_ready3 s"
+    echo "boot-test: figures: \"Farm\" on the air to the box joined (boot 3): $t_join3 s"
+    echo "boot-test: figures: power-on to READY=1 under -M raspi3b (first boot): $t_raspi s"
+    exit 0
+fi
+
 say "boot 1 (first boot)"
 boot 1
 id_line=$(wait_console 'ssb-node-firstboot: identity @') || exit 1
@@ -195,6 +372,13 @@ say "boot 1: identity $node_id after $id_line s; ssb-node.service started (READY
 # the node says so and runs on without it.
 wait_console 'status LED unavailable, running without it: opening LED sysfs:ACT' >/dev/null || exit 1
 say "boot 1: the node read led = \"sysfs:ACT\" from the boot partition (no such LED under qemu: it runs without)"
+# Wi-Fi with no wifi.txt: the default hotspot on the first simulated radio,
+# its generated passphrase on the console.
+t_hotspot1=$(wait_console 'ssb-node-wifi: hotspot "ssb-[^"]*" up on wlan0') || exit 1
+hotspot_line=$(plain "$console" | grep -o 'ssb-node-wifi: wifi: hotspot .*' | sed -n 1p)
+grep -qE 'passphrase [a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4} ' <<<"$hotspot_line" ||
+    fail "the console shows no generated hotspot passphrase: '$hotspot_line'"
+say "boot 1: Wi-Fi hotspot up $t_hotspot1 s after power-on; console: $hotspot_line"
 grown=$(plain "$console" | grep -o 'ssb-node-firstboot: root partition .*' | sed -n 1p)
 grep -qE 'MiB -> [0-9]+ MiB' <<<"$grown" || fail "the first boot did not report growing the root: '$grown'"
 say "boot 1: $grown"
@@ -221,10 +405,6 @@ say "boot 1: ssb-node.service stopped cleanly"
 # Boot 2 with SSH: the boot partition's authorized_keys turns it on.
 ssh-keygen -q -t ed25519 -N '' -f "$work/id"
 mcopy -o -i "$bootfs" "$work/id.pub" ::authorized_keys
-guest() {
-    ssh -q -p "$ssh_port" -i "$work/id" -o BatchMode=yes -o ConnectTimeout=30 \
-        -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1 "$@"
-}
 
 say "boot 2"
 boot 2
@@ -241,19 +421,6 @@ state=$(guest systemctl is-active ssb-node.service || true)
 again=$(guest runuser -u ssb-node -- ssb-node --data /var/lib/ssb-node whoami)
 [ "$again" = "$node_id" ] || fail "identity changed across the reboot: $node_id -> $again"
 say "boot 2: ssb-node.service active, identity kept ($again), status: $(guest systemctl show -p StatusText --value ssb-node.service)"
-# node_status: what `ssb-node status` says on the box.
-node_status() { guest runuser -u ssb-node -- ssb-node --data /var/lib/ssb-node status; }
-# wait_status SECONDS REGEX: until the node's status matches; prints it.
-wait_status() {
-    local deadline=$(($(date +%s) + $1)) st=
-    while :; do
-        st=$(node_status 2>&1 || true)
-        grep -E "$2" <<<"$st" >/dev/null && break
-        [ "$(date +%s)" -lt "$deadline" ] || fail "the node's status never matched /$2/ in $1 s: $st"
-        sleep 2
-    done
-    printf '%s\n' "$st"
-}
 wait_status 60 '^led: idle$' >/dev/null
 t_heartbeat2=$(($(date +%s) - boot_t0))
 say "boot 2: node status 'led: idle' (the heartbeat pattern) $t_heartbeat2 s after power-on"
@@ -265,6 +432,71 @@ printf 'replicate = ["%s"]\n' "$feed" >"$h2/ssb-node.toml"
 out=$("$ssb" --data "$h2" sync "$addr" --timeout 300) || fail "sync after the reboot failed"
 say "boot 2: fresh host node: $out"
 grep -q "received $messages messages" <<<"$out" || fail "the messages did not survive the reboot: $out"
+
+# A phone on the hotspot: a wpa_supplicant station on the second radio in
+# its own network namespace, with the name and passphrase from the boot
+# partition's note; it gets an address by DHCP, hears the node's LAN
+# announcements and syncs with it over the simulated air.
+note=$(guest cat /boot/firmware/wifi-hotspot.txt | tr -d '\r')
+hs_name=$(sed -n 's/^name: //p' <<<"$note")
+hs_pass=$(sed -n 's/^passphrase: //p' <<<"$note")
+{ [ -n "$hs_name" ] && [ -n "$hs_pass" ]; } || fail "no name and passphrase in wifi-hotspot.txt: $note"
+grep -qF "passphrase $hs_pass " <<<"$hotspot_line" || fail "the note's passphrase is not the console's"
+say "boot 2: wifi-hotspot.txt on the boot partition names \"$hs_name\" with the console's passphrase"
+st=$(node_status)
+grep -qF "wifi: hotspot \"$hs_name\" up on wlan0" <<<"$st" || fail "the node's status shows no hotspot: $st"
+phone=$(guest sh -s -- "$hs_name" "$hs_pass" "$key" <<'EOF_PHONE'
+set -eu
+name=$1 pass=$2 key=$3
+phy=$(cat /sys/class/net/wlan1/phy80211/name)
+ip netns add phone
+iw phy "$phy" set netns name phone
+inp() { ip netns exec phone "$@"; }
+inp ip link set lo up
+cat >/tmp/phone.conf <<EOC
+ctrl_interface=/run/phone-wpa
+network={
+	ssid="$name"
+	psk="$pass"
+	key_mgmt=WPA-PSK
+}
+EOC
+t0=$(date +%s)
+inp wpa_supplicant -B -i wlan1 -c /tmp/phone.conf >/dev/null 2>&1
+i=0
+until inp wpa_cli -p /run/phone-wpa -i wlan1 status | grep -qx 'wpa_state=COMPLETED'; do
+    i=$((i + 1)); [ "$i" -lt 60 ] || { echo "phone: not associated in 30 s"; exit 1; }
+    sleep 0.5
+done
+echo "phone: associated after $(($(date +%s) - t0)) s"
+inp /usr/lib/klibc/bin/ipconfig -t 30 -c dhcp -d wlan1 >/tmp/phone-dhcp.log 2>&1 || { cat /tmp/phone-dhcp.log; exit 1; }
+addr=$(inp ip -4 -o addr show dev wlan1 | awk '{print $4}')
+echo "phone: DHCP address $addr after $(($(date +%s) - t0)) s"
+ssb() { inp /usr/bin/ssb-node --data /tmp/phone "$@"; }
+ssb init >/dev/null
+for i in 1 2 3 4 5; do printf '{"type":"post","text":"phone %d"}\n' "$i"; done | ssb publish --stdin >/dev/null
+echo "phone: sync: $(ssb sync "net:10.42.0.1:8008~shs:$key" --timeout 120)"
+# LAN discovery over the hotspot: the phone's node and the box hear each
+# other's announcements and one dials the other (`peers` shows it, source
+# lan or incoming).
+# (`ip netns exec` execs the node, so $! is the node itself; it watches
+# no mount root of the box's.)
+ip netns exec phone /usr/bin/ssb-node --data /tmp/phone run --listen 0.0.0.0:8008 \
+    --mount-root /tmp/phone-sticks >/tmp/phone-run.log 2>&1 &
+run=$!
+heard=
+for _ in $(seq 1 20); do
+    if ssb peers 2>/dev/null | grep -q "$key"; then heard=1; break; fi
+    sleep 1
+done
+echo "phone: LAN discovery: the two nodes found each other: $(ssb peers 2>/dev/null | grep "$key" | head -n1)"
+kill "$run"; wait "$run" || true
+[ -n "$heard" ] || { echo "phone: the nodes never found each other by LAN discovery"; exit 1; }
+EOF_PHONE
+) || fail "the phone on the hotspot failed: $phone"
+say "boot 2: $(tr '\n' ';' <<<"$phone")"
+grep -q 'phone: DHCP address 10\.42\.0\.' <<<"$phone" || fail "the phone got no 10.42.0.x address: $phone"
+grep -q 'phone: sync: .*sent 5 messages' <<<"$phone" || fail "the phone's 5 messages did not reach the node: $phone"
 
 say "boot 2: plugging a FAT stick (label SSBSTICK) into the USB controller"
 mkfs.vfat -C -n SSBSTICK "$work/stick.img" 65536 >/dev/null
@@ -334,9 +566,17 @@ guest systemctl poweroff || true
 wait_qemu_exit 300
 plain "$console" | grep -E 'ssb-node\.service: Deactivated successfully' >/dev/null || fail "ssb-node.service was not stopped cleanly on poweroff"
 
+wifi_fallback_boot
+
+raspi_boot
+
 cat <<EOF
 boot-test: PASSED in $(($(date +%s) - t0)) s
 boot-test: figures: power-on to ssb-node ready: first boot $t_ready1 s, second boot $t_ready2 s (qemu TCG, 2 vCPUs)
 boot-test: figures: power-on to the heartbeat in the node's status (second boot, polled over SSH): $t_heartbeat2 s
 boot-test: figures: idle node RSS $((rss / 1024)) MiB, idle CPU $cpu % of one emulated core
+boot-test: figures: power-on to the default Wi-Fi hotspot up (first boot): $t_hotspot1 s
+boot-test: figures: power-on to the fallback hotspot (boot 3, after 30 s trying "Farm"): $t_fallback3 s; READY=1 $t_ready3 s
+boot-test: figures: "Farm" on the air to the box joined (boot 3): $t_join3 s
+boot-test: figures: power-on to READY=1 under -M raspi3b (first boot): $t_raspi s
 EOF

@@ -69,6 +69,7 @@ packages=(
     fdisk e2fsprogs dosfstools
     iproute2 procps openssh-server
     avahi-daemon
+    hostapd wpasupplicant iw wireless-regdb firmware-brcm80211
 )
 export SSB_IMAGE_NODE_BIN=$work/ssb-node SSB_IMAGE_SRC=$src
 mmdebstrap --arch=arm64 --variant=minbase \

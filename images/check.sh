@@ -5,7 +5,8 @@
 #  - systemd-analyze verify on the node's units: any warning fails;
 #  - systemd-analyze security on ssb-node.service: exposure at most 1.7 (what it is now);
 #  - shellcheck on the image scripts (and the overlay's sh scripts);
-#  - the first-boot and stick scripts parse with sh -n.
+#  - the first-boot and stick scripts and the .deb's maintainer scripts
+#    parse with sh -n.
 # Needs systemd-analyze and shellcheck; where one is missing it fails at once
 # with one line naming the Debian packages to install (it installs nothing:
 # parallel tests would race for the dpkg lock, and a developer may not be root).
@@ -44,7 +45,7 @@ if [ -z "$node_bin" ]; then
 fi
 install -m 0755 "$node_bin" "$stage/usr/bin/ssb-node"
 
-units=(ssb-node.service ssb-node-firstboot.service)
+units=(ssb-node.service ssb-node-firstboot.service ssb-node-wifi.service)
 for u in "${units[@]}"; do
     if ! out=$(systemd-analyze --root="$stage" verify "$stage/usr/lib/systemd/system/$u" 2>&1); then
         bad "systemd-analyze verify $u: $out"
@@ -65,7 +66,24 @@ else
     echo "check: ssb-node.service exposure $exposure (at most 1.7)"
 fi
 
-scripts=("$here"/*.sh "$here"/rootfs/usr/libexec/ssb-node/*)
+# The shipped wifi.txt: every line a comment, so the box runs its default
+# hotspot; and `ssb-node wifi plan` (what the Wi-Fi controller runs) reads it
+# without a problem and plans that hotspot.
+wifi_txt=$here/rootfs/boot/firmware/wifi.txt
+if grep -v $'^\r$' "$wifi_txt" | grep -vq '^#'; then
+    bad "the shipped wifi.txt sets something: every line should be a comment"
+fi
+"$stage/usr/bin/ssb-node" --data "$stage/wifi-node" init >/dev/null
+if ! plan=$("$stage/usr/bin/ssb-node" --data "$stage/wifi-node" wifi plan --file "$wifi_txt" \
+    --passphrase-file "$stage/wifi-state/pass" --out "$stage/wifi-run" --note "$stage/wifi-note" 2>&1); then
+    bad "ssb-node wifi plan on the shipped wifi.txt: $plan"
+elif grep -q 'problem' <<<"$plan" || ! grep -q '^wifi: hotspot "ssb-' <<<"$plan"; then
+    bad "the shipped wifi.txt does not plan the default hotspot cleanly: $plan"
+else
+    echo "check: wifi.txt (shipped) plans the default hotspot"
+fi
+
+scripts=("$here"/*.sh "$here"/rootfs/usr/libexec/ssb-node/* "$here"/deb/postinst "$here"/deb/prerm "$here"/deb/postrm)
 for s in "${scripts[@]}"; do
     case "$(head -n1 "$s")" in
         '#!/bin/sh') sh -n "$s" || bad "sh -n $s" ;;

@@ -26,6 +26,12 @@ chroot "$root" chown -h ssb-node:ssb-node /var/lib/ssb-node /var/lib/ssb-node/ss
 chroot "$root" systemctl enable ssb-node.service ssb-node-firstboot.service \
     systemd-networkd.service systemd-resolved.service systemd-timesyncd.service >/dev/null
 ln -sfn ../run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
+# Wi-Fi: ssb-node-wifi.service starts when wlan0 appears and runs hostapd or
+# wpa_supplicant itself; Debian's own units for them stay off (the D-Bus
+# wpa_supplicant.service would fail: the image has no D-Bus).
+chroot "$root" systemctl enable ssb-node-wifi.service >/dev/null
+chroot "$root" systemctl disable wpa_supplicant.service hostapd.service >/dev/null 2>&1 || true
+chroot "$root" systemctl mask wpa_supplicant.service hostapd.service >/dev/null
 
 # Nothing machine-specific in the image: systemd makes the machine id on the
 # first boot, ssh its host keys when it is first enabled.

@@ -45,6 +45,8 @@ fn image_overlay_units_and_scripts_pass_the_checks() {
     for line in [
         "check: ssb-node.service verifies",
         "check: ssb-node-firstboot.service verifies",
+        "check: ssb-node-wifi.service verifies",
+        "check: wifi.txt (shipped) plans the default hotspot",
         "check: ssb-node.service exposure",
         "check: shellcheck clean",
         "check: image overlay OK",

@@ -25,6 +25,8 @@ mod remote;
 mod sneakernet;
 #[path = "cli/web.rs"]
 mod web;
+#[path = "cli/wifi.rs"]
+mod wifi;
 
 #[derive(Parser)]
 #[command(
@@ -173,6 +175,11 @@ enum Command {
         #[command(subcommand)]
         command: CarryCommand,
     },
+    /// The image's Wi-Fi: its settings from the boot partition.
+    Wifi {
+        #[command(subcommand)]
+        command: WifiCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -184,6 +191,13 @@ enum CarryCommand {
         /// `follows` or `connected`.
         mode: ssb_node::replica::carry::CarryMode,
     },
+}
+
+#[derive(Subcommand)]
+enum WifiCommand {
+    /// Read wifi.txt and write the radio's configs, mode and problems for
+    /// the image's Wi-Fi controller (as root); prints what the radio does.
+    Plan(wifi::PlanArgs),
 }
 
 #[derive(Subcommand)]
@@ -537,6 +551,13 @@ fn run(command: Command, data: &DataDir) -> Result<ExitCode> {
             }
         }
         Command::Blobs { command } => return blobs(command, data, &mut out),
+        Command::Wifi {
+            command: WifiCommand::Plan(args),
+        } => {
+            let code = wifi::plan(&args, data, &mut out)?;
+            out.flush()?;
+            return Ok(code);
+        }
         Command::Invite { command } => {
             let (command, j) = invites::command(command);
             return node(command, json(j));

@@ -8,6 +8,8 @@
 //!   [`status_led`]: the LED pattern it plays.
 //! - [`notify`]: systemd's notify protocol (ready, status, watchdog).
 //! - [`disk_watch`]: the data disk's state (`disk full`) in the status.
+//! - [`wifi`]: the boot partition's Wi-Fi settings, the radio's plan, and
+//!   the Wi-Fi state in the status.
 //! - [`start`]: the stick watcher feeding the stick handler, and the LED,
 //!   all driven by and reporting to the status.
 
@@ -19,6 +21,7 @@ pub mod status;
 pub mod status_led;
 pub mod sticks;
 pub mod visits;
+pub mod wifi;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -469,5 +469,13 @@ fn write_status(v: &Value, out: &mut dyn Write) -> Result<()> {
         }
         writeln!(out, "{line}")?;
     }
+    if let Some(w) = o.get("wifi").and_then(Value::as_object) {
+        writeln!(out, "wifi: {}", text(w, "state"))?;
+        if let Some(Value::Array(problems)) = w.get("problems") {
+            for p in problems.iter().filter_map(Value::as_str) {
+                writeln!(out, "wifi problem: {p}")?;
+            }
+        }
+    }
     Ok(())
 }

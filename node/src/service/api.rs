@@ -114,6 +114,11 @@ pub fn status(node: &Node) -> Value {
         );
     }
     node.status().snapshot().push_fields(&mut o);
+    // The image's Wi-Fi controller's state and wifi.txt's problems.
+    let wifi = crate::appliance::wifi::report::dir();
+    if let Some(w) = crate::appliance::wifi::report::read(&wifi) {
+        o.push("wifi", w);
+    }
     Value::Object(o)
 }
 
