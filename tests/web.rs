@@ -225,13 +225,25 @@ fn stop(mut node: Node) -> PathBuf {
 
 /// Runs a node again on `data`, with the web page on a fresh port.
 fn start_again(data: &Path, dir: &Path, name: &str) -> (Node, SocketAddr) {
+    start_with_env(data, dir, name, &[])
+}
+
+/// Runs a node on `data` with `envs` set, the web page on a fresh port.
+fn start_with_env(
+    data: &Path,
+    dir: &Path,
+    name: &str,
+    envs: &[(&str, &str)],
+) -> (Node, SocketAddr) {
     let http = format!("127.0.0.1:{}", free_port());
     let log = dir.join(format!("{name}.log"));
+    let mut all = vec![("SSB_NODE_LOG", "ssb_node=debug")];
+    all.extend_from_slice(envs);
     let (child, addr) = spawn_run(
         data,
         &["--http", &http],
         &[],
-        &[("SSB_NODE_LOG", "ssb_node=debug")],
+        &all,
         std::fs::File::create(&log).unwrap().into(),
     );
     let (net, shs) = addr.split_once("~shs:").unwrap();
@@ -698,4 +710,69 @@ fn the_keeper_sets_the_carrying_policy_on_the_feeds_page_and_it_holds_after_a_re
     assert_eq!(out.trim(), "carrying mode set to connected");
     let (node, _) = start_again(&data, dir.path(), "box-3");
     assert_eq!(carry_mode(&node), mode("connected", "keeper"));
+}
+
+/// The image's Wi-Fi controller's state and `wifi.txt`'s problems are on the
+/// status page for everyone; the hotspot's generated passphrase only for
+/// the logged-in keeper.
+#[test]
+fn the_status_page_shows_the_wifi_state_and_only_the_keeper_the_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("box");
+    ok(ssb_at(&data, &["init"]));
+    let run = dir.path().join("wifi-run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::write(
+        run.join("state"),
+        "hotspot \"ssb-abc\" up on wlan0, 10.42.0.1 (DHCP for phones)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        run.join("problems"),
+        "wifi.txt: line 3: unknown country \"XX\"\n",
+    )
+    .unwrap();
+    let note = dir.path().join("wifi-hotspot.txt");
+    std::fs::write(
+        &note,
+        "hotspot: ssb-abc\r\npassphrase: seven-lemon-tree-42\r\n",
+    )
+    .unwrap();
+    let (node, addr) = start_with_env(
+        &data,
+        dir.path(),
+        "box",
+        &[
+            ("SSB_NODE_WIFI_DIR", run.to_str().unwrap()),
+            ("SSB_NODE_WIFI_NOTE", note.to_str().unwrap()),
+        ],
+    );
+    let (code, _, body) = get(addr, "/", "");
+    let page = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(code, 200);
+    assert!(page.contains("<h2>Wi-Fi</h2>"), "{page}");
+    assert!(
+        page.contains("ssb-abc") && page.contains("10.42.0.1"),
+        "{page}"
+    );
+    assert!(page.contains("unknown country"), "{page}");
+    assert!(
+        !page.contains("seven-lemon-tree-42"),
+        "passphrase shown logged out"
+    );
+    assert!(page.contains("after logging in"), "{page}");
+    let json = status_json(&node);
+    assert_eq!(
+        json["wifi"]["problems"],
+        json!(["wifi.txt: line 3: unknown country \"XX\""])
+    );
+
+    let out = ssb_stdin(&node.data, &["web-password"], &format!("{PASSWORD}\n"));
+    assert!(out.status.success(), "{out:?}");
+    let (code, session) = login(addr, PASSWORD);
+    assert_eq!(code, 303, "login");
+    let (_, _, body) = get(addr, "/", &session);
+    let page = String::from_utf8_lossy(&body).into_owned();
+    assert!(page.contains("passphrase: seven-lemon-tree-42"), "{page}");
+    drop(node);
 }

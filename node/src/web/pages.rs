@@ -18,6 +18,7 @@ use super::layout::{self, ago, ago_ms, bytes, count, esc, Frame};
 use super::server::{Client, Web};
 use super::session::{self, Session};
 use super::{assets, csrf, password};
+use crate::appliance::wifi::report;
 use crate::feed::json::{Object, Value};
 use crate::feed::FeedId;
 use crate::replica::carry::{CarryChoice, CarryMode, SetBy};
@@ -230,7 +231,13 @@ pub async fn status_json(State(web): WebState) -> Response {
 }
 
 /// The status page's body from the status object and the disk use.
-pub fn status_body(web: &Web, status: &Value, usage: Usage, seen_problems: &[String]) -> String {
+pub fn status_body(
+    web: &Web,
+    status: &Value,
+    usage: Usage,
+    seen_problems: &[String],
+    keeper: bool,
+) -> String {
     let empty = Object::new();
     let o = status.as_object().unwrap_or(&empty);
     let (words, class) = led_words(text(o, "led"));
@@ -349,6 +356,9 @@ pub fn status_body(web: &Web, status: &Value, usage: Usage, seen_problems: &[Str
         b.push_str("<li class=\"muted\">None.</li>");
     }
     b.push_str("</ul></section>");
+    if let Some(w) = o.get("wifi").and_then(Value::as_object) {
+        b.push_str(&wifi_card(w, keeper));
+    }
     // Storage.
     let used = usage.disk_total.saturating_sub(usage.disk_free);
     let pct = if usage.disk_total > 0 {
@@ -371,6 +381,39 @@ pub fn status_body(web: &Web, status: &Value, usage: Usage, seen_problems: &[Str
         count(num(carry, "feeds") as u64, "feed"),
         esc(text(carry, "mode")),
     );
+    b
+}
+
+/// The Wi-Fi card: the controller's state and `wifi.txt`'s problems for
+/// everyone; the hotspot's generated passphrase for the keeper only.
+fn wifi_card(w: &Object, keeper: bool) -> String {
+    let mut b = String::new();
+    let _ = write!(
+        b,
+        r#"<section class="card"><h2>Wi-Fi</h2><p>{}</p><ul class="rows">"#,
+        esc(text(w, "state"))
+    );
+    for p in rows(w, "problems").iter().filter_map(Value::as_str) {
+        let _ = write!(b, r#"<li class="problem">{}</li>"#, esc(p));
+    }
+    b.push_str("</ul>");
+    let note = report::read_note(&report::note_path());
+    if !note.is_empty() {
+        if keeper {
+            b.push_str(r#"<p class="small">The hotspot, for phones:</p><pre class="code">"#);
+            for line in &note {
+                let _ = writeln!(b, "{}", esc(line));
+            }
+            b.push_str("</pre>");
+        } else {
+            b.push_str(concat!(
+                r#"<p class="muted small">The keeper sees the hotspot's passphrase here "#,
+                "after logging in (it is also in wifi-hotspot.txt on the card's boot ",
+                "partition).</p>"
+            ));
+        }
+    }
+    b.push_str("</section>");
     b
 }
 
@@ -405,8 +448,8 @@ fn stick_problems(web: &Web) -> Vec<String> {
 pub async fn status(State(web): WebState, headers: HeaderMap) -> Response {
     let u = usage(&web).await;
     let status = api::status(&web.node);
-    let body = status_body(&web, &status, u, &stick_problems(&web));
     let s = session_of(&web, &headers);
+    let body = status_body(&web, &status, u, &stick_problems(&web), s.is_some());
     let frame = Frame {
         title: "Status",
         current: "/",

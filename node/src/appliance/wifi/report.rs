@@ -18,6 +18,10 @@ use crate::feed::json::{Object, Value};
 /// Where the Wi-Fi files are unless `SSB_NODE_WIFI_DIR` says otherwise.
 pub const DEFAULT_DIR: &str = "/run/ssb-node-wifi";
 
+/// Where the image writes the hotspot's name and generated passphrase for
+/// the keeper, unless `SSB_NODE_WIFI_NOTE` says otherwise.
+pub const DEFAULT_NOTE: &str = "/boot/firmware/wifi-hotspot.txt";
+
 /// The most bytes read of each file.
 pub const MAX_FILE: u64 = 8 * 1024;
 /// The most lines kept of the problems.
@@ -30,6 +34,19 @@ pub fn dir() -> PathBuf {
     std::env::var_os("SSB_NODE_WIFI_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR))
+}
+
+/// The hotspot note: `SSB_NODE_WIFI_NOTE`, else [`DEFAULT_NOTE`].
+pub fn note_path() -> PathBuf {
+    std::env::var_os("SSB_NODE_WIFI_NOTE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_NOTE))
+}
+
+/// The hotspot note's lines (name and passphrase), bounded; empty if there
+/// is none (the passphrase is the keeper's own, or the box runs no hotspot).
+pub fn read_note(path: &Path) -> Vec<String> {
+    lines(&read_bounded(path))
 }
 
 /// The lines of `state` and `problems` text, bounded, blank lines dropped.
