@@ -418,6 +418,20 @@ guest true || fail "SSH with the boot partition's authorized_keys does not work"
 plain "$console" | grep 'ssb-node-firstboot: identity' >/dev/null && fail "the first boot ran again"
 state=$(guest systemctl is-active ssb-node.service || true)
 [ "$state" = active ] || fail "ssb-node.service is '$state'"
+# The keeper's web page on port 80, and the box announced by mDNS.
+# (one argument: root's login shell, bash, runs it as it is)
+web=$(guest 'exec 3<>/dev/tcp/127.0.0.1/80 && printf "GET / HTTP/1.0\r\nHost: ssb-node.local\r\n\r\n" >&3 && head -n 1 <&3' || true)
+grep -q '^HTTP/1.1 200' <<<"$web" || fail "the web page on port 80 answers '$web'"
+say "boot 2: the web page answers on port 80: ${web%$'\r'}"
+mdns=""
+for _ in $(seq 1 30); do
+    mdns=$(guest journalctl -u avahi-daemon --no-pager -o cat 2>/dev/null || true)
+    grep -q 'Host name is ssb-node.local' <<<"$mdns" && grep -q 'successfully established' <<<"$mdns" && break
+    sleep 2
+done
+grep -q 'Host name is ssb-node.local' <<<"$mdns" || fail "avahi does not announce ssb-node.local: $mdns"
+grep -q 'successfully established' <<<"$mdns" || fail "avahi did not establish the web page's service: $mdns"
+say "boot 2: mDNS: $(grep -o 'Host name is ssb-node.local' <<<"$mdns" | head -n 1); $(grep -o 'Service "[^"]*" ([^)]*) successfully established' <<<"$mdns" | head -n 1)"
 again=$(guest runuser -u ssb-node -- ssb-node --data /var/lib/ssb-node whoami)
 [ "$again" = "$node_id" ] || fail "identity changed across the reboot: $node_id -> $again"
 say "boot 2: ssb-node.service active, identity kept ($again), status: $(guest systemctl show -p StatusText --value ssb-node.service)"
