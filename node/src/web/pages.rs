@@ -193,6 +193,15 @@ fn rows<'a>(o: &'a Object, k: &str) -> &'a [Value] {
     }
 }
 
+/// The rows of `behind`'s `list` (`peers` or `sticks`) by their `key` field.
+fn lag_rows<'a>(behind: &'a Object, list: &str, key: &str) -> HashMap<&'a str, &'a Object> {
+    rows(behind, list)
+        .iter()
+        .filter_map(Value::as_object)
+        .map(|r| (text(r, key), r))
+        .collect()
+}
+
 fn badge(state: &str) -> String {
     format!("<span class=\"badge {}\">{}</span>", esc(state), esc(state))
 }
@@ -252,11 +261,7 @@ pub fn status_body(
         esc(text(o, "id")),
     );
     let behind = o.get("behind").and_then(Value::as_object).unwrap_or(&empty);
-    let peer_lag: HashMap<&str, &Object> = rows(behind, "peers")
-        .iter()
-        .filter_map(Value::as_object)
-        .map(|r| (text(r, "key"), r))
-        .collect();
+    let peer_lag = lag_rows(behind, "peers", "key");
     // Peers.
     let _ = write!(
         b,
@@ -715,11 +720,7 @@ pub fn sticks_body(seen: &serde_json::Value, status: &Value) -> String {
     let empty = Object::new();
     let o = status.as_object().unwrap_or(&empty);
     let behind = o.get("behind").and_then(Value::as_object).unwrap_or(&empty);
-    let lag: HashMap<&str, &Object> = rows(behind, "sticks")
-        .iter()
-        .filter_map(Value::as_object)
-        .map(|r| (text(r, "id"), r))
-        .collect();
+    let lag = lag_rows(behind, "sticks", "id");
     let mut list: Vec<&serde_json::Value> = seen
         .as_array()
         .map(|a| a.iter().collect())
