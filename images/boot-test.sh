@@ -421,7 +421,7 @@ state=$(guest systemctl is-active ssb-node.service || true)
 # The keeper's web page on port 80, and the box announced by mDNS.
 # (one argument: root's login shell, bash, runs it as it is)
 web=$(guest 'exec 3<>/dev/tcp/127.0.0.1/80 && printf "GET / HTTP/1.0\r\nHost: ssb-node.local\r\n\r\n" >&3 && head -n 1 <&3' || true)
-grep -q '^HTTP/1.1 200' <<<"$web" || fail "the web page on port 80 answers '$web'"
+grep -qE '^HTTP/1\.[01] 200' <<<"$web" || fail "the web page on port 80 answers '$web'"
 say "boot 2: the web page answers on port 80: ${web%$'\r'}"
 mdns=""
 for _ in $(seq 1 30); do
