@@ -43,21 +43,11 @@ pub async fn run(replica: Arc<Replica>, status: NodeStatus) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blob_store::BlobStore;
-    use crate::feed::Keypair;
-    use crate::replica::Policy;
-    use crate::store::Store;
 
     #[tokio::test(start_paused = true)]
     async fn the_status_shows_a_full_disk_and_clears_by_the_recheck_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let replica = Replica::new(
-            Keypair::generate(),
-            Store::open(&dir.path().join("db")).unwrap(),
-            BlobStore::open(&dir.path().join("blobs")).unwrap(),
-            Policy::default(),
-        )
-        .unwrap();
+        let replica = crate::replica::temp_replica(dir.path());
         let status = NodeStatus::new();
         status.set_ready();
         replica.disk().set_reserve(Some(0));

@@ -222,10 +222,8 @@ mod tests {
 
     use super::super::Policy;
     use super::*;
-    use crate::blob_store::BlobStore;
     use crate::feed::json::Value;
     use crate::feed::{Keypair, Message};
-    use crate::store::Store;
 
     fn mention(id: &BlobId) -> Value {
         Value::parse(format!(r#"{{"type":"post","mentions":[{{"link":"{id}"}}]}}"#).as_bytes())
@@ -252,13 +250,7 @@ mod tests {
             hops: 0,
             ..Policy::default()
         };
-        let node = Replica::new(
-            Keypair::generate(),
-            Store::open(&dir.path().join("db")).unwrap(),
-            BlobStore::open(&dir.path().join("blobs")).unwrap(),
-            policy,
-        )
-        .unwrap();
+        let node = crate::replica::temp_replica_with(dir.path(), policy);
         let day = Duration::from_secs(86_400);
         // Protected: mentioned by our feed, by a `keep` feed, added by hand;
         // all old and large.
@@ -318,18 +310,15 @@ mod tests {
     async fn a_blob_mentioned_again_is_younger() {
         let dir = tempfile::tempdir().unwrap();
         let other = Keypair::generate();
-        let node = Replica::new(
-            Keypair::generate(),
-            Store::open(&dir.path().join("db")).unwrap(),
-            BlobStore::open(&dir.path().join("blobs")).unwrap(),
+        let node = crate::replica::temp_replica_with(
+            dir.path(),
             Policy {
                 blob_quota: Some(3_000),
                 replicate: vec![other.id()],
                 hops: 0,
                 ..Policy::default()
             },
-        )
-        .unwrap();
+        );
         let day = Duration::from_secs(86_400);
         let a = blob(&node, 1, 2_000, 10 * day);
         let b = blob(&node, 2, 2_000, 5 * day);

@@ -513,13 +513,19 @@ impl Replica {
 /// A replica in a fresh data dir under `dir`, for unit tests.
 #[cfg(test)]
 pub(crate) fn temp_replica(dir: &std::path::Path) -> Arc<Replica> {
+    temp_replica_with(dir, Policy::default())
+}
+
+/// A replica in a fresh data dir under `dir` keeping `policy`, for unit tests.
+#[cfg(test)]
+pub(crate) fn temp_replica_with(dir: &std::path::Path, policy: Policy) -> Arc<Replica> {
     let data = crate::data_dir::DataDir::new(dir);
     let (keys, _) = data.init(None).expect("init");
     Replica::new(
         keys,
         data.open_store().expect("store"),
         data.open_blobs().expect("blobs"),
-        Policy::default(),
+        policy,
     )
     .expect("replica")
 }

@@ -538,19 +538,14 @@ mod tests {
     #[tokio::test]
     async fn a_blob_announced_as_5_mib_that_streams_50_mib_is_cut_off_and_not_stored() {
         let dir = tempfile::tempdir().unwrap();
-        let data = crate::data_dir::DataDir::new(dir.path());
-        let (keys, _) = data.init(None).unwrap();
         // blob_max is above the 50 MiB: only the announced size bounds it.
-        let node = Replica::new(
-            keys,
-            data.open_store().unwrap(),
-            data.open_blobs().unwrap(),
+        let node = crate::replica::temp_replica_with(
+            dir.path(),
             crate::replica::Policy {
                 blob_max: 64 * 1024 * 1024,
                 ..crate::replica::Policy::default()
             },
-        )
-        .unwrap();
+        );
         // A real blob of 50 MiB: its bytes hash to the id asked for.
         let blob: Vec<u8> = (0..50 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
         let id = BlobId::of(&blob);
@@ -590,15 +585,7 @@ mod tests {
     #[tokio::test]
     async fn a_create_wants_answer_ends_with_its_session() {
         let dir = tempfile::tempdir().unwrap();
-        let data = crate::data_dir::DataDir::new(dir.path());
-        let (keys, _) = data.init(None).unwrap();
-        let node = Replica::new(
-            keys,
-            data.open_store().unwrap(),
-            data.open_blobs().unwrap(),
-            crate::replica::Policy::default(),
-        )
-        .unwrap();
+        let node = crate::replica::temp_replica(dir.path());
         let (ended, mut ended_rx) = tokio::sync::mpsc::unbounded_channel();
         let (a, b) = tokio::io::duplex(64 * 1024);
         let cfg = crate::muxrpc::SessionConfig::default;
