@@ -21,10 +21,8 @@ mod ssb_server;
 
 mod measure;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use measure::{env_or, mib};
@@ -142,39 +140,16 @@ fn nodes(dir: &Path, author: &str, n: u64) -> Run {
         report.trim()
     );
 
-    let mut run = Command::new(support::ssb_node())
-        .arg("--data")
-        .arg(&src)
-        .args(["run", "--listen", "127.0.0.1:0", "--no-discovery"])
-        .arg("--mount-root")
-        .arg(dir.join("sticks"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("src-node.log")).expect("log"))
-        .spawn()
-        .expect("start ssb-node run");
-    let stdout = run.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(30));
-    let Some(address) = line
-        .as_ref()
-        .ok()
-        .and_then(|l| l.strip_prefix("listening "))
-        .map(str::to_owned)
-    else {
-        let _ = run.kill();
-        let _ = run.wait();
-        panic!(
-            "ssb-node run printed {line:?}; log:\n{}",
-            std::fs::read_to_string(dir.join("src-node.log")).unwrap_or_default()
-        );
-    };
+    let (mut run, address) = measure::start_run(
+        Command::new(support::ssb_node())
+            .arg("--data")
+            .arg(&src)
+            .args(["run", "--listen", "127.0.0.1:0", "--no-discovery"])
+            .arg("--mount-root")
+            .arg(dir.join("sticks")),
+        &dir.join("src-node.log"),
+        Duration::from_secs(30),
+    );
 
     let fresh = dir.join("fresh-node");
     ssb_ok(&fresh, &["init"]);

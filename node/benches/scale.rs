@@ -36,10 +36,9 @@ mod ssb_server;
 mod measure;
 
 use std::collections::BinaryHeap;
-use std::io::{BufRead as _, BufReader, BufWriter, Write as _};
+use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use measure::{env_or, mib, signed};
@@ -244,42 +243,18 @@ fn child(role: &str, value: &str) -> Vec<String> {
 /// `ssb-node run` on `data`, listening on 127.0.0.1; its process and address.
 fn run_node(data: &Path, log: &Path) -> (Child, String, f64) {
     let start = Instant::now();
-    let mut run = Command::new(node_bin())
-        .arg("--data")
-        .arg(data)
-        .args(["run", "--listen", "127.0.0.1:0", "--no-discovery"])
-        .arg("--mount-root")
-        .arg(data.with_extension("sticks"))
-        .env("SSB_NODE_LOG", "ssb_node=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).expect("log"))
-        .spawn()
-        .expect("start ssb-node run");
-    let stdout = run.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(60));
-    let ready = start.elapsed().as_secs_f64();
-    let Some(address) = line
-        .as_ref()
-        .ok()
-        .and_then(|l| l.strip_prefix("listening "))
-        .map(str::to_owned)
-    else {
-        let _ = run.kill();
-        let _ = run.wait();
-        panic!(
-            "ssb-node run printed {line:?}; log:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-    };
-    (run, address, ready)
+    let (run, address) = measure::start_run(
+        Command::new(node_bin())
+            .arg("--data")
+            .arg(data)
+            .args(["run", "--listen", "127.0.0.1:0", "--no-discovery"])
+            .arg("--mount-root")
+            .arg(data.with_extension("sticks"))
+            .env("SSB_NODE_LOG", "ssb_node=debug"),
+        log,
+        Duration::from_secs(60),
+    );
+    (run, address, start.elapsed().as_secs_f64())
 }
 
 fn stop(mut run: Child) {
