@@ -407,13 +407,7 @@ impl EbtSession {
             if ours < seq || self.theirs.get(&feed).is_some_and(|t| *t > ours) {
                 continue;
             }
-            if let Some(Note::Have { seq: told, receive }) = self.told.get(&feed).copied() {
-                if told < ours {
-                    let note = Note::Have { seq: ours, receive };
-                    self.told.insert(feed, note);
-                    self.notes.push((feed, note));
-                }
-            }
+            self.tell_newer(feed, ours);
         }
         Ok(())
     }
@@ -523,10 +517,19 @@ impl EbtSession {
         if !self.declined.contains(&feed) {
             return;
         }
+        if self.theirs.get(&feed).is_some_and(|t| *t >= seq) {
+            return;
+        }
+        self.tell_newer(feed, seq);
+    }
+
+    /// Tells our note for `feed` again at `seq` if the note told on this link
+    /// says less: one note per feed per clock (a queued one is replaced).
+    fn tell_newer(&mut self, feed: FeedId, seq: u32) {
         let Some(Note::Have { seq: told, receive }) = self.told.get(&feed).copied() else {
             return;
         };
-        if told >= seq || self.theirs.get(&feed).is_some_and(|t| *t >= seq) {
+        if told >= seq {
             return;
         }
         let note = Note::Have { seq, receive };
