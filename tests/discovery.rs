@@ -610,16 +610,7 @@ fn start_ssb_lan(
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn node tests/js/lan.js");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std_mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = support::stdout_lines(&mut child);
     (Running(child), rx)
 }
 

@@ -11,10 +11,9 @@
 mod ssb_server;
 mod support;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -197,15 +196,7 @@ impl Running {
             .stderr(log)
             .spawn()
             .expect("start ssb-node run");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let line = rx.recv_timeout(SHORT);
+        let line = support::stdout_lines(&mut child).recv_timeout(SHORT);
         let key = node.id.trim_start_matches('@').trim_end_matches(".ed25519");
         match line {
             Ok(line)

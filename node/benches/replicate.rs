@@ -140,7 +140,7 @@ fn nodes(dir: &Path, author: &str, n: u64) -> Run {
         report.trim()
     );
 
-    let (mut run, address) = measure::start_run(
+    let (mut run, address) = support::running::start_run(
         Command::new(support::ssb_node())
             .arg("--data")
             .arg(&src)

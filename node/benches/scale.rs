@@ -243,7 +243,7 @@ fn child(role: &str, value: &str) -> Vec<String> {
 /// `ssb-node run` on `data`, listening on 127.0.0.1; its process and address.
 fn run_node(data: &Path, log: &Path) -> (Child, String, f64) {
     let start = Instant::now();
-    let (run, address) = measure::start_run(
+    let (run, address) = support::running::start_run(
         Command::new(node_bin())
             .arg("--data")
             .arg(data)

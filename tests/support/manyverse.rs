@@ -8,9 +8,9 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::fs;
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::process::{Child, ChildStdin, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -90,16 +90,7 @@ impl Manyverse {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start node tests/js/manyverse.js: {e}"));
         let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = crate::support::stdout_lines(&mut child);
         let mut m = Manyverse {
             child,
             stdin,

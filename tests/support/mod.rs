@@ -7,9 +7,10 @@
 pub mod running;
 
 use std::fs::{self, File};
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::{Child, Command, Output};
+use std::sync::{mpsc, OnceLock};
 
 /// Name of the file in `node_modules` that holds a copy of the lockfile it was installed from.
 const STAMP: &str = ".lock-stamp";
@@ -218,4 +219,20 @@ fn npm_ci(tests: &Path) {
             String::from_utf8_lossy(&out.stdout)
         );
     }
+}
+
+/// The lines `child` writes to its piped stdout, read on a thread of their
+/// own, so that a caller can wait for one with a deadline. The thread reads
+/// to the end even once the receiver is gone, so the child's later writes
+/// never fail on a closed pipe.
+pub fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    rx
 }

@@ -79,6 +79,33 @@ pub fn spawn_run(
     (child, addr)
 }
 
+/// Starts `cmd`, an `ssb-node … run` (stdin empty, stderr to `log`), and
+/// waits up to `wait` for its `listening ADDRESS` line: the process and the
+/// address. Panics with the log when the line does not come.
+pub fn start_run(cmd: &mut Command, log: &Path, wait: Duration) -> (Child, String) {
+    let mut run = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("log"))
+        .spawn()
+        .expect("start ssb-node run");
+    let line = super::stdout_lines(&mut run).recv_timeout(wait);
+    let Some(address) = line
+        .as_ref()
+        .ok()
+        .and_then(|l| l.strip_prefix("listening "))
+        .map(str::to_owned)
+    else {
+        let _ = run.kill();
+        let _ = run.wait();
+        panic!(
+            "ssb-node run printed {line:?}; log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    };
+    (run, address)
+}
+
 /// Sends SIGTERM to `child` (a clean stop, as systemd asks for one).
 pub fn sigterm(child: &Child) {
     let pid = child.id().to_string();

@@ -8,12 +8,10 @@
 
 pub mod signed;
 
-use std::io::{BufRead as _, BufReader, Read as _};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::io::Read as _;
+use std::process::{Command, Stdio};
 use std::str::FromStr;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// An environment variable parsed as `T`, or `default` when unset or unparsable.
 pub fn env_or<T: FromStr>(name: &str, default: T) -> T {
@@ -104,39 +102,4 @@ pub fn run(cmd: &mut Command) -> Measured {
         cpu_secs: tv(usage.ru_utime) + tv(usage.ru_stime),
         peak_rss: usage.ru_maxrss as u64 * 1024,
     }
-}
-
-/// Starts `cmd`, an `ssb-node … run` (stdin empty, stderr to `log`), and
-/// waits up to `wait` for its `listening ADDRESS` line: the process and the
-/// address. Panics with the log when the line does not come.
-pub fn start_run(cmd: &mut Command, log: &Path, wait: Duration) -> (Child, String) {
-    let mut run = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).expect("log"))
-        .spawn()
-        .expect("start ssb-node run");
-    let stdout = run.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
-    let line = rx.recv_timeout(wait);
-    let Some(address) = line
-        .as_ref()
-        .ok()
-        .and_then(|l| l.strip_prefix("listening "))
-        .map(str::to_owned)
-    else {
-        let _ = run.kill();
-        let _ = run.wait();
-        panic!(
-            "ssb-node run printed {line:?}; log:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-    };
-    (run, address)
 }
