@@ -412,8 +412,10 @@ impl EbtSession {
         Ok(())
     }
 
-    /// The feeds to stream now, each with the next sequence to send (not
-    /// blocked ones); each is taken once until it is marked again.
+    /// The feeds to stream now, each with the next sequence to send: those
+    /// we hold that sequence of (and do not block). Each is taken once until
+    /// it is marked again; one we hold nothing new of is marked again by its
+    /// next append, so it is not read from the store until then.
     pub fn take_streams(&mut self, local: &impl Local) -> Vec<(FeedId, u32)> {
         if self.error.is_some() {
             self.dirty.clear();
@@ -424,6 +426,8 @@ impl EbtSession {
             .into_iter()
             .filter(|f| !local.blocks(f))
             .filter_map(|f| self.sending.get(&f).map(|n| (f, *n)))
+            // A store error leaves the feed in: reading it reports the error.
+            .filter(|(f, next)| local.seq(f).map_or(true, |held| held >= *next))
             .collect()
     }
 
@@ -683,15 +687,8 @@ mod tests {
         assert_eq!(r, Received::Clock { ignored: 0 });
         // Nothing more to tell: both feeds were told in the opening.
         assert_eq!(s.take_notes(), None);
-        assert_eq!(
-            sorted(
-                s.take_streams(&ours)
-                    .into_iter()
-                    .map(|(f, n)| (f, have(n)))
-                    .collect()
-            ),
-            vec![(feed(1), have(6)), (feed(2), have(1))]
-        );
+        // The peer holds all we hold: nothing to stream.
+        assert_eq!(s.take_streams(&ours), vec![]);
         assert!(s.caught_up(&ours));
     }
 
@@ -701,7 +698,7 @@ mod tests {
         let (mut s, _) = opened(&ours);
         s.on_notes(&ours, vec![(feed(1), have(7))]).unwrap();
         // The peer wants what follows its 7: we have nothing of that.
-        assert_eq!(s.take_streams(&ours), vec![(feed(1), 8)]);
+        assert_eq!(s.take_streams(&ours), vec![]);
         assert!(!s.caught_up(&ours), "the peer has 4..7 for us");
         for _ in 4..=7 {
             assert_eq!(
@@ -736,6 +733,27 @@ mod tests {
         assert!(!s.caught_up(&ours));
         assert!(s.on_sent(feed(1), 5));
         assert!(s.caught_up(&ours));
+    }
+
+    #[test]
+    fn a_feed_with_nothing_new_for_the_peer_is_streamed_from_its_next_append() {
+        let mut ours = Ours::replicating(&[(1, 5), (2, 5)]);
+        let (mut s, _) = opened(&ours);
+        s.on_notes(&ours, vec![(feed(1), have(5)), (feed(2), have(3))])
+            .unwrap();
+        // Only feed 2 has something for the peer: feed 1 is not read.
+        assert_eq!(s.take_streams(&ours), vec![(feed(2), 4)]);
+        assert!(s.on_sent(feed(2), 5));
+        // Appends the session was not told of do not mark a feed.
+        ours.held.insert(feed(1), 6);
+        assert_eq!(s.take_streams(&ours), vec![]);
+        // Its next append does, from where the peer is.
+        s.on_append(&ours, feed(1), 6);
+        assert_eq!(s.take_streams(&ours), vec![(feed(1), 6)]);
+        // An append marks it; taken once we hold what it asks for.
+        s.on_append(&ours, feed(2), 6);
+        ours.held.insert(feed(2), 6);
+        assert_eq!(s.take_streams(&ours), vec![(feed(2), 6)]);
     }
 
     #[test]
@@ -783,7 +801,8 @@ mod tests {
         let (mut s, _) = opened(&ours);
         s.on_notes(&ours, vec![(feed(1), have(5)), (feed(9), have(0))])
             .unwrap();
-        assert_eq!(s.take_streams(&ours), vec![(feed(1), 6)]);
+        // Feed 9 is not taken though we hold what the peer asks for.
+        assert_eq!(s.take_streams(&ours), vec![]);
         // We hold 1..4 of it and the peer asked: still caught up, nothing owed.
         assert!(s.caught_up(&ours));
         // An append to it does not mark it either, nor tell a note.
@@ -1001,12 +1020,14 @@ mod tests {
 
     #[test]
     fn missed_appends_mark_every_stream_and_tell_skipped_feeds() {
-        let ours = Ours::replicating(&[(1, 5), (2, 3)]);
+        let mut ours = Ours::replicating(&[(1, 5), (2, 3)]);
         let stored = HashMap::from([(feed(1), 5)]);
         let mut s = EbtSession::new(t0());
         s.open(&ours, &ours.feeds(), &stored).unwrap();
         s.on_notes(&ours, vec![(feed(2), have(3))]).unwrap();
         s.take_streams(&ours);
+        // An append to feed 2 whose event was missed.
+        ours.held.insert(feed(2), 4);
         s.on_lagged(&ours, &ours.feeds()).unwrap();
         assert_eq!(s.take_notes(), Some(vec![(feed(1), have(5))]));
         assert_eq!(s.take_streams(&ours), vec![(feed(2), 4)]);
@@ -1042,7 +1063,7 @@ mod tests {
         s.receive(&ours, BodyType::Json, &clock(&[(2, have(6))]))
             .unwrap();
         // The peer wants what follows its 6: nothing of ours to send.
-        assert_eq!(s.take_streams(&ours), vec![(feed(2), 7)]);
+        assert_eq!(s.take_streams(&ours), vec![]);
         assert!(!s.caught_up(&ours), "the late note offers 3..6");
         // Its messages arrive and are stored in two batches.
         for _ in 3..=6 {
