@@ -57,6 +57,19 @@ pub fn verify_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
+/// Messages of one feed read by [`Replica::read_chunks`].
+#[derive(Debug)]
+pub struct FeedChunk {
+    /// The feed.
+    pub feed: FeedId,
+    /// The sequence the read started at.
+    pub first: u32,
+    /// Its messages from `first` on, in order (or why they could not be read).
+    pub msgs: Result<Vec<StoredMsg>, StoreError>,
+    /// Whether the read's bound cut it short: more may follow.
+    pub cut: bool,
+}
+
 /// A feed grew: its new latest sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -308,6 +321,42 @@ impl Replica {
         Ok(chunk)
     }
 
+    /// Stored messages of several feeds, [`READ_CHUNK`] in all at most,
+    /// read on one blocking thread: for each of `from` (a feed and its first
+    /// sequence), in order, its messages, and whether the bound cut it short.
+    /// It stops at the bound: the feeds after the last one given back are
+    /// not read. A feed whose read fails gives its error and the rest go on.
+    pub async fn read_chunks(
+        &self,
+        from: Vec<(FeedId, u32)>,
+    ) -> Result<Vec<FeedChunk>, ReplicaError> {
+        let store = self.store.clone();
+        let chunks = tokio::task::spawn_blocking(move || {
+            let mut left = READ_CHUNK;
+            let mut chunks = Vec::new();
+            for (feed, first) in from {
+                if left == 0 {
+                    break;
+                }
+                let msgs = store
+                    .feed(&feed, first)
+                    .take(left)
+                    .collect::<Result<Vec<_>, _>>();
+                let cut = msgs.as_ref().is_ok_and(|m| m.len() == left);
+                left -= msgs.as_ref().map_or(0, Vec::len);
+                chunks.push(FeedChunk {
+                    feed,
+                    first,
+                    msgs,
+                    cut,
+                });
+            }
+            chunks
+        })
+        .await?;
+        Ok(chunks)
+    }
+
     /// Verifies and stores messages from outside, then tells listeners,
     /// wants the blobs they mention, and updates the follow graph.
     pub async fn append(
@@ -528,4 +577,55 @@ pub(crate) fn temp_replica_with(dir: &std::path::Path, policy: Policy) -> Arc<Re
         policy,
     )
     .expect("replica")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::Keypair;
+
+    #[tokio::test]
+    async fn read_chunks_reads_feeds_in_order_up_to_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = temp_replica(dir.path());
+        let keys: Vec<Keypair> = (1..=3).map(|i| Keypair::from_seed(&[i; 32])).collect();
+        let sizes = [5, READ_CHUNK as u32 + 40, 7];
+        for (k, n) in keys.iter().zip(sizes) {
+            let report = node.append(crate::store::posts(k, n)).await.unwrap();
+            assert_eq!(report.added, n as usize);
+        }
+        let [a, b, c] = [0, 1, 2].map(|i| keys[i].id());
+        let seqs = |chunk: &FeedChunk| -> Vec<u32> {
+            let msgs = chunk.msgs.as_ref().unwrap();
+            msgs.iter()
+                .map(|m| m.message().unwrap().sequence())
+                .collect()
+        };
+        // Short feeds share a read; the bound cuts the feed it reaches and
+        // the feeds after it are not read.
+        let chunks = node
+            .read_chunks(vec![(a, 2), (c, 8), (b, 1), (c, 1)])
+            .await
+            .unwrap();
+        assert_eq!(chunks.len(), 3);
+        assert_eq!((chunks[0].feed, chunks[0].first), (a, 2));
+        assert_eq!(seqs(&chunks[0]), (2..=5).collect::<Vec<_>>());
+        assert!(!chunks[0].cut);
+        assert!(seqs(&chunks[1]).is_empty(), "nothing past feed c's head");
+        assert!(!chunks[1].cut);
+        assert_eq!(chunks[2].feed, b);
+        assert_eq!(
+            seqs(&chunks[2]),
+            (1..=READ_CHUNK as u32 - 4).collect::<Vec<_>>()
+        );
+        assert!(chunks[2].cut, "the bound of {READ_CHUNK} in all cut it");
+        // A feed alone: at most the bound.
+        let chunks = node.read_chunks(vec![(b, 1)]).await.unwrap();
+        assert_eq!(seqs(&chunks[0]).len(), READ_CHUNK);
+        assert!(chunks[0].cut);
+        let chunks = node.read_chunks(vec![(b, 257), (a, 1)]).await.unwrap();
+        assert_eq!(seqs(&chunks[0]), (257..=sizes[1]).collect::<Vec<_>>());
+        assert!(!chunks[0].cut);
+        assert_eq!(seqs(&chunks[1]), (1..=5).collect::<Vec<_>>());
+    }
 }

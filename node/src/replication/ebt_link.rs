@@ -17,6 +17,7 @@
 //! stranger's, never of a peer we replicate.
 
 use std::cell::OnceCell;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -28,7 +29,9 @@ use crate::muxrpc::{Body, CallError, Item, Sink, Stream};
 use crate::net::ebt::{clock_value, Note};
 use crate::net::ebt_session::{EbtSession, Local, Received, SessionError, SAVE_EVERY};
 use crate::replica::graph::ReplicateSet;
-use crate::replica::{verify_threads, DiskFull, Replica, ReplicaError, MESSAGE_ROOM, READ_CHUNK};
+use crate::replica::{
+    verify_threads, DiskFull, FeedChunk, Replica, ReplicaError, MESSAGE_ROOM, READ_CHUNK,
+};
 use crate::store::StoreError;
 
 /// Most messages stored per append. Batches are checked on all cores while
@@ -553,7 +556,9 @@ fn room_for(node: &Replica, set: &ReplicateSet, name: &[u8]) -> Result<bool, Sto
     }
 }
 
-/// Streams what the peer asked for, feed by feed, from the store.
+/// Streams what the peer asked for, feed by feed, from the store: the
+/// feeds' messages are read [`READ_CHUNK`] at a time, several short feeds
+/// in one read.
 async fn send_loop(ctx: Arc<LinkCtx>, sink: Sink, state: Arc<EbtState>, wake: Arc<Notify>) {
     let node = ctx.replica.clone();
     loop {
@@ -567,35 +572,54 @@ async fn send_loop(ctx: Arc<LinkCtx>, sink: Sink, state: Arc<EbtState>, wake: Ar
             }
             continue;
         }
-        for (feed, mut next) in work {
-            loop {
-                let chunk = node.read_chunk(feed, next).await;
-                let chunk = match chunk {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!("reading {feed} to send: {e}");
-                        break;
-                    }
-                };
-                if chunk.is_empty() {
+        // Each feed with the next sequence to read, in order.
+        let mut queue: VecDeque<(FeedId, u32)> = work.into();
+        while !queue.is_empty() {
+            let asked: Vec<(FeedId, u32)> = queue.iter().take(READ_CHUNK).copied().collect();
+            let chunks = match node.read_chunks(asked).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("reading feeds to send: {e}");
                     break;
                 }
-                let n = chunk.len();
-                let last_seq = next + n as u32 - 1;
-                for m in chunk {
+            };
+            // The feeds read leave the queue; one the bound cut short (the
+            // last read) goes on first.
+            queue.drain(..chunks.len());
+            let mut more = None;
+            for FeedChunk {
+                feed,
+                first,
+                msgs,
+                cut,
+            } in chunks
+            {
+                let msgs = match msgs {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!("reading {feed} to send: {e}");
+                        continue;
+                    }
+                };
+                if msgs.is_empty() {
+                    continue;
+                }
+                let n = msgs.len();
+                let last_seq = first + n as u32 - 1;
+                for m in msgs {
                     if sink.send(Body::json_text(m.json)).await.is_err() {
                         return;
                     }
                 }
                 LinkStats::add(&ctx.stats.msgs_out, n as u64);
-                next = last_seq + 1;
-                if !lock(&state).on_sent(feed, last_seq) {
-                    break;
-                }
+                let wanted = lock(&state).on_sent(feed, last_seq);
                 ctx.progress.touch();
-                if n < READ_CHUNK {
-                    break;
+                if cut && wanted {
+                    more = Some((feed, last_seq + 1));
                 }
+            }
+            if let Some(next) = more {
+                queue.push_front(next);
             }
         }
     }

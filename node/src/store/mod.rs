@@ -896,7 +896,7 @@ impl Store {
 
 /// Test messages: `n` chained posts `{"type":"post","n":i}` by `keys`.
 #[cfg(test)]
-fn posts(keys: &crate::feed::Keypair, n: u32) -> Vec<Message> {
+pub(crate) fn posts(keys: &crate::feed::Keypair, n: u32) -> Vec<Message> {
     let mut out: Vec<Message> = Vec::new();
     for i in 0..n {
         let content =
