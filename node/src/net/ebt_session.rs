@@ -412,7 +412,7 @@ impl EbtSession {
         Ok(())
     }
 
-    /// The feeds to stream now, each with the next sequence to send: those
+    /// The feeds ready to stream, each with the next sequence to send: those
     /// we hold that sequence of (and do not block). Each is taken once until
     /// it is marked again; one we hold nothing new of is marked again by its
     /// next append, so it is not read from the store until then.
